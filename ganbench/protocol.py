@@ -1,0 +1,353 @@
+"""Protocol and model specifications: TOML files -> frozen, fully explicit dataclasses -> content hash.
+
+A protocol (``protocols/<name>.toml``) fixes the data, the training budget, the seeds and the
+evaluation; a zoo card (``zoo/<model>.toml``) fixes a model's architecture, loss, optimisers and
+tricks. ``resolve`` turns both into a :class:`RunSpec` with every default written out. The
+protocol hash covers everything that changes a number (data, budget, evaluation, every model's
+hyper-parameters, the feature extractor's weight hash) but not the seed list: seeds are replicates
+of one experimental condition. Results are only compared between runs with the same hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ganbench.errors import GanbenchError
+
+# --------------------------------------------------------------------------- dataclasses
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: str
+    split: str = "train"
+    subset: int | None = None  # None = the whole split; else a seeded random subset of this size
+    subset_seed: int = 0
+    image_size: int = 28
+    channels: int = 1
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: int
+    batch_size: int = 128
+    drop_last: bool = True  # BatchNorm statistics of a tiny last batch are noise
+    check_every: int = 50  # steps between NaN/Inf checks and log lines
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    num_samples: int
+    reference_split: str = "test"
+    reference_seed: int = 0  # which reference images when num_samples < split size
+    metrics: tuple[str, ...] = ("fid",)
+    extractor: str = "inception-v3-compat"
+    extractor_weights_sha256: str | None = None  # filled in when the run starts
+    grid_size: int = 8
+    z_seed: int = 20240  # the fixed z of grids and evaluation samples, shared by every run
+    batch_size: int = 100
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    data: DataSpec
+    train: TrainSpec
+    eval: EvalSpec
+    models: tuple[str, ...]
+    seeds: tuple[int, ...]
+    version: int = 1
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    arch: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    name: str = "adam"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    generator: NetSpec
+    discriminator: NetSpec
+    loss: LossSpec
+    optim_g: OptimSpec
+    optim_d: OptimSpec
+    z_dim: int = 100
+    n_critic: int = 1
+    paper: str = ""
+    description: str = ""
+    results: dict[str, Any] = field(default_factory=dict)  # the model card's measured numbers
+
+
+# --------------------------------------------------------------------------- strict loading
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    """Validate ``value`` against a dataclass field type; return it converted (lists -> tuples)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, where)
+            except GanbenchError:
+                pass
+        raise GanbenchError(f"{where}: expected {_name(hint)}, got {value!r}")
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise GanbenchError(f"{where}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise GanbenchError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_check_type(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise GanbenchError(f"{where}: expected a table, got {value!r}")
+        return dict(value)
+    if dataclasses.is_dataclass(hint):
+        return from_mapping(hint, value, where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is Any:
+        return value
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise GanbenchError(f"{where}: expected {_name(hint)}, got {value!r}")
+    return value
+
+
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint).replace("typing.", ""))
+
+
+def from_mapping(cls: type, mapping: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a TOML table, rejecting unknown keys and wrong types."""
+    if not isinstance(mapping, dict):
+        raise GanbenchError(f"{where}: expected a table, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise GanbenchError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name in mapping:
+            kwargs[name] = _check_type(mapping[name], hints[name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise GanbenchError(f"{where}: missing required key {name!r} ({_name(hints[name])})")
+    return cls(**kwargs)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise GanbenchError(f"{path}: not valid TOML ({err})") from err
+
+
+# --------------------------------------------------------------------------- finding files
+
+
+def spec_dirs(kind: str) -> list[Path]:
+    """Folders searched for ``protocols`` or ``zoo`` files: ``GANBENCH_<KIND>_PATH``, then the shipped ones."""
+    assert kind in ("protocols", "zoo")
+    dirs = [Path(p) for p in os.environ.get(f"GANBENCH_{kind.upper()}_PATH", "").split(os.pathsep) if p]
+    shipped = resources.files("ganbench").joinpath(f"_{kind}")  # installed wheel: package data
+    if shipped.is_dir():
+        dirs.append(Path(str(shipped)))
+    repo = Path(__file__).resolve().parent.parent / kind  # source checkout / editable install
+    if repo.is_dir():
+        dirs.append(repo)
+    return dirs
+
+
+def available(kind: str) -> list[str]:
+    return sorted({p.stem for d in spec_dirs(kind) for p in d.glob("*.toml")})
+
+
+def find_spec_file(kind: str, name_or_path: str) -> Path:
+    if name_or_path.endswith(".toml") or os.sep in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise GanbenchError(f"{kind[:-1] if kind == 'protocols' else 'model'} file {path} does not exist")
+        return path
+    for d in spec_dirs(kind):
+        if (d / f"{name_or_path}.toml").is_file():
+            return d / f"{name_or_path}.toml"
+    what = "protocol" if kind == "protocols" else "model"
+    raise GanbenchError(f"Unknown {what} {name_or_path!r}. Available: {', '.join(available(kind)) or 'none'}")
+
+
+def load_protocol(name_or_path: str) -> Protocol:
+    path = find_spec_file("protocols", name_or_path)
+    raw = _read_toml(path)
+    raw.setdefault("name", path.stem)
+    proto = from_mapping(Protocol, raw, str(path))
+    _validate_protocol(proto, path)
+    return proto
+
+
+def load_model(name_or_path: str) -> ModelSpec:
+    path = find_spec_file("zoo", name_or_path)
+    raw = _read_toml(path)
+    raw.setdefault("name", path.stem)
+    spec = from_mapping(ModelSpec, raw, str(path))
+    _validate_model(spec, path)
+    return spec
+
+
+def _validate_protocol(p: Protocol, path: Path) -> None:
+    from ganbench.data import SPLIT_FILES, get_dataset
+
+    def need(ok: bool, key: str, expected: str) -> None:
+        if not ok:
+            raise GanbenchError(f"{path}: {key}: expected {expected}")
+
+    try:
+        get_dataset(p.data.dataset)
+    except GanbenchError as err:
+        raise GanbenchError(f"{path}: data.dataset: {err}") from err
+    need(p.data.split in SPLIT_FILES, "data.split", f"one of {list(SPLIT_FILES)}")
+    need(p.eval.reference_split in SPLIT_FILES, "eval.reference_split", f"one of {list(SPLIT_FILES)}")
+    need(p.data.subset is None or p.data.subset > 0, "data.subset", "a positive number of images")
+    need(p.train.epochs > 0, "train.epochs", "a positive integer")
+    need(p.train.batch_size > 0, "train.batch_size", "a positive integer")
+    need(p.eval.num_samples >= 2, "eval.num_samples", "at least 2 samples")
+    need(len(p.models) > 0, "models", "at least one zoo model name")
+    need(len(p.seeds) > 0, "seeds", "at least one seed")
+    need(len(set(p.seeds)) == len(p.seeds), "seeds", "distinct seeds")
+    from ganbench.metrics import METRICS
+
+    for m in p.eval.metrics:
+        need(m in METRICS, "eval.metrics", f"names from {sorted(METRICS)}, got {m!r}")
+    for m in p.models:
+        find_spec_file("zoo", m)
+
+
+def _validate_model(m: ModelSpec, path: Path) -> None:
+    from ganbench.losses import LOSSES
+    from ganbench.nets import NETS
+
+    for role, net in (("generator", m.generator), ("discriminator", m.discriminator)):
+        if net.arch not in NETS:
+            raise GanbenchError(f"{path}: {role}.arch: unknown architecture {net.arch!r}; available: {', '.join(sorted(NETS))}")
+    if m.loss.name not in LOSSES:
+        raise GanbenchError(f"{path}: loss.name: unknown loss {m.loss.name!r}; available: {', '.join(sorted(LOSSES))}")
+    for role, opt in (("optim_g", m.optim_g), ("optim_d", m.optim_d)):
+        if opt.name not in ("adam", "rmsprop"):
+            raise GanbenchError(f"{path}: {role}.name: expected 'adam' or 'rmsprop', got {opt.name!r}")
+        if not opt.lr > 0:
+            raise GanbenchError(f"{path}: {role}.lr: expected a positive learning rate, got {opt.lr}")
+    if m.n_critic < 1 or m.z_dim < 1:
+        raise GanbenchError(f"{path}: n_critic and z_dim must be positive integers")
+    # Options are checked by the plug-ins themselves (unknown keys are errors there too).
+    try:
+        NETS[m.generator.arch].resolve_options(m.generator.options)
+        NETS[m.discriminator.arch].resolve_options(m.discriminator.options)
+        LOSSES[m.loss.name].resolve_options(m.loss.options)
+    except GanbenchError as err:
+        raise GanbenchError(f"{path}: {err}") from err
+
+
+# --------------------------------------------------------------------------- resolution + hash
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines one training run, with every default filled in."""
+
+    protocol: Protocol
+    model: ModelSpec
+    seed: int
+    protocol_hash: str
+
+    def to_dict(self) -> dict:
+        return {"protocol": to_plain(self.protocol), "model": _model_for_hash(self.model),
+                "seed": self.seed, "protocol_hash": self.protocol_hash}
+
+
+def to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in sorted(obj.items())}
+    return obj
+
+
+def _model_for_hash(m: ModelSpec) -> dict:
+    """A model's explicit hyper-parameters: options with plug-in defaults filled in, card results left out."""
+    from ganbench.losses import LOSSES
+    from ganbench.nets import NETS
+
+    full = dataclasses.replace(
+        m,
+        generator=NetSpec(m.generator.arch, NETS[m.generator.arch].resolve_options(m.generator.options)),
+        discriminator=NetSpec(m.discriminator.arch, NETS[m.discriminator.arch].resolve_options(m.discriminator.options)),
+        loss=LossSpec(m.loss.name, LOSSES[m.loss.name].resolve_options(m.loss.options)),
+    )
+    plain = to_plain(full)
+    for key in ("results", "paper", "description"):
+        plain.pop(key)
+    return plain
+
+
+def content_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def protocol_hash(protocol: Protocol, models: dict[str, ModelSpec]) -> str:
+    plain = to_plain(protocol)
+    plain.pop("seeds")
+    plain.pop("description")
+    plain["models"] = {name: _model_for_hash(models[name]) for name in protocol.models}
+    return content_hash(plain)
+
+
+def resolve(protocol: Protocol, extractor_weights_sha256: str | None,
+            models: list[str] | None = None, seeds: list[int] | None = None) -> list[RunSpec]:
+    """Expand a protocol into one RunSpec per (model, seed), optionally restricted by ``models``/``seeds``."""
+    protocol = dataclasses.replace(
+        protocol, eval=dataclasses.replace(protocol.eval, extractor_weights_sha256=extractor_weights_sha256))
+    for m in models or []:
+        if m not in protocol.models:
+            raise GanbenchError(f"model {m!r} is not part of protocol {protocol.name!r}; its models: {', '.join(protocol.models)}")
+    specs = {name: load_model(name) for name in protocol.models}
+    phash = protocol_hash(protocol, specs)
+    chosen_seeds = tuple(seeds) if seeds else protocol.seeds
+    return [RunSpec(protocol=protocol, model=specs[m], seed=s, protocol_hash=phash)
+            for m in (models or protocol.models) for s in chosen_seeds]

@@ -1,0 +1,159 @@
+"""``ganbench run``: a protocol end to end — data, training, evaluation, tracking — one run per (model, seed).
+
+Each run gets a folder under ``<ganbench home>/runs/<protocol>/<hash[:12]>/<model>/seed<k>`` (checkpoints,
+grids, records) and an MLflow run in the experiment ``ganbench/<protocol>``. A run that diverges or
+fails keeps every artifact written so far and is tagged with its status.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ganbench.assets import atomic_torch_save, ganbench_home
+from ganbench.data import ImageSet, load_split
+from ganbench.errors import GanbenchError
+from ganbench.protocol import Protocol, RunSpec, load_protocol, resolve
+from ganbench import track
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    model: str
+    seed: int
+    status: str
+    run_id: str
+    run_dir: Path
+    metrics: dict[str, float]
+    message: str = ""
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GanbenchError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise GanbenchError(f"--device {device!r}: {err}; use auto, cpu or cuda[:N]") from err
+
+
+def training_images(protocol: Protocol, data_root=None) -> ImageSet:
+    d = protocol.data
+    full = load_split(d.dataset, d.split, data_root)
+    if d.subset is None:
+        return full
+    if d.subset > len(full.images):
+        raise GanbenchError(f"protocol {protocol.name!r}: data.subset = {d.subset} but {d.dataset}/{d.split} has {len(full.images)} images")
+    idx = torch.randperm(len(full.images), generator=torch.Generator().manual_seed(d.subset_seed))[: d.subset]
+    return ImageSet(full.images[idx], full.labels[idx], full.num_classes)
+
+
+def run_dir_for(spec: RunSpec) -> Path:
+    return ganbench_home() / "runs" / spec.protocol.name / spec.protocol_hash[:12] / spec.model.name / f"seed{spec.seed}"
+
+
+def versions() -> dict[str, str]:
+    import mlflow
+    import torch_fidelity
+
+    from ganbench import __version__
+
+    return {"ganbench": __version__, "torch": torch.__version__, "torch_fidelity": torch_fidelity.__version__,
+            "mlflow": mlflow.__version__, "python": platform.python_version()}
+
+
+def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int] | None = None,
+                 device: str = "auto", resume: bool = False, tracking_uri: str | None = None,
+                 data_root=None, progress: bool = True) -> list[RunOutcome]:
+    """Train and evaluate every (model, seed) of a protocol; returns one outcome per run."""
+    from ganbench.metrics.extractors import inception_weights
+
+    proto = load_protocol(protocol)
+    dev = resolve_device(device)
+    weights = inception_weights()
+    specs = resolve(proto, weights.features_sha256, models, seeds)
+    data = training_images(proto, data_root)
+    tracker = track.Tracker(tracking_uri)
+    outcomes = []
+    for spec in specs:
+        outcomes.append(run_one(spec, data, dev, tracker, resume, data_root, progress))
+    return outcomes
+
+
+def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
+            data_root=None, progress: bool = True) -> RunOutcome:
+    from ganbench.metrics import evaluate
+    from ganbench.plots import loss_plot, save_grid
+    from ganbench.train import fixed_z, generate, train
+
+    run_dir = run_dir_for(spec)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    id_file = run_dir / "mlflow_run_id"
+    ev = spec.protocol.eval
+    if resume and id_file.is_file():
+        run_id = id_file.read_text().strip()
+        tracker.reopen(run_id)
+    else:
+        tags = {track.TAG_PROTOCOL: spec.protocol.name, track.TAG_PROTOCOL_HASH: spec.protocol_hash,
+                track.TAG_MODEL: spec.model.name, track.TAG_SEED: str(spec.seed)}
+        params = {**spec.to_dict(), "versions": versions(), "device": str(device),
+                  "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"}
+        run_id = tracker.start(f"ganbench/{spec.protocol.name}", f"{spec.model.name}-seed{spec.seed}", params, tags)
+        id_file.write_text(run_id)
+    grid_z = fixed_z(ev.grid_size ** 2, spec.model.z_dim, ev.z_seed)
+
+    def on_epoch(epoch: int, G, summary: dict) -> None:
+        grid = save_grid(generate(G, grid_z), run_dir / "grids" / f"epoch_{epoch:03d}.png", nrow=ev.grid_size)
+        tracker.log_artifact(run_id, grid, "grids")
+        tracker.log_metrics(run_id, {k: v for k, v in summary.items() if k != "epoch"}, step=epoch)
+
+    status, message, metrics = "failed", "", {}
+    try:
+        result = train(spec, data.images, run_dir, device, resume=resume, on_epoch=on_epoch, progress=progress)
+        status, message = result.status, result.message
+        if len(result.records):
+            loss_plot(result.records, run_dir / "loss_curves.png", f"{spec.model.name} seed {spec.seed} on {spec.protocol.name}")
+            tracker.log_artifact(run_id, run_dir / "loss_curves.png")
+            tracker.log_artifact(run_id, run_dir / "records.parquet")
+            last_epoch = result.records[result.records["epoch"] == result.records["epoch"].max()]
+            metrics.update(final_d_loss=float(last_epoch["d_loss"].mean()), final_g_loss=float(last_epoch["g_loss"].mean()),
+                           last_step_d_loss=float(result.records["d_loss"].iloc[-1]),
+                           last_step_g_loss=float(result.records["g_loss"].iloc[-1]))
+        metrics.update(wall_time_s=result.wall_time_s, images_seen=result.images_seen, epochs_done=result.epochs_done)
+        if result.first_bad_step is not None:
+            tracker.set_tags(run_id, {"ganbench.first_bad_step": str(result.first_bad_step)})
+        if status == "finished":
+            final = run_dir / "final.pt"
+            atomic_torch_save({"G": result.G.state_dict(), "D": result.D.state_dict()}, final)
+            tracker.log_artifact(run_id, final, "checkpoints")
+            t0 = time.perf_counter()
+            samples = generate(result.G, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed))
+            for r in evaluate(samples, spec.protocol, device, data_root).values():
+                metrics[r.name] = r.value
+                tracker.set_tags(run_id, {f"ganbench.metric.{r.name}": f"extractor={r.extractor} weights={r.weights_sha256[:16]} "
+                                          f"n={r.num_samples} reference={r.reference} higher_is_better={r.higher_is_better}"})
+            metrics["eval_time_s"] = time.perf_counter() - t0
+        elif (run_dir / "checkpoints" / "last.pt").is_file():
+            tracker.log_artifact(run_id, run_dir / "checkpoints" / "last.pt", "checkpoints")
+        tracker.log_metrics(run_id, metrics)
+    except KeyboardInterrupt:
+        tracker.end(run_id, "stopped", "interrupted; resume with --resume")
+        raise
+    except Exception as err:
+        message = f"{type(err).__name__}: {err}"
+        tracker.log_metrics(run_id, metrics) if metrics else None
+        tracker.end(run_id, "failed", message + "\n" + traceback.format_exc())
+        if isinstance(err, GanbenchError):
+            raise
+        print(traceback.format_exc(), file=sys.stderr)
+        return RunOutcome(spec.model.name, spec.seed, "failed", run_id, run_dir, metrics, message)
+    tracker.end(run_id, status, message)
+    return RunOutcome(spec.model.name, spec.seed, status, run_id, run_dir, metrics, message)

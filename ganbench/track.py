@@ -1,0 +1,110 @@
+"""The one adapter to MLflow: MLflow is imported here only, and this module alone knows tag names.
+
+The embedded default is a SQLite store under the ganbench home with artifacts beside it;
+``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` point to a tracking server instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ganbench.assets import ganbench_home
+
+TAG_STATUS = "ganbench.status"  # finished | diverged | failed | running
+TAG_PROTOCOL = "ganbench.protocol"
+TAG_PROTOCOL_HASH = "ganbench.protocol_hash"
+TAG_MODEL = "ganbench.model"
+TAG_SEED = "ganbench.seed"
+TAG_MESSAGE = "ganbench.message"
+MLFLOW_STATUS = {"finished": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "stopped": "KILLED"}
+
+
+def tracking_uri(explicit: str | None = None) -> str:
+    if explicit:
+        return explicit
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{ganbench_home() / 'mlflow.db'}"
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = str(v)
+    return out
+
+
+class Tracker:
+    def __init__(self, uri: str | None = None):
+        import logging
+
+        from mlflow.tracking import MlflowClient
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        self.uri = tracking_uri(uri)
+        self.client = MlflowClient(tracking_uri=self.uri)
+
+    def experiment_id(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = None
+        if self.uri.startswith("sqlite:") or self.uri.startswith("file:"):
+            location = (ganbench_home() / "mlartifacts" / name.replace("/", "_")).as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def start(self, experiment: str, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
+        run = self.client.create_run(self.experiment_id(experiment), run_name=run_name,
+                                     tags={**tags, TAG_STATUS: "running"})
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def reopen(self, run_id: str) -> None:
+        self.client.update_run(run_id, status="RUNNING")
+        self.client.set_tag(run_id, TAG_STATUS, "running")
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v[:6000]) for k, v in flatten(params).items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i:i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+        self.client.log_batch(run_id, metrics=items)
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(run_id, k, v)
+
+    def end(self, run_id: str, status: str, message: str = "") -> None:
+        self.set_tags(run_id, {TAG_STATUS: status, **({TAG_MESSAGE: message[:5000]} if message else {})})
+        self.client.set_terminated(run_id, MLFLOW_STATUS[status])
+
+    def get(self, run_id: str):
+        return self.client.get_run(run_id)
+
+    def artifacts(self, run_id: str, path: str | None = None) -> list[str]:
+        out = []
+        for f in self.client.list_artifacts(run_id, path):
+            out.extend(self.artifacts(run_id, f.path) if f.is_dir else [f.path])
+        return out
+
+    def download(self, run_id: str, path: str, dest: Path) -> Path:
+        return Path(self.client.download_artifacts(run_id, path, str(dest)))
