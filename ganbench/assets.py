@@ -30,8 +30,14 @@ def ganbench_home() -> Path:
     return path
 
 
+def cache_root() -> Path:
+    """Datasets, weights and reference statistics (``GANBENCH_CACHE``, default ``<home>/cache``)."""
+    env = os.environ.get("GANBENCH_CACHE")
+    return Path(env).expanduser() if env else ganbench_home() / "cache"
+
+
 def cache_dir(*parts: str) -> Path:
-    path = ganbench_home().joinpath("cache", *parts)
+    path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

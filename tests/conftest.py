@@ -1,0 +1,59 @@
+"""Shared fixtures. Tests write runs and MLflow stores into a temporary ganbench home, but share the
+real cache (datasets, Inception weights, reference statistics) that `ganbench data fetch` filled."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ganbench.assets import cache_root
+
+
+@pytest.fixture(autouse=True)
+def ganbench_home(tmp_path, monkeypatch) -> Path:
+    cache = cache_root()  # resolved before GANBENCH_HOME moves
+    home = tmp_path / "ganbench-home"
+    monkeypatch.setenv("GANBENCH_HOME", str(home))
+    monkeypatch.setenv("GANBENCH_CACHE", str(cache))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return home
+
+
+TINY_PROTOCOL = """
+description = "tiny test protocol"
+models = {models}
+seeds = [0]
+
+[data]
+dataset = "fashion-mnist"
+split = "train"
+subset = {subset}
+image_size = 28
+channels = 1
+
+[train]
+epochs = {epochs}
+batch_size = 32
+check_every = 4
+
+[eval]
+num_samples = {num_samples}
+metrics = ["fid"]
+grid_size = 4
+batch_size = 50
+"""
+
+
+@pytest.fixture
+def tiny_protocol(tmp_path):
+    """Write a tiny protocol file; returns a function (models, epochs, subset, num_samples) -> path."""
+
+    def make(models=("dcgan",), epochs=1, subset=128, num_samples=20, name="tiny") -> str:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(TINY_PROTOCOL.format(models=list(models).__repr__().replace("'", '"'), epochs=epochs,
+                                             subset=subset, num_samples=num_samples))
+        return str(path)
+
+    return make

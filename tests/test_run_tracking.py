@@ -1,0 +1,62 @@
+"""A protocol end to end into a real MLflow SQLite store (no mocks), and what a failed run keeps."""
+
+import dataclasses
+import math
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ganbench.run import run_protocol
+from ganbench.track import TAG_PROTOCOL_HASH, TAG_STATUS, tracking_uri
+
+
+def test_run_logs_params_metrics_artifacts_and_tags(tiny_protocol, ganbench_home):
+    path = tiny_protocol(models=["dcgan"], epochs=2, subset=128, num_samples=20)
+    (out,) = run_protocol(path, progress=False)
+    assert out.status == "finished"
+    assert tracking_uri() == f"sqlite:///{ganbench_home / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri())
+    run = client.get_run(out.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags[TAG_STATUS] == "finished"
+    assert len(run.data.tags[TAG_PROTOCOL_HASH]) == 64
+    params = run.data.params
+    assert params["model.name"] == "dcgan" and params["seed"] == "0" and params["protocol.train.epochs"] == "2"
+    assert params["model.optim_g.lr"] == "0.0002" and params["device"] == "cpu" and "versions.torch" in params
+    assert len(params["protocol.eval.extractor_weights_sha256"]) == 64
+    m = run.data.metrics
+    assert math.isfinite(m["fid20_test"]) and m["fid20_test"] > 0
+    assert math.isfinite(m["final_d_loss"]) and math.isfinite(m["final_g_loss"]) and m["wall_time_s"] > 0
+    history = client.get_metric_history(out.run_id, "d_loss")
+    assert sorted(h.step for h in history) == [1, 2]
+    arts = {f.path for f in client.list_artifacts(out.run_id)}
+    assert {"grids", "checkpoints", "loss_curves.png", "records.parquet"} <= arts
+    assert {f.path for f in client.list_artifacts(out.run_id, "grids")} == {"grids/epoch_001.png", "grids/epoch_002.png"}
+    assert [f.path for f in client.list_artifacts(out.run_id, "checkpoints")] == ["checkpoints/final.pt"]
+    assert (out.run_dir / "checkpoints" / "last.pt").is_file()
+
+
+def test_failed_run_is_tagged_and_keeps_artifacts(tiny_protocol, monkeypatch):
+    import ganbench.metrics.api as api
+
+    def broken_evaluate(*args, **kwargs):
+        raise RuntimeError("feature extractor crashed")
+
+    monkeypatch.setattr(api.EvalContext, "features", lambda self: broken_evaluate())
+    (out,) = run_protocol(tiny_protocol(), progress=False)
+    assert out.status == "failed" and "feature extractor crashed" in out.message
+    client = MlflowClient(tracking_uri())
+    run = client.get_run(out.run_id)
+    assert run.info.status == "FAILED" and run.data.tags[TAG_STATUS] == "failed"
+    arts = {f.path for f in client.list_artifacts(out.run_id)}
+    assert {"grids", "checkpoints", "loss_curves.png", "records.parquet"} <= arts
+
+
+def test_resume_continues_the_same_mlflow_run(tiny_protocol, tmp_path):
+    one = tiny_protocol(epochs=1, name="one")
+    (first,) = run_protocol(one, progress=False)
+    two = tmp_path / "one.toml"  # the same protocol file with a larger budget: a new hash, a new run
+    two.write_text(two.read_text().replace("epochs = 1", "epochs = 2"))
+    (second,) = run_protocol(str(two), progress=False)
+    assert second.run_id != first.run_id
+    (again,) = run_protocol(str(two), resume=True, progress=False)
+    assert again.run_id == second.run_id and again.status == "finished"

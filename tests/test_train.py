@@ -1,0 +1,133 @@
+"""The trainer: a step per loss, determinism, resume == uninterrupted, divergence handling."""
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+
+from ganbench.losses import LOSSES, BCELoss, BCEOptions
+from ganbench.protocol import load_protocol, resolve
+from ganbench.registry import Plugin
+from ganbench.run import training_images
+from ganbench.train import build_models, checkpoint_path, fixed_z, generate, to_model_range, to_uint8, train
+
+W = "0" * 64
+
+
+def spec_for(tiny_protocol, model="dcgan", epochs=1, subset=128, seed=0):
+    proto = load_protocol(tiny_protocol(models=[model], epochs=epochs, subset=subset))
+    return resolve(proto, W, seeds=[seed])[0], training_images(proto).images
+
+
+@pytest.mark.parametrize("model", ["dcgan", "wgan-gp"])
+def test_one_epoch_per_loss_updates_both_nets(tmp_path, tiny_protocol, model):
+    spec, images = spec_for(tiny_protocol, model, subset=320)
+    G0, D0 = build_models(spec, torch.device("cpu"), torch.Generator().manual_seed(spec.seed))
+    res = train(spec, images, tmp_path, progress=False)
+    assert res.status == "finished" and res.epochs_done == 1
+    n_critic = spec.model.n_critic
+    assert res.steps == (320 // 32) // n_critic and res.images_seen == res.steps * 32 * n_critic
+    rec = res.records
+    assert list(rec["step"]) == list(range(1, res.steps + 1))
+    for col in ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm"):
+        assert rec[col].notna().all() and (rec[col].abs() < 1e4).all(), col
+    assert (rec["d_grad_norm"] > 0).all() and (rec["g_grad_norm"] > 0).all()
+    if model == "wgan-gp":
+        assert (rec["gp"] >= 0).all() and "critic_gap" in rec
+    else:
+        assert rec["d_real"].between(0, 1).all() and rec["d_acc_real"].between(0, 1).all()
+    for before, after in ((G0, res.G), (D0, res.D)):
+        assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+
+
+def test_bce_label_smoothing_changes_the_d_target():
+    gen = torch.Generator().manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Flatten(0))
+    real, fake = torch.randn(8, 4, generator=gen), torch.randn(8, 4, generator=gen)
+    plain, _ = BCELoss(BCEOptions(real_label=1.0)).d_loss(net, real, fake, gen)
+    smooth, _ = BCELoss(BCEOptions(real_label=0.9)).d_loss(net, real, fake, gen)
+    out = net(real)
+    expected_delta = torch.nn.functional.binary_cross_entropy_with_logits(out, torch.full_like(out, 0.9)) - \
+        torch.nn.functional.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+    assert torch.allclose(smooth - plain, expected_delta)
+
+
+def test_same_seed_same_losses_other_seed_differs(tmp_path, tiny_protocol):
+    spec, images = spec_for(tiny_protocol)
+    a = train(spec, images, tmp_path / "a", progress=False).records
+    b = train(spec, images, tmp_path / "b", progress=False).records
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    other, _ = spec_for(tiny_protocol, seed=1)
+    c = train(other, images, tmp_path / "c", progress=False).records
+    assert not a["d_loss"].equals(c["d_loss"])
+
+
+@pytest.mark.parametrize("model", ["dcgan", "wgan-gp"])
+def test_resume_after_epoch_1_equals_uninterrupted_2_epochs(tmp_path, tiny_protocol, model):
+    spec2, images = spec_for(tiny_protocol, model, epochs=2, subset=320)
+    full = train(spec2, images, tmp_path / "full", progress=False)
+    # The same run killed after its first epoch: epoch 1 under a 1-epoch budget writes the same checkpoint.
+    spec1 = dataclasses.replace(spec2, protocol=dataclasses.replace(spec2.protocol, train=dataclasses.replace(spec2.protocol.train, epochs=1)))
+    part_dir = tmp_path / "part"
+    train(spec1, images, part_dir, progress=False)
+    assert checkpoint_path(part_dir).is_file()
+    resumed = train(spec2, images, part_dir, resume=True, progress=False)
+    assert resumed.epochs_done == 2 and resumed.steps == full.steps
+    for a, b in ((full.G, resumed.G), (full.D, resumed.D)):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), name
+    pd.testing.assert_frame_equal(full.records, resumed.records, check_exact=True)
+
+
+def test_resume_refuses_another_runs_checkpoint(tmp_path, tiny_protocol):
+    spec, images = spec_for(tiny_protocol)
+    train(spec, images, tmp_path, progress=False)
+    other, _ = spec_for(tiny_protocol, seed=3)
+    from ganbench.errors import GanbenchError
+
+    with pytest.raises(GanbenchError, match="belongs to another run"):
+        train(other, images, tmp_path, resume=True, progress=False)
+
+
+class NanAfter(BCELoss):
+    """A loss that returns NaN from its 6th D evaluation on: an induced divergence."""
+
+    calls = 0
+
+    def d_loss(self, D, real, fake, gen):
+        loss, stats = super().d_loss(D, real, fake, gen)
+        NanAfter.calls += 1
+        return (loss * float("nan") if NanAfter.calls > 5 else loss), stats
+
+
+@pytest.fixture
+def nan_loss():
+    NanAfter.calls = 0
+    LOSSES.register("nan-after-5", Plugin("nan-after-5", BCEOptions, NanAfter))
+    yield "nan-after-5"
+    del LOSSES["nan-after-5"]
+
+
+def test_nan_loss_stops_the_run_as_diverged_and_keeps_artifacts(tmp_path, tiny_protocol, nan_loss):
+    spec, images = spec_for(tiny_protocol, epochs=3)  # 4 steps per epoch, NaN from step 6 (epoch 2)
+    model = dataclasses.replace(spec.model, loss=dataclasses.replace(spec.model.loss, name=nan_loss, options={}))
+    spec = dataclasses.replace(spec, model=model)
+    res = train(spec, images, tmp_path, progress=False)
+    assert res.status == "diverged" and res.first_bad_step == 6 and res.epochs_done == 1
+    ck = torch.load(checkpoint_path(tmp_path), weights_only=True)
+    assert ck["epoch"] == 1 and all(torch.isfinite(v).all() for v in ck["G"].values() if v.is_floating_point())
+    rec = pd.read_parquet(tmp_path / "records.parquet")
+    assert rec["d_loss"].iloc[:5].notna().all() and rec["d_loss"].iloc[5:].isna().all()
+
+
+def test_pixel_conversions_roundtrip_and_eval_mode_generation(tiny_protocol):
+    x = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    assert torch.equal(to_uint8(to_model_range(x)), x)
+    spec, _ = spec_for(tiny_protocol)
+    G, _ = build_models(spec, torch.device("cpu"), torch.Generator().manual_seed(0))
+    z = fixed_z(10, spec.model.z_dim, 1)
+    a, b = generate(G, z, batch_size=3), generate(G, z, batch_size=10)
+    assert a.dtype == torch.uint8 and a.shape == (10, 1, 28, 28)
+    assert torch.equal(a, b)  # eval mode: a sample does not depend on its batch
+    assert G.training
