@@ -1,0 +1,209 @@
+"""Memorisation: does the generator copy its training images?
+
+- ``nearest_l1``: for each query image the exact nearest training image by L1 pixel distance,
+  reported as the mean absolute difference on [-1, 1] pixels (the course's memorisation check).
+  Exact and fast: L1 of 2x2 block sums is a lower bound of the pixel L1 (triangle inequality), a
+  quarter of the work, and a tight one; after an exact L1 to each query's 32 best candidates by
+  that bound, only training images whose bound is below the best exact distance so far can win,
+  and those few are checked exactly. Pixel sums are integers < 2^24, so float32 arithmetic is exact.
+- The report puts the generated samples' NN distances beside those of held-out test images (what
+  a model that does not copy looks like); a "suspected copy" is a sample closer to the training
+  set than the 1st percentile of test-to-train distances.
+- ``ct_statistic``: the three-sample data-copying test C_T of Meehan, Chaudhuri & Dasgupta 2020
+  (AISTATS), sec. 3: the training set is partitioned into k-means cells; in each cell a
+  Mann-Whitney U test compares generated-to-train with test-to-train NN distances; C_T is the
+  test-mass-weighted mean of the cells' z-scores. C_T << 0: data copying; C_T >> 0: underfitting.
+- ``planted_sensitivity``: plants known shares of training images among the generated samples
+  and reports which share each statistic detects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Detection thresholds (one table). Sources: the copy threshold is the 1st percentile of the
+# test-to-train distances by definition, so a non-copying model has ~1% suspected copies; a share
+# is "detected" when a one-sided binomial test against that 1% rejects at p < 0.01. C_T: Meehan
+# et al. read |C_T| beyond ~2-3 (a z-score) as significant; we flag copying below -3.
+THRESHOLDS = {
+    "copy_percentile": 1.0,  # percentile of test-to-train NN distances below which a sample is a suspected copy
+    "copies_p_value": 0.01,  # binomial test level for "more suspected copies than a non-copying model"
+    "ct_copying_z": -3.0,  # C_T below this: data copying detected
+    "ct_min_cell_count": 20,  # cells with fewer generated or test samples are skipped (Meehan et al. use tau-thresholds)
+}
+
+PIXEL_SCALE = 2.0 / 255.0  # uint8 step -> [-1, 1] step
+
+
+def _block_sums(x: torch.Tensor) -> torch.Tensor:
+    x = x.float()
+    if x.shape[-1] % 2 or x.shape[-2] % 2:
+        x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
+    return F.avg_pool2d(x, 2, divisor_override=1).flatten(1)
+
+
+def nearest_l1(queries: torch.Tensor, train: torch.Tensor, chunk: int = 256, k: int = 32,
+               device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact nearest training image by L1 for uint8 N x C x H x W queries.
+
+    Returns (distance, index): distance is the mean absolute pixel difference on the [-1, 1] scale;
+    ties go to the lowest training index (as ``torch.cdist(...).min(1)``).
+    """
+    assert queries.dtype == torch.uint8 and train.dtype == torch.uint8 and queries.shape[1:] == train.shape[1:]
+    device = torch.device(device) if device else train.device
+    t_flat = train.to(device).flatten(1).float()
+    t_blocks = _block_sums(train.to(device))
+    m, dims = t_flat.shape
+    k = min(k, m)
+    dists, idxs = [], []
+    for start in range(0, len(queries), chunk):
+        q = queries[start:start + chunk].to(device)
+        q_flat, n = q.flatten(1).float(), len(q)
+        bound = torch.cdist(_block_sums(q), t_blocks, p=1)  # n x m lower bounds
+        top = bound.topk(k, dim=1, largest=False).indices
+        exact_top = (q_flat[:, None, :] - t_flat[top]).abs().sum(-1)
+        best = exact_top.min(1).values
+        qi, ti = (bound <= best[:, None]).nonzero(as_tuple=True)  # the only images that can be at least as close
+        d = torch.empty(len(qi), device=device)
+        for s in range(0, len(qi), 8192):
+            d[s:s + 8192] = (q_flat[qi[s:s + 8192]] - t_flat[ti[s:s + 8192]]).abs().sum(1)
+        dmin = torch.full((n,), float("inf"), device=device).scatter_reduce(0, qi, d, "amin")
+        winner = torch.where(d == dmin[qi], ti, torch.full_like(ti, m))
+        imin = torch.full((n,), m, dtype=torch.long, device=device).scatter_reduce(0, qi, winner, "amin")
+        dists.append(dmin.cpu() / dims * PIXEL_SCALE)
+        idxs.append(imin.cpu())
+    return torch.cat(dists), torch.cat(idxs)
+
+
+def nearest_l1_cdist(queries: torch.Tensor, train: torch.Tensor, chunk: int = 256,
+                     device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The plain chunked ``torch.cdist(p=1)`` route (the reference and the benchmark baseline)."""
+    device = torch.device(device) if device else train.device
+    t_flat = train.to(device).flatten(1).float()
+    dists, idxs = [], []
+    for start in range(0, len(queries), chunk):
+        d, i = torch.cdist(queries[start:start + chunk].to(device).flatten(1).float(), t_flat, p=1).min(1)
+        dists.append(d.cpu() / t_flat.shape[1] * PIXEL_SCALE)
+        idxs.append(i.cpu())
+    return torch.cat(dists), torch.cat(idxs)
+
+
+def kmeans(x: torch.Tensor, k: int, iters: int = 20, seed: int = 0) -> torch.Tensor:
+    """Lloyd's k-means (L2) with seeded k-means++-lite initialisation (random distinct points); returns centroids."""
+    gen = torch.Generator().manual_seed(seed)
+    centroids = x[torch.randperm(len(x), generator=gen)[:k]].clone()
+    for _ in range(iters):
+        assign = torch.cdist(x, centroids).argmin(1)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).float()
+        keep = counts > 0
+        centroids[keep] = sums[keep] / counts[keep, None]
+    return centroids
+
+
+def mann_whitney_z(q: np.ndarray, p: np.ndarray) -> float:
+    """z-score of U = #{(i, j): q_j > p_i} (+1/2 per tie) under H0 (no continuity correction)."""
+    from scipy.stats import rankdata
+
+    m, n = len(q), len(p)
+    ranks = rankdata(np.concatenate([q, p]))
+    u = ranks[:m].sum() - m * (m + 1) / 2
+    return float((u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12))
+
+
+def ct_statistic(gen_dist: torch.Tensor, test_dist: torch.Tensor, gen_cell: torch.Tensor, test_cell: torch.Tensor,
+                 num_cells: int) -> tuple[float, int]:
+    """C_T of Meehan et al. 2020 (eq. 4) over the cells with enough samples; returns (C_T, cells used)."""
+    min_count = THRESHOLDS["ct_min_cell_count"]
+    zs, weights = [], []
+    for c in range(num_cells):
+        q, p = gen_dist[gen_cell == c].numpy(), test_dist[test_cell == c].numpy()
+        if len(q) >= min_count and len(p) >= min_count:
+            zs.append(mann_whitney_z(q, p))
+            weights.append(len(p))
+    if not zs:
+        return float("nan"), 0
+    return float(np.average(zs, weights=weights)), len(zs)
+
+
+@dataclass
+class MemorisationReport:
+    gen_dist: torch.Tensor  # NN L1 of each generated sample ([-1, 1] mean absolute difference)
+    gen_index: torch.Tensor  # its nearest training image
+    test_dist: torch.Tensor  # NN L1 of held-out test images (the non-copying baseline)
+    copy_threshold: float
+    suspected_copies: float  # share of generated samples below copy_threshold
+    test_below_threshold: float  # the same share for the test images (~1% by construction)
+    ct: float
+    ct_cells: int
+    planted: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "nn_l1_gen_mean": float(self.gen_dist.mean()), "nn_l1_gen_p01": float(self.gen_dist.quantile(0.01)),
+            "nn_l1_test_mean": float(self.test_dist.mean()), "copy_threshold": self.copy_threshold,
+            "suspected_copies": self.suspected_copies, "ct": self.ct, "ct_cells": float(self.ct_cells),
+        }
+
+
+class Partition:
+    """k-means cells of the training set (2x2 block-sum space, cheap and faithful to the L1 geometry)."""
+
+    def __init__(self, train: torch.Tensor, num_cells: int, seed: int, fit_size: int = 10000):
+        feats = _block_sums(train)
+        gen = torch.Generator().manual_seed(seed)
+        fit = feats[torch.randperm(len(feats), generator=gen)[:fit_size]]
+        self.num_cells = num_cells
+        self.centroids = kmeans(fit, num_cells, seed=seed)
+
+    def cells(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.cdist(_block_sums(x[i:i + 4096]), self.centroids).argmin(1) for i in range(0, len(x), 4096)])
+
+
+def copies_detected(share: float, n: int) -> bool:
+    from scipy.stats import binomtest
+
+    rate = THRESHOLDS["copy_percentile"] / 100
+    return binomtest(round(share * n), n, rate, alternative="greater").pvalue < THRESHOLDS["copies_p_value"]
+
+
+def memorisation_report(samples: torch.Tensor, train: torch.Tensor, test: torch.Tensor, num_cells: int = 20,
+                        seed: int = 0, plant_shares: tuple[float, ...] = (0.01, 0.05, 0.10),
+                        device: torch.device | str = "cpu") -> MemorisationReport:
+    """NN-L1 distances of samples and test images to ``train``, suspected copies, C_T and the planted-copy check."""
+    gen_dist, gen_index = nearest_l1(samples, train, device=device)
+    test_dist, _ = nearest_l1(test, train, device=device)
+    threshold = float(np.percentile(test_dist.numpy(), THRESHOLDS["copy_percentile"]))
+    part = Partition(train, num_cells, seed)
+    gen_cell, test_cell = part.cells(samples), part.cells(test)
+    ct, cells = ct_statistic(gen_dist, test_dist, gen_cell, test_cell, num_cells)
+    report = MemorisationReport(gen_dist, gen_index, test_dist, threshold,
+                                float((gen_dist < threshold).float().mean()),
+                                float((test_dist < threshold).float().mean()), ct, cells)
+    gen = torch.Generator().manual_seed(seed + 1)
+    n = len(samples)
+    for share in plant_shares:
+        k = round(share * n)
+        which = torch.randperm(n, generator=gen)[:k]
+        planted = torch.randperm(len(train), generator=gen)[:k]
+        dist, cell = gen_dist.clone(), gen_cell.clone()
+        dist[which] = 0.0  # a verbatim training image is at distance 0 from the training set
+        cell[which] = part.cells(train[planted])
+        share_below = float((dist < threshold).float().mean())
+        p_ct, _ = ct_statistic(dist, test_dist, cell, test_cell, num_cells)
+        report.planted.append({
+            "share": share, "suspected_copies": share_below, "copies_detected": copies_detected(share_below, n),
+            "ct": p_ct, "ct_detected": bool(p_ct < THRESHOLDS["ct_copying_z"]),
+        })
+    return report
+
+
+def pair_grid(samples: torch.Tensor, train: torch.Tensor, report: MemorisationReport, n_pairs: int = 32) -> torch.Tensor:
+    """Images for a grid of the closest generated samples (even columns) beside their training neighbours."""
+    order = report.gen_dist.argsort()[:n_pairs]
+    pairs = torch.stack([samples[order], train[report.gen_index[order]]], dim=1)
+    return pairs.flatten(0, 1)

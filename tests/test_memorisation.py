@@ -1,0 +1,76 @@
+"""Memorisation checks against an independent reference (torch.cdist) and induced copying."""
+
+import pytest
+import torch
+
+from ganbench.data import load_split
+from ganbench.metrics.memorisation import (THRESHOLDS, ct_statistic, mann_whitney_z, memorisation_report, nearest_l1,
+                                           nearest_l1_cdist, pair_grid)
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    train = load_split("fashion-mnist", "train").images
+    test = load_split("fashion-mnist", "test").images
+    return train[:12000], test
+
+
+def test_nearest_l1_matches_cdist_exactly_on_real_and_random_images(fashion):
+    train, test = fashion
+    d, i = nearest_l1(test[:300], train, chunk=128)
+    rd, ri = nearest_l1_cdist(test[:300], train)
+    assert torch.equal(i, ri) and torch.allclose(d, rd, rtol=0, atol=1e-7)
+    gen = torch.Generator().manual_seed(0)
+    rand_q = torch.randint(0, 256, (50, 1, 6, 6), dtype=torch.uint8, generator=gen)
+    rand_t = torch.randint(0, 4, (500, 1, 6, 6), dtype=torch.uint8, generator=gen)  # many exact ties
+    d, i = nearest_l1(rand_q, rand_t, chunk=7, k=3)
+    rd, ri = nearest_l1_cdist(rand_q, rand_t)
+    assert torch.equal(i, ri) and torch.equal(d, rd)
+
+
+def test_distance_units_are_mean_abs_difference_on_minus1_1():
+    a = torch.zeros(1, 1, 4, 4, dtype=torch.uint8)
+    b = torch.full((1, 1, 4, 4), 255, dtype=torch.uint8)
+    d, _ = nearest_l1(a, b)
+    assert d.item() == pytest.approx(2.0)  # -1 vs +1 everywhere
+
+
+def test_mann_whitney_z_matches_scipy():
+    from scipy.stats import mannwhitneyu
+
+    gen = torch.Generator().manual_seed(1)
+    q, p = torch.rand(40, generator=gen).numpy(), (torch.rand(55, generator=gen) + 0.2).numpy()
+    res = mannwhitneyu(q, p, alternative="two-sided", use_continuity=False, method="asymptotic")
+    m, n = len(q), len(p)
+    z_ref = (res.statistic - m * n / 2) / (m * n * (m + n + 1) / 12) ** 0.5
+    assert mann_whitney_z(q, p) == pytest.approx(z_ref, rel=1e-12)
+    assert mann_whitney_z(q, p) < 0  # q is stochastically smaller
+
+
+def test_verbatim_copies_flagged_test_images_not_noisy_copies_flagged(fashion):
+    train, test = fashion
+    holdout, baseline = test[:500], test[5000:7000]
+    copies = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(3))[:500]]
+    gen = torch.Generator().manual_seed(4)
+    noise = torch.randint(-8, 9, copies.shape, generator=gen)
+    noisy = (copies.int() + noise).clamp(0, 255).to(torch.uint8)
+
+    rep_copy = memorisation_report(copies, train, baseline, plant_shares=())
+    rep_test = memorisation_report(holdout, train, baseline, plant_shares=(0.01, 0.05, 0.10))
+    rep_noisy = memorisation_report(noisy, train, baseline, plant_shares=())
+    assert rep_copy.suspected_copies == 1.0 and rep_copy.ct < THRESHOLDS["ct_copying_z"]
+    assert rep_test.suspected_copies <= 0.03 and abs(rep_test.test_below_threshold - 0.01) < 0.005
+    assert rep_test.ct > THRESHOLDS["ct_copying_z"]
+    assert rep_noisy.suspected_copies > 0.9 and rep_noisy.ct < THRESHOLDS["ct_copying_z"]
+    # The planted check on honest samples: 10% verbatim copies must be detected by the copies statistic.
+    by_share = {p["share"]: p for p in rep_test.planted}
+    assert by_share[0.10]["copies_detected"] and by_share[0.10]["suspected_copies"] >= 0.10
+    assert by_share[0.01]["suspected_copies"] >= 0.01
+    grid = pair_grid(copies, train, rep_copy, n_pairs=4)
+    assert grid.shape == (8, 1, 28, 28) and torch.equal(grid[0], grid[1])
+
+
+def test_ct_is_nan_without_populated_cells():
+    d = torch.rand(5)
+    ct, cells = ct_statistic(d, d, torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.long), 3)
+    assert cells == 0 and ct != ct
