@@ -47,3 +47,30 @@ def loss_plot(records: pd.DataFrame, path: Path, title: str = "") -> Path:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return path
+
+
+def scatter_2d(points: torch.Tensor, mixture, path: Path, title: str = "") -> Path:
+    """Generated 2D samples (blue) over the mixture's modes (red crosses) with their 3-sigma circles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    pts = points.numpy()
+    ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4, color="tab:blue", label="samples")
+    c = mixture.centers.numpy()
+    ax.scatter(c[:, 0], c[:, 1], marker="x", color="tab:red", s=30, label="modes")
+    for x, y in c:
+        ax.add_patch(plt.Circle((x, y), 3 * mixture.sigma, fill=False, color="tab:red", linewidth=0.5))
+    span = float(abs(c).max()) * 1.5 + 0.5
+    ax.set_xlim(-span, span)
+    ax.set_ylim(-span, span)
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path

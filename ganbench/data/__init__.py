@@ -118,6 +118,40 @@ def load_split(name: str, split: str, data_root: str | os.PathLike | None = None
     )
 
 
+SYNTHETIC = ("ring8", "grid25", "stacked-mnist")  # made from a seed by ganbench.data.synthetic
+
+
+def dataset_names() -> list[str]:
+    return sorted([*DATASETS, *SYNTHETIC])
+
+
+def is_points(name: str) -> bool:
+    """2D-point datasets (float N x 2) rather than uint8 images."""
+    return name in ("ring8", "grid25")
+
+
+def load_data(spec, split: str, data_root=None) -> ImageSet:
+    """The data a protocol's ``[data]`` table describes (``spec``: a DataSpec) for one split.
+
+    IDX datasets: the whole split, or a seeded random subset of ``spec.subset`` images. Synthetic ones:
+    ``spec.subset`` examples drawn with ``spec.subset_seed`` (the test split with another seed).
+    """
+    from ganbench.data import synthetic
+
+    seed = spec.subset_seed if split == "train" else spec.subset_seed + 1_000_003
+    if spec.dataset in synthetic.MIXTURES:
+        return synthetic.MIXTURES[spec.dataset]().sample(spec.subset or 100_000, torch.Generator().manual_seed(seed))
+    if spec.dataset == "stacked-mnist":
+        return synthetic.stacked_mnist(spec.subset or 128_000, split, seed, data_root)
+    full = load_split(spec.dataset, split, data_root)
+    if spec.subset is None or split != "train":
+        return full
+    if spec.subset > len(full.images):
+        raise GanbenchError(f"data.subset = {spec.subset} but {spec.dataset}/{split} has {len(full.images)} images")
+    idx = torch.randperm(len(full.images), generator=torch.Generator().manual_seed(spec.subset_seed))[: spec.subset]
+    return ImageSet(full.images[idx], full.labels[idx], full.num_classes)
+
+
 def verify(name: str, data_root=None) -> list[str]:
     """Re-check every file of a dataset against its pin; return one line per file."""
     ds = get_dataset(name)

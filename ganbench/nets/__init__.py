@@ -9,4 +9,4 @@ from ganbench.registry import Plugin, Registry
 
 NETS: Registry[Plugin] = Registry("architecture")
 
-from ganbench.nets import dcgan28  # noqa: E402,F401  (registers its entries)
+from ganbench.nets import dcgan28, mlp  # noqa: E402,F401  (registers their entries)
