@@ -1,0 +1,233 @@
+"""Leaderboards and two-model comparisons from a DataFrame of tracked runs (``track.Tracker.search``).
+
+One board per protocol hash: runs under different hashes measured different things and are never
+mixed. Per model: every headline metric as mean ± std over seeds with a 95% bootstrap interval, the
+seed count, the **stability score** (the share of the model's runs that finished healthy: status
+``finished`` and no failure-level diagnosis), and the compute used (wall time, images seen).
+
+Which metrics are headline metrics, and their direction, comes from each run's metric provenance tag
+(``ganbench.metric.<name>``, written by ``ganbench run``) or else the metric registry, never a list here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ganbench.errors import GanbenchError
+from ganbench.report.stats import Summary, WelchResult, summarise, welch_test
+
+# Data, not code paths: the significance level of the two-model test and the confidence of intervals.
+SIGNIFICANCE = 0.05  # two-sided level at which compare calls a difference (the conventional 5%)
+CI_LEVEL = 0.95
+FAILURE_SEVERITY = "failure"  # the diagnosis severity that makes a run unhealthy
+COMPUTE_METRICS = ("wall_time_s", "images_seen")
+
+
+def metric_direction(name: str, tags: dict[str, str]) -> bool | None:
+    """True when higher is better, False when lower is, None when ``name`` is not a quality metric."""
+    prov = tags.get(f"ganbench.metric.{name}")
+    if prov:
+        m = re.search(r"higher_is_better=(True|False)", prov)
+        if m:
+            return m.group(1) == "True"
+    from ganbench.metrics import METRICS
+
+    matches = [d for d in METRICS.values() if re.match(rf"{re.escape(d.name)}(\d|_|$)", name)]
+    if matches:
+        return max(matches, key=lambda d: len(d.name)).higher_is_better
+    return None
+
+
+def _tags(row: pd.Series) -> dict[str, str]:
+    return {k[len("tags."):]: v for k, v in row.items() if k.startswith("tags.") and isinstance(v, str)}
+
+
+def headline_metrics(runs: pd.DataFrame) -> list[tuple[str, bool]]:
+    """(name, higher_is_better) of every quality metric present, FID first, then by name."""
+    found: dict[str, bool] = {}
+    for _, row in runs.iterrows():
+        tags = _tags(row)
+        for col in runs.columns:
+            if col.startswith("metrics.") and pd.notna(row[col]):
+                name = col[len("metrics."):]
+                if name not in found:
+                    direction = metric_direction(name, tags)
+                    if direction is not None:
+                        found[name] = direction
+    return sorted(found.items(), key=lambda kv: (not kv[0].startswith("fid"), kv[0]))
+
+
+def is_healthy(row: pd.Series) -> bool:
+    """Finished, and no diagnosis tag (any ``ganbench.*severity*`` tag) at failure level."""
+    if row.get("status") != "finished":
+        return False
+    return not any(v == FAILURE_SEVERITY for k, v in _tags(row).items() if "severity" in k)
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    model: str
+    runs: int  # every run of this model under the hash, healthy or not
+    healthy: int
+    metrics: dict[str, Summary]  # over finished runs that logged the metric
+    compute: dict[str, Summary]  # wall_time_s, images_seen
+    values: dict[str, list[float]]  # per-seed values (finished runs, ordered by seed)
+    seeds: list[int]
+    run_ids: list[str]
+
+    @property
+    def stability(self) -> float:
+        return self.healthy / self.runs if self.runs else math.nan
+
+
+@dataclass(frozen=True)
+class Board:
+    protocol: str
+    protocol_hash: str
+    metrics: list[tuple[str, bool]]
+    rows: list[ModelRow]  # best first by the first headline metric
+    runs: pd.DataFrame = field(repr=False)
+    floor: dict[str, float] | None = None  # real-vs-real values of the headline metrics
+
+    def row(self, model: str) -> ModelRow:
+        for r in self.rows:
+            if r.model == model:
+                return r
+        raise GanbenchError(f"model {model!r} has no runs under protocol {self.protocol!r} "
+                            f"(hash {self.protocol_hash[:12]}); models with runs: {', '.join(r.model for r in self.rows)}")
+
+
+def model_row(model: str, runs: pd.DataFrame, metrics: list[tuple[str, bool]]) -> ModelRow:
+    runs = runs.sort_values("seed")
+    done = runs[runs["status"] == "finished"]
+    values = {name: [float(v) for v in done.get(f"metrics.{name}", pd.Series(dtype=float)) if pd.notna(v)]
+              for name, _ in metrics}
+    compute = {name: summarise(done.get(f"metrics.{name}", pd.Series(dtype=float)).dropna().tolist(), CI_LEVEL)
+               for name in COMPUTE_METRICS}
+    return ModelRow(model, len(runs), int(sum(is_healthy(r) for _, r in runs.iterrows())),
+                    {name: summarise(v, CI_LEVEL) for name, v in values.items()}, compute, values,
+                    [int(s) for s in done["seed"].tolist()], done["run_id"].tolist())
+
+
+def _rank_key(row: ModelRow, metrics: list[tuple[str, bool]]) -> tuple:
+    if not metrics:
+        return (0, row.model)
+    name, higher = metrics[0]
+    mean = row.metrics[name].mean
+    if math.isnan(mean):
+        return (1, 0.0, row.model)
+    return (0, -mean if higher else mean, row.model)
+
+
+def build_boards(runs: pd.DataFrame, protocol: str | None = None) -> list[Board]:
+    """One board per protocol hash (newest first), optionally only for protocol name ``protocol``."""
+    runs = runs[runs["protocol_hash"].notna() & runs["model"].notna()]
+    if protocol is not None:
+        runs = runs[runs["protocol"] == protocol]
+    runs = runs[runs["status"] != "running"]
+    boards = []
+    for phash, group in runs.groupby("protocol_hash", sort=False):
+        metrics = headline_metrics(group)
+        rows = [model_row(m, g, metrics) for m, g in group.groupby("model")]
+        rows.sort(key=lambda r: _rank_key(r, metrics))
+        boards.append(Board(str(group["protocol"].iloc[0]), str(phash), metrics, rows, group))
+    boards.sort(key=lambda b: -b.runs["start_time"].max())
+    return boards
+
+
+# --------------------------------------------------------------------------- two models
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    name: str
+    higher_is_better: bool
+    a: Summary
+    b: Summary
+    test: WelchResult  # delta = mean(b) - mean(a)
+
+    @property
+    def better(self) -> str | None:
+        """'a' or 'b' when the difference is significant at SIGNIFICANCE, else None."""
+        if not (self.test.p_value < SIGNIFICANCE):
+            return None
+        b_higher = self.test.delta > 0
+        return "b" if b_higher == self.higher_is_better else "a"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    protocol: str
+    protocol_hash: str
+    a: ModelRow
+    b: ModelRow
+    deltas: list[MetricDelta]
+    verdict: str
+
+
+def compare(board: Board, model_a: str, model_b: str) -> Comparison:
+    a, b = board.row(model_a), board.row(model_b)
+    deltas = [MetricDelta(name, higher, a.metrics[name], b.metrics[name], welch_test(a.values[name], b.values[name]))
+              for name, higher in board.metrics]
+    return Comparison(board.protocol, board.protocol_hash, a, b, deltas, verdict(board.protocol, a, b, deltas))
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
+
+
+def verdict(protocol: str, a: ModelRow, b: ModelRow, deltas: list[MetricDelta]) -> str:
+    """A plain-language paragraph generated from the numbers of a comparison."""
+    names = {"a": a.model, "b": b.model}
+    parts = [f"On {protocol}, {a.model} has {len(a.seeds)} finished seed(s) and {b.model} {len(b.seeds)}."]
+    wins = {"a": [], "b": []}
+    for d in deltas:
+        if d.a.n == 0 or d.b.n == 0:
+            parts.append(f"{d.name} is missing for {a.model if d.a.n == 0 else b.model}, so it cannot be compared.")
+            continue
+        word = "higher" if d.higher_is_better else "lower"
+        lead = "b" if (d.test.delta > 0) == d.higher_is_better else "a"
+        if d.test.delta == 0:
+            parts.append(f"Both reach the same mean {d.name} ({_fmt(d.a.mean)}).")
+            continue
+        text = (f"{names[lead]} has the better ({word}) mean {d.name}: {_fmt(d.b.mean if lead == 'b' else d.a.mean)} "
+                f"vs {_fmt(d.a.mean if lead == 'b' else d.b.mean)}")
+        if math.isnan(d.test.p_value):
+            text += ", but with fewer than two seeds on a side (or no spread) no test is possible, so this is not established."
+        elif d.better:
+            wins[d.better].append(d.name)
+            text += f", and the difference is significant (Welch's t-test p = {d.test.p_value:.3g} < {SIGNIFICANCE})."
+        else:
+            text += (f", but the difference is within the seed-to-seed spread (Welch's t-test p = {d.test.p_value:.3g}"
+                     f" >= {SIGNIFICANCE}); more seeds would be needed to call it.")
+        parts.append(text)
+    parts.append(f"Stability: {a.model} finished healthy on {a.healthy}/{a.runs} run(s) ({_pct(a.stability)}), "
+                 f"{b.model} on {b.healthy}/{b.runs} ({_pct(b.stability)}).")
+    ta, tb = a.compute["wall_time_s"].mean, b.compute["wall_time_s"].mean
+    if ta > 0 and tb > 0:
+        parts.append(f"{b.model} took {tb / ta:.2g}x the wall time of {a.model} per run ({_fmt(tb)} s vs {_fmt(ta)} s).")
+    if wins["a"] and not wins["b"]:
+        parts.append(f"Overall, {a.model} is the better model on this protocol ({', '.join(wins['a'])}).")
+    elif wins["b"] and not wins["a"]:
+        parts.append(f"Overall, {b.model} is the better model on this protocol ({', '.join(wins['b'])}).")
+    elif wins["a"] and wins["b"]:
+        parts.append(f"Overall, the metrics disagree: {a.model} wins on {', '.join(wins['a'])}, "
+                     f"{b.model} on {', '.join(wins['b'])}.")
+    else:
+        parts.append("Overall, no significant difference in quality between the two on this protocol.")
+    return " ".join(parts)
+
+
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.0f}%"
+
+
+def comparisons(board: Board) -> list[Comparison]:
+    """Every pair of models of a board (best-ranked first)."""
+    models = [r.model for r in board.rows]
+    return [compare(board, a, b) for i, a in enumerate(models) for b in models[i + 1:]]
+

@@ -1,0 +1,79 @@
+"""Statistics of reports and gates against closed forms, brute force and scipy as independent references."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from ganbench.report.leaderboard import metric_direction
+from ganbench.report.stats import bootstrap_ci, regression_bound, summarise, welch_test
+
+
+def test_bootstrap_ci_of_two_values_is_their_range():
+    # Resampled means of {a, b} are a, (a+b)/2, b with probability 1/4, 1/2, 1/4: the 2.5% and 97.5% points are a and b.
+    assert bootstrap_ci([3.0, 7.0]) == (3.0, 7.0)
+    assert all(math.isnan(v) for v in bootstrap_ci([3.0]))
+
+
+@pytest.mark.parametrize("x", [[3.0, 1.0, 4.0, 1.0, 5.0], [10.5, 12.25, 9.0, 30.0, 11.0, 10.0]])
+def test_exact_bootstrap_matches_brute_force_enumeration(x):
+    n = len(x)
+    means = np.array([np.mean([x[i] for i in idx]) for idx in itertools.product(range(n), repeat=n)])
+    expected = np.quantile(means, [0.025, 0.975], method="inverted_cdf")
+    assert bootstrap_ci(x) == pytest.approx(tuple(expected), abs=1e-12)
+
+
+def test_monte_carlo_bootstrap_agrees_with_scipy():
+    x = np.random.default_rng(1).normal(50.0, 4.0, size=12)  # above the exact-enumeration limit
+    ours = bootstrap_ci(x)
+    ref = st.bootstrap((x,), np.mean, confidence_level=0.95, method="percentile", n_resamples=20000,
+                       random_state=np.random.default_rng(2)).confidence_interval
+    assert ours[0] == pytest.approx(ref.low, abs=0.15) and ours[1] == pytest.approx(ref.high, abs=0.15)
+    assert ours[0] < x.mean() < ours[1]
+
+
+def test_summary_mean_std_and_missing_values():
+    s = summarise([1.0, 2.0, float("nan"), 3.0, 4.0])
+    assert (s.n, s.mean) == (4, 2.5) and s.std == pytest.approx(math.sqrt(5 / 3))
+    assert summarise([]).n == 0 and math.isnan(summarise([2.0]).std)
+
+
+def test_welch_test_matches_the_textbook_formula():
+    a, b = [150.0, 162.0, 171.0], [120.0, 124.0, 131.0, 119.0]
+    r = welch_test(a, b)
+    va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 4
+    t = (np.mean(b) - np.mean(a)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)  # Welch-Satterthwaite
+    assert r.delta == pytest.approx(np.mean(b) - np.mean(a))
+    assert r.t == pytest.approx(t) and r.df == pytest.approx(df)
+    assert r.p_value == pytest.approx(2 * st.t.sf(abs(t), df))
+    assert r.p_value < 0.05
+    assert math.isnan(welch_test([1.0], [2.0, 3.0]).p_value)  # one seed: no test
+
+
+def test_regression_bound_closed_form_and_direction():
+    t = st.t.ppf(0.99, 2)
+    assert regression_bound([10.0, 11.0, 12.0], False, 1, 0.99) == pytest.approx(11 + t * math.sqrt(1 / 3 + 1))
+    assert regression_bound([10.0, 11.0, 12.0], True, 2, 0.99) == pytest.approx(11 - t * math.sqrt(1 / 3 + 1 / 2))
+
+
+def test_regression_gate_false_alarm_rate_is_one_minus_confidence():
+    # Baselines of 3 seeds and reruns of 1 seed drawn from the same normal distribution: the gate
+    # must fire on about 1% of reruns at confidence 0.99 and 10% at 0.9 (tolerance: 3.5 binomial
+    # standard errors of 5000 draws).
+    rng = np.random.default_rng(0)
+    base = rng.normal(100.0, 5.0, size=(5000, 3))
+    new = rng.normal(100.0, 5.0, size=5000)
+    for conf in (0.99, 0.9):
+        bounds = np.array([regression_bound(b, False, 1, conf) for b in base])
+        se = math.sqrt(conf * (1 - conf) / len(new))
+        assert np.mean(new > bounds) == pytest.approx(1 - conf, abs=3.5 * se)
+
+
+def test_metric_direction_from_provenance_tag_then_registry():
+    tag = {"ganbench.metric.prc10k_train": "extractor=x n=10 higher_is_better=True"}
+    assert metric_direction("prc10k_train", tag) is True
+    assert metric_direction("fid10k_test", {}) is False  # registry: fid is lower-is-better
+    assert metric_direction("images_seen", {}) is None and metric_direction("wall_time_s", {}) is None
