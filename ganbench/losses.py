@@ -67,7 +67,8 @@ class WGANGPOptions:
 
 
 def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    alpha = torch.rand(real.shape[0], 1, 1, 1, generator=gen, device="cpu").to(real.device)
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)  # one mixing weight per sample, images or 2D points
+    alpha = torch.rand(shape, generator=gen, device="cpu").to(real.device)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
