@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue each run from its last checkpoint")
     r.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the embedded SQLite store)")
     r.add_argument("--data-root", help="folder with dataset files (default: GANBENCH_DATA, then the cache)")
+    r.add_argument("--stop-on", choices=("failure", "warning"),
+                   help="end a run early (status stopped, artifacts kept) when a health finding of this severity starts")
 
     d = sub.add_parser("data", help="fetch or verify datasets and weights")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -44,14 +46,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_id")
     s.add_argument("--tracking-uri")
     s.add_argument("--json", action="store_true", help="machine-readable output")
+    dg = sub.add_parser("diagnose", help="training-health findings of a run: what went wrong, when, and what to try")
+    dg.add_argument("run_id")
+    dg.add_argument("--json", action="store_true", help="machine-readable output")
+    dg.add_argument("--tracking-uri")
     return p
+
+
+def cmd_diagnose(args) -> int:
+    from ganbench.diagnose import diagnose_run, format_report
+
+    diag = diagnose_run(args.run_id, args.tracking_uri)
+    print(json.dumps(diag.to_dict(), indent=2, sort_keys=True) if args.json else format_report(diag, f"run {args.run_id}  "))
+    return 0
 
 
 def cmd_run(args) -> int:
     from ganbench.run import run_protocol
 
     outcomes = run_protocol(args.protocol, args.models, args.seeds, args.device, args.resume,
-                            args.tracking_uri, args.data_root, progress=True)
+                            args.tracking_uri, args.data_root, progress=True, stop_on=args.stop_on)
     for o in outcomes:
         shown = "  ".join(f"{k} {v:.4g}" for k, v in o.metrics.items() if k.startswith(("fid", "final_", "wall")))
         print(f"{o.model:10s} seed {o.seed}  {o.status:9s} run {o.run_id}  {shown}")
@@ -135,7 +149,8 @@ def cmd_show(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "data": cmd_data, "list": cmd_list, "show": cmd_show}[args.command]
+    handler = {"run": cmd_run, "data": cmd_data, "list": cmd_list, "show": cmd_show,
+               "diagnose": cmd_diagnose}[args.command]
     try:
         return handler(args)
     except GanbenchError as err:

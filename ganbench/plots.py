@@ -74,3 +74,57 @@ def scatter_2d(points: torch.Tensor, mixture, path: Path, title: str = "") -> Pa
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     return path
+
+
+SEVERITY_COLORS = {"info": "tab:green", "warning": "tab:orange", "failure": "tab:red"}
+
+
+def timeline_plot(records: pd.DataFrame, samples: pd.DataFrame | None, findings, path: Path, title: str = "") -> Path:
+    """A run's health timeline: losses; D(x) / D(G(z)) (or the critic gap and penalty); gradient norms;
+    sample diversity against the real data's. Each finding's step range is shaded by severity and named."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
+    window = max(1, len(records) // 50)
+    step = records["step"]
+
+    def curves(ax, cols: dict[str, str], log: bool = False) -> None:
+        for col, label in cols.items():
+            if col in records and records[col].notna().any():
+                ax.plot(step, records[col].rolling(window, min_periods=1).mean(), label=label, linewidth=1)
+        if log:
+            ax.set_yscale("log")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper right", fontsize=7)
+
+    curves(axes[0], {"d_loss": "D loss", "g_loss": "G loss"})
+    axes[0].set_ylabel("loss")
+    if "critic_gap" in records:
+        curves(axes[1], {"critic_gap": "critic gap E[f(x)] - E[f(G(z))]", "gp": "gradient penalty"})
+        axes[1].set_ylabel("critic")
+    else:
+        curves(axes[1], {"d_real": "D(x)", "d_fake": "D(G(z))", "d_acc_real": "D acc real", "d_acc_fake": "D acc fake"})
+        axes[1].set_ylabel("D")
+    curves(axes[2], {"d_grad_norm": "|grad D|", "g_grad_norm": "|grad G|"}, log=True)
+    axes[2].set_ylabel("grad norm")
+    if samples is not None and len(samples):
+        axes[3].plot(samples["step"], samples["diversity"], marker=".", label="sample diversity")
+        if "real_diversity" in samples:
+            axes[3].axhline(float(samples["real_diversity"].iloc[-1]), color="grey", linestyle="--", label="real data")
+        axes[3].legend(loc="upper right", fontsize=7)
+    axes[3].set_ylabel("diversity")
+    axes[3].set_xlabel("generator step")
+    for f in findings:
+        for ax in axes:
+            ax.axvspan(f.start_step, f.end_step, color=SEVERITY_COLORS[f.severity], alpha=0.12, linewidth=0)
+        axes[0].text(f.start_step, 1.0, f.name, transform=axes[0].get_xaxis_transform(), fontsize=7,
+                     color=SEVERITY_COLORS[f.severity], va="bottom", rotation=0)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path

@@ -18,6 +18,7 @@ import torch
 
 from ganbench.assets import atomic_torch_save, ganbench_home
 from ganbench.data import ImageSet, load_split
+from ganbench.diagnose import health_monitor, record_health
 from ganbench.errors import GanbenchError
 from ganbench.protocol import Protocol, RunSpec, load_protocol, resolve
 from ganbench import track
@@ -72,8 +73,9 @@ def versions() -> dict[str, str]:
 
 def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int] | None = None,
                  device: str = "auto", resume: bool = False, tracking_uri: str | None = None,
-                 data_root=None, progress: bool = True) -> list[RunOutcome]:
-    """Train and evaluate every (model, seed) of a protocol; returns one outcome per run."""
+                 data_root=None, progress: bool = True, stop_on: str | None = None) -> list[RunOutcome]:
+    """Train and evaluate every (model, seed) of a protocol; returns one outcome per run. ``stop_on``
+    ("failure" | "warning") ends a run early when the health diagnostics find that severity."""
     from ganbench.metrics.extractors import inception_weights
 
     proto = load_protocol(protocol)
@@ -84,12 +86,12 @@ def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int
     tracker = track.Tracker(tracking_uri)
     outcomes = []
     for spec in specs:
-        outcomes.append(run_one(spec, data, dev, tracker, resume, data_root, progress))
+        outcomes.append(run_one(spec, data, dev, tracker, resume, data_root, progress, stop_on))
     return outcomes
 
 
 def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
-            data_root=None, progress: bool = True) -> RunOutcome:
+            data_root=None, progress: bool = True, stop_on: str | None = None) -> RunOutcome:
     from ganbench.metrics import evaluate
     from ganbench.plots import loss_plot, save_grid
     from ganbench.train import fixed_z, generate, train
@@ -117,7 +119,9 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
 
     status, message, metrics = "failed", "", {}
     try:
-        result = train(spec, data.images, run_dir, device, resume=resume, on_epoch=on_epoch, progress=progress)
+        monitor = health_monitor(spec, data.images, run_dir, device, stop_on, resume)
+        result = train(spec, data.images, run_dir, device, resume=resume, on_epoch=on_epoch, progress=progress,
+                       on_check=monitor)
         status, message = result.status, result.message
         if len(result.records):
             loss_plot(result.records, run_dir / "loss_curves.png", f"{spec.model.name} seed {spec.seed} on {spec.protocol.name}")
@@ -130,6 +134,8 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
         metrics.update(wall_time_s=result.wall_time_s, images_seen=result.images_seen, epochs_done=result.epochs_done)
         if result.first_bad_step is not None:
             tracker.set_tags(run_id, {"ganbench.first_bad_step": str(result.first_bad_step)})
+        if len(result.records):
+            record_health(tracker, run_id, run_dir, result, monitor, f"{spec.model.name} seed {spec.seed}")
         if status == "finished":
             final = run_dir / "final.pt"
             atomic_torch_save({"G": result.G.state_dict(), "D": result.D.state_dict()}, final)

@@ -32,11 +32,17 @@ from ganbench.nets.dcgan28 import init_dcgan_weights
 from ganbench.protocol import OptimSpec, RunSpec
 
 RECORD_FIELDS = ("d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "d_grad_norm", "g_grad_norm")
+# on_check(step, G, rows so far, say) -> a stop reason or None (see ``train``)
+OnCheck = Callable[[int, nn.Module, list[dict], Callable[[str], None]], "str | None"]
+
+
+def _silent(text: str) -> None:
+    pass
 
 
 @dataclass
 class TrainResult:
-    status: str  # "finished" | "diverged"
+    status: str  # "finished" | "diverged" | "stopped" (by on_check)
     epochs_done: int
     steps: int
     images_seen: int
@@ -70,6 +76,11 @@ def make_optimizer(params, spec: OptimSpec) -> torch.optim.Optimizer:
 def grad_norm(module: nn.Module) -> torch.Tensor:
     grads = [p.grad for p in module.parameters() if p.grad is not None]
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def weight_norm(module: nn.Module) -> torch.Tensor:
+    """L2 norm of all parameters: exploding weights are the divergence signal when the losses stay finite."""
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.detach() for p in module.parameters()])))
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
@@ -133,8 +144,12 @@ def checkpoint_path(run_dir: Path) -> Path:
 
 def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.device | str = "cpu",
           resume: bool = False, on_epoch: Callable[[int, nn.Module, dict], None] | None = None,
-          progress: bool = True) -> TrainResult:
-    """Train ``spec.model`` on uint8 ``images`` (N x C x H x W) under ``spec.protocol``'s budget."""
+          progress: bool = True, on_check: OnCheck | None = None) -> TrainResult:
+    """Train ``spec.model`` on uint8 ``images`` (N x C x H x W) under ``spec.protocol``'s budget.
+
+    ``on_check(step, G, rows, say)`` is called every ``check_every`` steps with the per-step rows so far
+    and a function that prints a line in the progress output; a non-empty string it returns stops the
+    run with status "stopped" and that message (the artifacts written so far are kept)."""
     device = torch.device(device)
     tr, m = spec.protocol.train, spec.model
     run_dir = Path(run_dir)
@@ -161,10 +176,11 @@ def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.devi
         elif resume:
             raise GanbenchError(f"--resume: no checkpoint at {ckpt}; run without --resume to start fresh")
         return _loop(spec, data, G, D, opt_g, opt_d, loss, gen, state, run_dir, device, g_steps_per_epoch,
-                     on_epoch, progress)
+                     on_epoch, progress, on_check)
 
 
-def _loop(spec, data, G, D, opt_g, opt_d, loss, gen, state, run_dir, device, g_steps_per_epoch, on_epoch, show):
+def _loop(spec, data, G, D, opt_g, opt_d, loss, gen, state, run_dir, device, g_steps_per_epoch, on_epoch, show,
+          on_check=None):
     tr, m = spec.protocol.train, spec.model
     bs, n_critic = tr.batch_size, m.n_critic
     rows: list[dict] = state["rows"]
@@ -216,7 +232,8 @@ def _loop(spec, data, G, D, opt_g, opt_d, loss, gen, state, run_dir, device, g_s
             g_loss.backward()
             g_norm = grad_norm(G)
             opt_g.step()
-            acc.update({"g_loss": g_loss.detach(), "g_grad_norm": g_norm, **{k: v.detach() for k, v in g_stats.items()}})
+            acc.update({"g_loss": g_loss.detach(), "g_grad_norm": g_norm, **{k: v.detach() for k, v in g_stats.items()},
+                        "g_weight_norm": weight_norm(G), "d_weight_norm": weight_norm(D)})
             if names is None:
                 names = list(RECORD_FIELDS) + sorted(set(acc) - set(RECORD_FIELDS))
             pending.append(torch.stack([acc[k].float() for k in names]))
@@ -231,6 +248,10 @@ def _loop(spec, data, G, D, opt_g, opt_d, loss, gen, state, run_dir, device, g_s
                 if bar:
                     bar.update(step - bar_step, {"epoch": epoch + 1, "d": rows[-1]["d_loss"], "g": rows[-1]["g_loss"]})
                     bar_step = step
+                stop = on_check(step, G, rows, bar.line if bar else _silent) if on_check else None
+                if stop:
+                    status, message = "stopped", stop
+                    break
         if status != "finished":
             break
         epoch += 1

@@ -1,0 +1,313 @@
+"""Training-health detectors on synthetic traces with a known answer, sample statistics in closed form,
+the live monitor, and the trainer's on_check hook (a stop keeps the artifacts)."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from ganbench import diagnose as dg
+from ganbench.errors import GanbenchError
+
+TH = dg.THRESHOLDS
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Short runs on a shared 2-core machine: one thread avoids spin-waiting between two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def near(step: int, expected: int) -> bool:
+    """Windowed detectors place an onset or an end within one window of the truth."""
+    return abs(step - expected) <= TH.window
+
+
+def healthy_bce(n=200, seed=0) -> pd.DataFrame:
+    """An equilibrium trace: D loss ~1.2, accuracy ~0.6 / 0.5, moderate noise, steady gradient norms."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "step": np.arange(1, n + 1), "epoch": 1,
+        "d_loss": 1.2 + 0.05 * rng.standard_normal(n), "g_loss": 0.9 + 0.1 * rng.standard_normal(n),
+        "d_real": 0.55 + 0.02 * rng.standard_normal(n), "d_fake": 0.45 + 0.02 * rng.standard_normal(n),
+        "d_acc_real": np.clip(0.6 + 0.05 * rng.standard_normal(n), 0, 1),
+        "d_acc_fake": np.clip(0.5 + 0.05 * rng.standard_normal(n), 0, 1),
+        "d_grad_norm": 5 + rng.random(n), "g_grad_norm": 8 + rng.random(n), "d_fake_g": 0.45 + 0.0 * rng.random(n),
+    })
+
+
+def healthy_wgan(n=200, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    gap = 5.0 + 0.3 * rng.standard_normal(n)
+    gp = 0.05 + 0.01 * rng.random(n)
+    return pd.DataFrame({
+        "step": np.arange(1, n + 1), "epoch": 1, "d_loss": -gap + 10 * gp, "g_loss": 2 + 0.3 * rng.standard_normal(n),
+        "d_real": 2 + 0.1 * rng.standard_normal(n), "d_fake": -3 + 0.1 * rng.standard_normal(n),
+        "d_acc_real": np.nan, "d_acc_fake": np.nan, "d_grad_norm": 3 + rng.random(n), "g_grad_norm": 4 + rng.random(n),
+        "critic_gap": gap, "gp": gp, "d_fake_g": -3.0,
+    })
+
+
+def names(diag, severity=None):
+    return {f.name for f in diag.findings if severity is None or f.severity == severity}
+
+
+def only(diag, name):
+    (f,) = [f for f in diag.findings if f.name == name]
+    return f
+
+
+def test_healthy_traces_give_only_the_equilibrium_info():
+    for rec in (healthy_bce(), healthy_wgan()):
+        diag = dg.diagnose(rec)
+        assert names(diag) == {"healthy-equilibrium"} and diag.worst == "info"
+        f = only(diag, "healthy-equilibrium")
+        assert f.start_step == 1 and f.end_step == 200 and f.evidence["fraction_of_steps"] == 1.0
+
+
+def test_d_dominance_with_collapsing_g_gradient_is_a_failure_in_its_step_range():
+    rec = healthy_bce()
+    late = rec["step"] > 80
+    rec.loc[late, ["d_loss", "d_acc_real", "d_acc_fake"]] = [0.01, 1.0, 1.0]
+    rec.loc[late, "g_grad_norm"] = 0.05  # 0.6% of its peak: the minimax vanishing gradient
+    f = only(dg.diagnose(rec), "d-dominance")
+    assert f.severity == "failure" and near(f.start_step, 81) and f.end_step == 200
+    assert f.evidence["g_grad_norm_end_over_peak"] == pytest.approx(0.05 / 8.5, rel=0.1)  # peak: windowed median of 8 + U(0, 1)
+    assert f.evidence["d_acc_fake_mean"] == 1.0 and "dropout" in " ".join(f.remedies)
+
+
+def test_d_dominance_severity_follows_the_g_side_evidence():
+    rec = healthy_bce()
+    late = rec["step"] > 80
+    rec.loc[late, ["d_loss", "d_acc_real", "d_acc_fake"]] = [0.05, 1.0, 1.0]
+    rec.loc[late, ["g_loss", "d_fake_g"]] = [6.0, math.exp(-6.0)]  # D wins, G still gets gradient: a warning
+    assert only(dg.diagnose(rec), "d-dominance").severity == "warning"
+    rec.loc[late, ["g_loss", "d_fake_g"]] = [25.0, math.exp(-25.0)]  # D(G(z)) ~ 1e-11: the G loss has climbed
+    f = only(dg.diagnose(rec), "d-dominance")
+    assert f.severity == "failure" and f.evidence["d_fake_g_median"] == pytest.approx(math.exp(-25.0))
+
+
+def test_g_dominance_fires_on_a_confused_d_only_over_long_spans():
+    rec = healthy_bce()
+    rec.loc[rec["step"].between(50, 130), ["d_acc_fake", "d_loss"]] = [0.02, 1.6]
+    f = only(dg.diagnose(rec), "g-dominance")
+    assert f.severity == "warning" and near(f.start_step, 50) and near(f.end_step, 130)
+    assert f.evidence["d_acc_fake_median"] == pytest.approx(0.02)
+    short = healthy_bce()
+    short.loc[short["step"].between(50, 55), ["d_acc_fake", "d_loss"]] = [0.02, 1.6]  # 6 steps < min_span
+    assert "g-dominance" not in names(dg.diagnose(short))
+
+
+def samples_trace(diversity, entropy=None, real=12.0, real_entropy=2.3, every=10) -> pd.DataFrame:
+    n = len(diversity)
+    return pd.DataFrame({"step": np.arange(1, n + 1) * every, "diversity": diversity,
+                         "class_entropy": entropy if entropy is not None else [np.nan] * n,
+                         "real_diversity": real, "real_class_entropy": real_entropy if entropy is not None else np.nan})
+
+
+def test_mode_collapse_needs_a_drop_against_its_own_history_and_the_real_data():
+    rec = healthy_bce()
+    collapse = samples_trace([2, 5, 8, 10, 10, 9, 3, 2.5, 2, 2])  # from step 70 on: 30% of its max, 25% of real
+    f = only(dg.diagnose(rec, collapse), "mode-collapse")
+    assert f.severity == "failure" and (f.start_step, f.end_step) == (70, 100)
+    assert f.evidence["diversity"] == 2 and f.evidence["diversity_max_before"] == 10
+    # Low from the start (an untrained G) is not a collapse: no drop against its own history.
+    assert "mode-collapse" not in names(dg.diagnose(rec, samples_trace([2, 2.2, 2.1, 2, 2.3, 2.2])))
+    # A drop that stays above half the real diversity is not a collapse either.
+    assert "mode-collapse" not in names(dg.diagnose(rec, samples_trace([12, 14, 13, 6.5, 6.5], real=12.0)))
+    # One low probe is noise: two consecutive probes must agree.
+    assert "mode-collapse" not in names(dg.diagnose(rec, samples_trace([10, 10, 2, 10, 10])))
+
+
+def test_mode_collapse_by_class_entropy_alone():
+    ent = [1.0, 2.0, 2.2, 2.2, 0.3, 0.2, 0.2]  # one class dominates from step 50
+    f = only(dg.diagnose(healthy_bce(), samples_trace([10] * 7, entropy=ent)), "mode-collapse")
+    assert (f.start_step, f.end_step) == (50, 70) and f.evidence["class_entropy"] == 0.2
+
+
+def test_oscillation_fires_on_period_two_flipping_and_on_large_swings():
+    rec = healthy_bce()
+    mid = rec["step"].between(60, 120)
+    rec.loc[mid, "g_loss"] = 0.9 + 3.0 * np.where(rec.loc[mid, "step"] % 2 == 0, 1, -1)
+    f = only(dg.diagnose(rec), "oscillation")
+    assert f.severity == "warning" and f.evidence["g_loss_lag1_autocorr_min"] == pytest.approx(-1.0, abs=0.05)
+    assert near(f.start_step, 60) and near(f.end_step, 120)
+    swings = healthy_bce()
+    swings.loc[swings["step"] > 100, "d_loss"] = 1.2 + 2.0 * np.random.default_rng(1).standard_normal(100)
+    assert only(dg.diagnose(swings), "oscillation").evidence["d_loss_noise_max"] > TH.osc_d_noise_max
+
+
+def test_divergence_on_nan_in_the_middle_and_on_exploding_gradients():
+    rec = healthy_bce()
+    rec.loc[rec["step"] == 57, "g_loss"] = np.nan
+    diag = dg.diagnose(rec)
+    f = only(diag, "divergence")
+    assert f.severity == "failure" and f.start_step == 57 and f.evidence["non_finite_steps"] == 1
+    assert diag.first_step("failure") == 57 and diag.worst == "failure"
+    assert "healthy-equilibrium" in names(diag)  # windows around the NaN are skipped, the rest still read
+    boom = healthy_bce()
+    boom.loc[boom["step"] > 150, "d_grad_norm"] = 1e5
+    f = only(dg.diagnose(boom), "divergence")
+    assert near(f.start_step, 151) and f.evidence["d_grad_norm_growth"] > TH.div_grad_growth
+
+
+def test_wgan_critic_gap_explode_collapse_and_dominant_penalty():
+    boom = healthy_wgan()
+    boom.loc[boom["step"] > 100, "critic_gap"] = 5e3
+    f = only(dg.diagnose(boom), "critic-gap-explode")
+    assert f.severity == "failure" and near(f.start_step, 101) and f.end_step == 200
+    flat = healthy_wgan()
+    flat.loc[flat["step"] > 120, "critic_gap"] = -0.2
+    assert only(dg.diagnose(flat), "critic-gap-collapse").severity == "warning"
+    heavy = healthy_wgan()
+    heavy["d_loss"] = -heavy["critic_gap"] + 40.0  # penalty term 40 against a gap of ~5
+    f = only(dg.diagnose(heavy), "gp-dominates")
+    assert f.evidence["penalty_over_gap_median"] == pytest.approx(8.0, rel=0.1)
+    assert "gp-dominates" not in names(dg.diagnose(healthy_wgan()))
+
+
+def test_edge_cases_short_constant_and_missing_fields():
+    short = dg.diagnose(healthy_bce(5))
+    assert short.findings == () and "run too short" in short.skipped["oscillation"] and short.worst == "none"
+    const = healthy_bce()
+    for col in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake"):
+        const[col] = const[col].iloc[0]
+    assert dg.diagnose(const).worst == "info"  # zero variance: no oscillation, no NaN autocorrelation surprises
+    missing = healthy_bce().drop(columns=["d_acc_real", "d_acc_fake"])
+    diag = dg.diagnose(missing)
+    assert "missing fields: d_acc_real, d_acc_fake" in diag.skipped["d-dominance"]
+    assert "no sample statistics" in diag.skipped["mode-collapse"]
+    with pytest.raises(GanbenchError, match="'step' column"):
+        dg.diagnose(pd.DataFrame({"d_loss": [1.0]}))
+
+
+def test_thresholds_live_in_one_table_and_change_the_answer():
+    rec = healthy_bce()
+    rec.loc[rec["step"] > 80, ["d_loss", "d_acc_real", "d_acc_fake", "d_fake_g"]] = [0.05, 1.0, 1.0, 0.0025]
+    assert only(dg.diagnose(rec), "d-dominance").severity == "warning"
+    strict = dg.thresholds_from({"dom_d_fake_g_max": 0.01})
+    assert only(dg.diagnose(rec, thresholds=strict), "d-dominance").severity == "failure"
+    with pytest.raises(GanbenchError, match="unknown key 'dom_typo'"):
+        dg.thresholds_from({"dom_typo": 1.0})
+
+
+TRACES = {"healthy": (healthy_bce(), None), "wgan": (healthy_wgan(), None),
+          "nan": (healthy_bce().assign(d_loss=lambda r: r["d_loss"].where(r["step"] != 40)), None),
+          "collapse": (healthy_bce(), samples_trace([2, 5, 8, 10, 10, 9, 3, 2.5, 2, 2]))}
+
+
+@pytest.mark.parametrize("name", sorted(dg.DETECTORS))
+def test_detector_contract(name):
+    """Every detector: Finding objects, a known severity, ordered steps inside the run, remedies when not info."""
+    for rec, samples in TRACES.values():
+        diag = dg.diagnose(rec, samples, detectors=[name])
+        for f in diag.findings:
+            assert isinstance(f, dg.Finding) and f.severity in dg.SEVERITIES
+            assert rec["step"].min() <= f.start_step <= f.end_step <= rec["step"].max()
+            assert f.summary and all(isinstance(v, (int, float)) for v in f.evidence.values())
+            assert f.severity == "info" or f.remedies
+    with pytest.raises(GanbenchError, match="Unknown detector 'nope'. Available:"):
+        dg.diagnose(healthy_bce(), detectors=["nope"])
+
+
+def test_diagnosis_roundtrips_through_json(tmp_path):
+    rec = healthy_bce()
+    rec.loc[rec["step"] == 57, "g_loss"] = np.inf
+    diag = dg.diagnose(rec, feature_space="pixels")
+    path = dg.write_diagnosis(diag, tmp_path / "d.json")
+    import json
+
+    back = dg.Diagnosis.from_dict(json.loads(path.read_text()))
+    assert back.worst == "failure" and back.first_step() == 57 and back.feature_space == "pixels"
+    assert [f.name for f in back.findings] == [f.name for f in diag.findings]
+    text = dg.format_report(diag)
+    assert "[FAILURE] divergence  steps 57-200" in text and "try: lower both learning rates" in text
+
+
+# --------------------------------------------------------------------------- sample statistics
+
+
+def test_mean_pairwise_distance_and_class_entropy_closed_forms():
+    assert dg.mean_pairwise_distance(torch.tensor([[0.0, 0.0], [3.0, 4.0]])) == pytest.approx(5.0)
+    tri = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])  # equilateral, side 1
+    assert dg.mean_pairwise_distance(tri) == pytest.approx(1.0)
+    assert math.isnan(dg.mean_pairwise_distance(torch.zeros(1, 3)))
+    uniform = torch.eye(10).repeat(3, 1)  # 30 samples, 3 per class
+    assert dg.class_entropy(uniform) == pytest.approx(math.log(10))
+    assert dg.class_entropy(torch.eye(10)[[3] * 8]) == 0.0
+    assert dg.class_entropy(torch.eye(10)[[1, 2] * 4]) == pytest.approx(math.log(2))
+
+
+def test_pixel_space_diversity_of_identical_vs_distinct_images():
+    space = dg.pixel_space()
+    same = torch.full((16, 1, 28, 28), 77, dtype=torch.uint8)
+    assert dg.sample_statistics(same, space)["diversity"] == 0.0
+    two = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    two[1] = 255  # distance sqrt(784) = 28 in [0, 1] pixels
+    stats = dg.sample_statistics(two, space)
+    assert stats["diversity"] == pytest.approx(28.0) and math.isnan(stats["class_entropy"])
+    with pytest.raises(GanbenchError, match="auto, pixels or domain"):
+        dg.feature_space("fashion-mnist", "inception")
+
+
+# --------------------------------------------------------------------------- the live monitor
+
+
+class ConstantG(nn.Module):
+    """A generator whose output does not depend on z: every sample identical (total collapse)."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, 1, 28, 28))
+        self.scale = scale
+
+    def forward(self, z):
+        return torch.tanh(self.bias + self.scale * z[:, :1, None, None] * 0)
+
+
+def test_monitor_announces_a_failure_once_and_stops_when_asked():
+    rows = healthy_bce(60).to_dict(orient="records")
+    rows[29]["d_loss"] = float("nan")
+    said = []
+    mon = dg.Monitor(torch.randn(8, 100, generator=torch.Generator().manual_seed(0)), None, dg.pixel_space())
+    assert mon(20, ConstantG(1.0), rows[:20], said.append) is None and said == []
+    assert mon(40, ConstantG(1.0), rows[:40], said.append) is None  # no stop_on: warn only
+    assert len(said) == 1 and "divergence from step 30" in said[0] and mon.first_bad_step == 30
+    mon(60, ConstantG(1.0), rows, said.append)
+    assert len(said) == 1  # announced once
+    assert list(mon.samples["step"]) == [20, 40, 60] and (mon.samples["diversity"] == 0).all()
+    stopper = dg.Monitor(torch.randn(8, 100), None, dg.pixel_space(), stop_on="failure")
+    reason = stopper(40, ConstantG(1.0), rows[:40], said.append)
+    assert reason.startswith("stopped early (--stop-on failure): divergence from step 30")
+    with pytest.raises(GanbenchError, match="--stop-on"):
+        dg.Monitor(torch.randn(8, 100), None, dg.pixel_space(), stop_on="sometimes")
+
+
+# --------------------------------------------------------------------------- the trainer's hook
+
+
+def test_trainer_on_check_stops_the_run_and_keeps_records(tmp_path, tiny_protocol):
+    from ganbench.protocol import load_protocol, resolve
+    from ganbench.run import training_images
+    from ganbench.train import train
+
+    proto = load_protocol(tiny_protocol(epochs=3))  # 128 images, batch 32: 4 steps per epoch, check every 4
+    spec = resolve(proto, "0" * 64)[0]
+    seen = []
+
+    def on_check(step, G, rows, say):
+        seen.append((step, len(rows)))
+        return "enough" if step == 8 else None
+
+    res = train(spec, training_images(proto).images, tmp_path, progress=False, on_check=on_check)
+    assert res.status == "stopped" and res.message == "enough" and res.steps == 8
+    assert seen == [(4, 4), (8, 8)]
+    assert len(pd.read_parquet(tmp_path / "records.parquet")) == 8
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()  # the epoch-1 checkpoint stays
