@@ -74,10 +74,11 @@ def main() -> None:
             print(f"    {k:24s} {v}")
         print("\n".join(line for line in dg.format_report(diag).splitlines() if "try:" not in line))
         row = {}
-        for f in diag.findings:
-            sev = {"info": "i", "warning": "W", "failure": "F"}[f.severity]
-            prev = row.get(f.name, "")
-            row[f.name] = prev if prev == "F" or (prev == "W" and sev == "i") else f"{sev} {f.start_step}-{f.end_step}"
+        for name in {f.name for f in diag.findings}:  # worst severity, then every span of the detector
+            found = [f for f in diag.findings if f.name == name]
+            worst = max(found, key=lambda f: dg.SEVERITIES.index(f.severity)).severity
+            row[name] = {"info": "i", "warning": "W", "failure": "F"}[worst] + " " + \
+                ",".join(f"{f.start_step}-{f.end_step}" for f in found)
         table[model] = row
     print("\nconfusion table (F failure, W warning, i info; first..last step), pixel feature space:")
     frame = pd.DataFrame.from_dict(table, orient="index").reindex(columns=COLUMNS).astype(object).fillna("-")

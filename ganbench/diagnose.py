@@ -493,7 +493,7 @@ def class_entropy(logits: torch.Tensor) -> float:
     """Entropy (nats) of the histogram of predicted classes: ln(10) for a uniform 10-class batch, 0 for one class."""
     counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
     p = counts[counts > 0] / counts.sum()
-    return float(-(p * p.log()).sum())
+    return float(-(p * p.log()).sum()) + 0.0  # + 0.0: no "-0.0" for a single class
 
 
 @dataclass
@@ -532,9 +532,14 @@ def feature_space(dataset: str, choice: str = "auto", device: torch.device | str
 
 
 def _domain_cached(domain, dataset: str) -> bool:
+    """Whether the default domain classifier of ``dataset`` is already in the cache (same file name as
+    ``ganbench.metrics.domain`` writes)."""
     from ganbench.assets import cache_dir
 
-    key = domain.cache_key(dataset, domain.DomainRecipe())
+    try:
+        key = domain.cache_key(dataset, domain.DomainRecipe())
+    except (AttributeError, GanbenchError):
+        return False
     return (cache_dir("domain") / f"{dataset}-{key[:24]}.pt").is_file()
 
 

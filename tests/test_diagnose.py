@@ -311,3 +311,21 @@ def test_trainer_on_check_stops_the_run_and_keeps_records(tmp_path, tiny_protoco
     assert seen == [(4, 4), (8, 8)]
     assert len(pd.read_parquet(tmp_path / "records.parquet")) == 8
     assert (tmp_path / "checkpoints" / "last.pt").is_file()  # the epoch-1 checkpoint stays
+
+
+@pytest.mark.slow
+def test_domain_feature_space_sees_classes_and_collapse():
+    """With the Fashion-MNIST domain classifier (trained once, cached): real images spread over the 10 classes,
+    one image repeated has zero diversity and zero class entropy."""
+    from ganbench.data import load_split
+
+    space = dg.feature_space("fashion-mnist", "domain")
+    assert space.name == "domain-fashion-mnist"
+    real = load_split("fashion-mnist", "test").images[:dg.PROBE_SAMPLES]
+    stats = dg.sample_statistics(real, space)
+    assert stats["class_entropy"] > 0.9 * math.log(10) and stats["diversity"] > 0
+    one = dg.sample_statistics(real[:1].repeat(dg.PROBE_SAMPLES, 1, 1, 1), space)
+    assert one == {"diversity": 0.0, "class_entropy": 0.0}
+    assert dg.feature_space("fashion-mnist", "auto").name == "domain-fashion-mnist"  # cached now: auto takes it
+    with pytest.raises(GanbenchError, match="no domain classifier"):
+        dg.feature_space("ring8", "domain")
