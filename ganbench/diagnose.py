@@ -559,13 +559,15 @@ class Monitor:
 
     def __init__(self, z: torch.Tensor, real: torch.Tensor | None, space: FeatureSpace,
                  thresholds: Thresholds = THRESHOLDS, stop_on: str | None = None,
-                 samples: pd.DataFrame | None = None, as_uint8: bool = True):
+                 samples: pd.DataFrame | None = None, as_uint8: bool = True,
+                 on_failure: Callable[[int], None] | None = None):
         if stop_on not in (None, "failure", "warning"):
             raise GanbenchError(f"--stop-on must be 'failure' or 'warning', got {stop_on!r}")
         self.z, self.space, self.th, self.stop_on, self.as_uint8 = z, space, thresholds, stop_on, as_uint8
         self.real = sample_statistics(real, space) if real is not None else {"diversity": float("nan"), "class_entropy": float("nan")}
         self.rows: list[dict] = samples.to_dict(orient="records") if samples is not None and len(samples) else []
         self.announced: set[tuple[str, int]] = set()
+        self.on_failure = on_failure  # called with the first bad step whenever it moves earlier (MLflow tag)
         self.first_bad_step: int | None = None
         self.diagnosis: Diagnosis | None = None
 
@@ -591,6 +593,8 @@ class Monitor:
             self.announced.add((f.name, f.start_step))
             if self.first_bad_step is None or f.start_step < self.first_bad_step:
                 self.first_bad_step = f.start_step
+                if self.on_failure:
+                    self.on_failure(f.start_step)
             say(f"health {f.severity}: {f.name} from step {f.start_step}: {f.summary}")
         worst = self.diagnosis.worst
         if self.stop_on and worst != "none" and SEVERITIES.index(worst) >= SEVERITIES.index(self.stop_on):
@@ -636,7 +640,8 @@ TIMELINE_FILE = "timeline.png"
 
 
 def health_monitor(spec, images: torch.Tensor, run_dir: Path, device, stop_on: str | None = None,
-                   resume: bool = False, space: str = "auto") -> Monitor:
+                   resume: bool = False, space: str = "auto",
+                   on_failure: Callable[[int], None] | None = None) -> Monitor:
     """The monitor of one training run: the protocol's fixed z, the first training images as the real
     reference, the dataset's feature space, and on resume the sample statistics recorded so far."""
     from ganbench.train import fixed_z
@@ -648,7 +653,7 @@ def health_monitor(spec, images: torch.Tensor, run_dir: Path, device, stop_on: s
         previous = pd.read_parquet(stats_path)
     return Monitor(fixed_z(PROBE_SAMPLES, spec.model.z_dim, ev.z_seed), images[:PROBE_SAMPLES],
                    feature_space(spec.protocol.data.dataset, space, device), stop_on=stop_on, samples=previous,
-                   as_uint8=images.dtype == torch.uint8)
+                   as_uint8=images.dtype == torch.uint8, on_failure=on_failure)
 
 
 def record_health(tracker, run_id: str, run_dir: Path, result, monitor: Monitor, title: str = "") -> Diagnosis:

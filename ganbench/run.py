@@ -119,7 +119,8 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
 
     status, message, metrics = "failed", "", {}
     try:
-        monitor = health_monitor(spec, data.images, run_dir, device, stop_on, resume)
+        monitor = health_monitor(spec, data.images, run_dir, device, stop_on, resume, on_failure=lambda step: tracker.set_tags(
+            run_id, {track.TAG_FIRST_BAD_STEP: str(step)}))  # logged live: a killed run still says when it went bad
         result = train(spec, data.images, run_dir, device, resume=resume, on_epoch=on_epoch, progress=progress,
                        on_check=monitor)
         status, message = result.status, result.message

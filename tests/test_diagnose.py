@@ -275,11 +275,13 @@ class ConstantG(nn.Module):
 def test_monitor_announces_a_failure_once_and_stops_when_asked():
     rows = healthy_bce(60).to_dict(orient="records")
     rows[29]["d_loss"] = float("nan")
-    said = []
-    mon = dg.Monitor(torch.randn(8, 100, generator=torch.Generator().manual_seed(0)), None, dg.pixel_space())
+    said, logged = [], []
+    mon = dg.Monitor(torch.randn(8, 100, generator=torch.Generator().manual_seed(0)), None, dg.pixel_space(),
+                     on_failure=logged.append)
     assert mon(20, ConstantG(1.0), rows[:20], said.append) is None and said == []
     assert mon(40, ConstantG(1.0), rows[:40], said.append) is None  # no stop_on: warn only
     assert len(said) == 1 and "divergence from step 30" in said[0] and mon.first_bad_step == 30
+    assert logged == [30]
     mon(60, ConstantG(1.0), rows, said.append)
     assert len(said) == 1  # announced once
     assert list(mon.samples["step"]) == [20, 40, 60] and (mon.samples["diversity"] == 0).all()
