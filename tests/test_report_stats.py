@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from ganbench.report.leaderboard import metric_direction
+import pandas as pd
+
+from ganbench.report.leaderboard import headline_metrics, is_healthy, metric_direction
 from ganbench.report.stats import bootstrap_ci, regression_bound, summarise, welch_test
 
 
@@ -77,3 +79,16 @@ def test_metric_direction_from_provenance_tag_then_registry():
     assert metric_direction("prc10k_train", tag) is True
     assert metric_direction("fid10k_test", {}) is False  # registry: fid is lower-is-better
     assert metric_direction("images_seen", {}) is None and metric_direction("wall_time_s", {}) is None
+
+
+def test_headline_metrics_skip_companions_and_compute_and_put_fid_first():
+    runs = pd.DataFrame([{"metrics.kid20_test": 0.1, "metrics.fid20_test": 300.0, "metrics.fid20_test_floor": 80.0,
+                          "metrics.kid20_test_std": 0.01, "metrics.wall_time_s": 9.0, "metrics.images_seen": 10.0,
+                          "tags.ganbench.metric.kid20_test": "n=20 higher_is_better=False"}])
+    assert headline_metrics(runs) == [("fid20_test", False), ("kid20_test", False)]
+
+
+def test_health_needs_a_finished_run_without_failure_findings():
+    assert is_healthy(pd.Series({"status": "finished", "tags.ganbench.health": "warning"}))
+    assert not is_healthy(pd.Series({"status": "finished", "tags.ganbench.health": "failure"}))
+    assert not is_healthy(pd.Series({"status": "diverged"}))

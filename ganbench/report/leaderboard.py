@@ -25,6 +25,9 @@ SIGNIFICANCE = 0.05  # two-sided level at which compare calls a difference (the 
 CI_LEVEL = 0.95
 FAILURE_SEVERITY = "failure"  # the diagnosis severity that makes a run unhealthy
 COMPUTE_METRICS = ("wall_time_s", "images_seen")
+# Companion values the metric API logs beside a metric (``mlflow_metrics``): its spread over subsets and
+# its real-vs-real floor (the same recipe on real images of another split). Not headline metrics themselves.
+STD_SUFFIX, FLOOR_SUFFIX = "_std", "_floor"
 
 
 def metric_direction(name: str, tags: dict[str, str]) -> bool | None:
@@ -54,7 +57,7 @@ def headline_metrics(runs: pd.DataFrame) -> list[tuple[str, bool]]:
         for col in runs.columns:
             if col.startswith("metrics.") and pd.notna(row[col]):
                 name = col[len("metrics."):]
-                if name not in found:
+                if name not in found and not name.endswith((STD_SUFFIX, FLOOR_SUFFIX)):
                     direction = metric_direction(name, tags)
                     if direction is not None:
                         found[name] = direction
@@ -62,10 +65,11 @@ def headline_metrics(runs: pd.DataFrame) -> list[tuple[str, bool]]:
 
 
 def is_healthy(row: pd.Series) -> bool:
-    """Finished, and no diagnosis tag (any ``ganbench.*severity*`` tag) at failure level."""
+    """Finished, and no diagnosis tag (the worst-severity tag ``ganbench.health``, or any ``*severity*``
+    tag) at failure level."""
     if row.get("status") != "finished":
         return False
-    return not any(v == FAILURE_SEVERITY for k, v in _tags(row).items() if "severity" in k)
+    return not any(v == FAILURE_SEVERITY for k, v in _tags(row).items() if "health" in k or "severity" in k)
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class Board:
     metrics: list[tuple[str, bool]]
     rows: list[ModelRow]  # best first by the first headline metric
     runs: pd.DataFrame = field(repr=False)
-    floor: dict[str, float] | None = None  # real-vs-real values of the headline metrics
+    floor: dict[str, float] | None = None  # real-vs-real values of the headline metrics (as logged with the runs)
 
     def row(self, model: str) -> ModelRow:
         for r in self.rows:
@@ -123,6 +127,14 @@ def _rank_key(row: ModelRow, metrics: list[tuple[str, bool]]) -> tuple:
     return (0, -mean if higher else mean, row.model)
 
 
+def floors(runs: pd.DataFrame, metrics: list[tuple[str, bool]]) -> dict[str, float] | None:
+    """The real-vs-real floor of each headline metric, logged by the metric API as ``<name>_floor``
+    (the same under one hash; the mean over runs guards against float noise). None when no run has one."""
+    out = {name: float(runs[f"metrics.{name}{FLOOR_SUFFIX}"].mean()) for name, _ in metrics
+           if f"metrics.{name}{FLOOR_SUFFIX}" in runs and runs[f"metrics.{name}{FLOOR_SUFFIX}"].notna().any()}
+    return out or None
+
+
 def build_boards(runs: pd.DataFrame, protocol: str | None = None) -> list[Board]:
     """One board per protocol hash (newest first), optionally only for protocol name ``protocol``."""
     runs = runs[runs["protocol_hash"].notna() & runs["model"].notna()]
@@ -134,7 +146,7 @@ def build_boards(runs: pd.DataFrame, protocol: str | None = None) -> list[Board]
         metrics = headline_metrics(group)
         rows = [model_row(m, g, metrics) for m, g in group.groupby("model")]
         rows.sort(key=lambda r: _rank_key(r, metrics))
-        boards.append(Board(str(group["protocol"].iloc[0]), str(phash), metrics, rows, group))
+        boards.append(Board(str(group["protocol"].iloc[0]), str(phash), metrics, rows, group, floors(group, metrics)))
     boards.sort(key=lambda b: -b.runs["start_time"].max())
     return boards
 
