@@ -117,11 +117,11 @@ def timeline_plot(records: pd.DataFrame, samples: pd.DataFrame | None, findings,
         axes[3].legend(loc="upper right", fontsize=7)
     axes[3].set_ylabel("diversity")
     axes[3].set_xlabel("generator step")
-    for f in findings:
+    for i, f in enumerate(findings):
         for ax in axes:
             ax.axvspan(f.start_step, f.end_step, color=SEVERITY_COLORS[f.severity], alpha=0.12, linewidth=0)
-        axes[0].text(f.start_step, 1.0, f.name, transform=axes[0].get_xaxis_transform(), fontsize=7,
-                     color=SEVERITY_COLORS[f.severity], va="bottom", rotation=0)
+        axes[0].text(f.start_step, 1.02 + 0.09 * (i % 3), f.name, transform=axes[0].get_xaxis_transform(), fontsize=7,
+                     color=SEVERITY_COLORS[f.severity], va="bottom")  # staggered: spans often start together
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
