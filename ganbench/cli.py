@@ -12,7 +12,7 @@ import sys
 
 from ganbench.errors import GanbenchError
 
-DATA_NAMES = ("fashion-mnist", "mnist", "inception")
+DATA_NAMES = ("fashion-mnist", "mnist", "inception", "domain")  # domain: the per-dataset classifiers (trained once)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +50,41 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("run_id")
     dg.add_argument("--json", action="store_true", help="machine-readable output")
     dg.add_argument("--tracking-uri")
+    ev = sub.add_parser("eval", help="measure samples or a generator checkpoint under a protocol's evaluation")
+    ev.add_argument("--protocol", required=True, help="protocol name or path to a .toml file")
+    ev.add_argument("--samples", help="an .npz (uint8 [0, 255] or float [-1, 1], NCHW/NHWC) or a folder of .png images")
+    ev.add_argument("--generator", help="module:function returning the generator (a torch.nn.Module)")
+    ev.add_argument("--checkpoint", help="generator weights: torch state_dict (loaded weights_only) or .safetensors")
+    ev.add_argument("--z-dim", type=int, default=100, help="latent size of the generator (default 100)")
+    ev.add_argument("--name", help="label of the MLflow run (default: external)")
+    ev.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    ev.add_argument("--tracking-uri")
+    ev.add_argument("--no-track", action="store_true", help="print the results without logging an MLflow run")
+    ev.add_argument("--json", action="store_true", help="machine-readable output")
+    ev.add_argument("--data-root")
     return p
+
+
+def cmd_eval(args) -> int:
+    import dataclasses
+
+    from ganbench.eval_run import eval_protocol
+
+    out = eval_protocol(args.protocol, args.samples, args.generator, args.checkpoint, args.z_dim, args.device,
+                        args.tracking_uri, args.name, not args.no_track, args.data_root)
+    if args.json:
+        print(json.dumps({"run_id": out.run_id, "eval_time_s": out.eval_time_s, "source": out.source,
+                          "results": {k: dataclasses.asdict(r) for k, r in out.results.items()}}, indent=2))
+        return 0
+    for r in out.results.values():
+        if r.value is None:
+            print(f"{r.name:28s} unavailable: {r.unavailable}")
+            continue
+        std = f" ± {r.std:.4g}" if r.std is not None else ""
+        floor = f"   (real-vs-real floor {r.floor:.4g})" if r.floor is not None else ""
+        print(f"{r.name:28s} {r.value:.6g}{std}{floor}")
+    print(f"evaluated {out.source} in {out.eval_time_s:.1f}s" + (f"; MLflow run {out.run_id}" if out.run_id else ""))
+    return 0
 
 
 def cmd_diagnose(args) -> int:
@@ -84,6 +118,11 @@ def cmd_data(args) -> int:
         if name not in DATA_NAMES:
             raise GanbenchError(f"Unknown data name {name!r}. Available: {', '.join(DATA_NAMES)}")
     for name in names:
+        if name == "domain":
+            from ganbench.metrics.domain import describe_classifiers
+
+            print("\n".join(describe_classifiers(train=args.data_command == "fetch")))
+            continue
         if args.data_command == "fetch":
             if name == "inception":
                 w = extractors.inception_weights(allow_fetch=True)
@@ -150,7 +189,7 @@ def cmd_show(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "data": cmd_data, "list": cmd_list, "show": cmd_show,
-               "diagnose": cmd_diagnose}[args.command]
+               "diagnose": cmd_diagnose, "eval": cmd_eval}[args.command]
     try:
         return handler(args)
     except GanbenchError as err:

@@ -56,6 +56,7 @@ class EvalSpec:
     grid_size: int = 8
     z_seed: int = 20240  # the fixed z of grids and evaluation samples, shared by every run
     batch_size: int = 100
+    floor: bool = True  # also report each metric's real-vs-real floor (the other split, same sample count)
 
 
 @dataclass(frozen=True)
@@ -250,9 +251,13 @@ def _validate_protocol(p: Protocol, path: Path) -> None:
     need(len(p.seeds) > 0, "seeds", "at least one seed")
     need(len(set(p.seeds)) == len(p.seeds), "seeds", "distinct seeds")
     from ganbench.metrics import METRICS
+    from ganbench.metrics.extractors import EXTRACTORS
 
+    need(p.eval.extractor in EXTRACTORS, "eval.extractor", f"one of {list(EXTRACTORS)}, got {p.eval.extractor!r}")
     for m in p.eval.metrics:
-        need(m in METRICS, "eval.metrics", f"names from {sorted(METRICS)}, got {m!r}")
+        name, _, extractor = m.partition("@")
+        need(name in METRICS and extractor in ("", *EXTRACTORS), "eval.metrics",
+             f"names from {sorted(METRICS)}, optionally as name@extractor with an extractor from {list(EXTRACTORS)}, got {m!r}")
     for m in p.models:
         find_spec_file("zoo", m)
 

@@ -143,10 +143,11 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
             tracker.log_artifact(run_id, final, "checkpoints")
             t0 = time.perf_counter()
             samples = generate(result.G, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed))
-            for r in evaluate(samples, spec.protocol, device, data_root).values():
-                metrics[r.name] = r.value
-                tracker.set_tags(run_id, {f"ganbench.metric.{r.name}": f"extractor={r.extractor} weights={r.weights_sha256[:16]} "
-                                          f"n={r.num_samples} reference={r.reference} higher_is_better={r.higher_is_better}"})
+            from ganbench.metrics import mlflow_metrics, mlflow_tags
+
+            results = list(evaluate(samples, spec.protocol, device, data_root).values())
+            metrics.update(mlflow_metrics(results))  # value, _std, _floor; unavailable ones are left out
+            tracker.set_tags(run_id, mlflow_tags(results))
             metrics["eval_time_s"] = time.perf_counter() - t0
         elif (run_dir / "checkpoints" / "last.pt").is_file():
             tracker.log_artifact(run_id, run_dir / "checkpoints" / "last.pt", "checkpoints")

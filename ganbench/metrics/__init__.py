@@ -1,9 +1,13 @@
 """One metric API: generated samples + a protocol's reference split -> named, typed results.
 
 Metrics are small registered functions (as in stylegan3's ``metrics/``); the expensive shared
-machinery (feature extraction, cached reference statistics) lives once in ``reference.py`` and
-``extractors.py``. Result names say the recipe (``fid10k_test``), and each result records whether
-higher is better, its sample count and the extractor (name + weight hash) behind it.
+machinery (feature extraction, cached reference features) lives once in ``reference.py`` and
+``extractors.py``. Result names say the recipe (``fid10k_test``, ``domain_kid10k_test``), and each
+result records whether higher is better, its sample count, the extractor (name + weight hash)
+behind it and the real-vs-real floor of the same recipe.
+
+A protocol lists metrics by name (``fid``, ``kid``, ``is``, ``pr``, ``dc``); ``name@extractor``
+(e.g. ``fid@domain``) measures with another extractor than the protocol's ``eval.extractor``.
 """
 
 from __future__ import annotations
@@ -11,25 +15,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ganbench.errors import GanbenchError
 from ganbench.registry import Registry
 
 
 @dataclass(frozen=True)
 class MetricResult:
     name: str  # recipe name, e.g. fid10k_test
-    value: float
+    value: float | None  # None when unavailable (see ``unavailable``): never a made-up number
     higher_is_better: bool
     num_samples: int
     extractor: str
     weights_sha256: str
     reference: str  # dataset/split the samples were compared with
+    std: float | None = None  # spread over subsets/splits (KID, IS)
+    floor: float | None = None  # the same recipe on real images of another split: the best one can expect
+    floor_reference: str = ""  # what the floor compared, e.g. fashion-mnist/train vs fashion-mnist/test
+    unavailable: str | None = None  # why there is no value
+
+    def provenance(self) -> str:
+        parts = [f"extractor={self.extractor}", f"weights={self.weights_sha256[:16]}", f"n={self.num_samples}",
+                 f"reference={self.reference}", f"higher_is_better={self.higher_is_better}"]
+        if self.floor_reference:
+            parts.append(f"floor={self.floor_reference}")
+        if self.unavailable:
+            parts.append(f"unavailable={self.unavailable}")
+        return " ".join(parts)
 
 
 @dataclass(frozen=True)
 class MetricDef:
     name: str
     higher_is_better: bool
-    compute: Callable[..., list[MetricResult]]
+    compute: Callable[..., list[MetricResult]]  # (ctx, extractor) -> results
 
 
 METRICS: Registry[MetricDef] = Registry("metric")
@@ -48,5 +66,35 @@ def count_name(n: int) -> str:
     return f"{n // 1000}k" if n % 1000 == 0 and n >= 1000 else str(n)
 
 
-from ganbench.metrics import fid  # noqa: E402,F401  (registers metrics)
+def parse_metric(spec: str, default_extractor: str) -> tuple[MetricDef, str]:
+    """``"kid"`` -> (KID, default extractor); ``"fid@domain"`` -> (FID, "domain")."""
+    from ganbench.metrics.extractors import EXTRACTORS
+
+    name, _, extractor = spec.partition("@")
+    metric = METRICS.get_or_raise(name)
+    extractor = extractor or default_extractor
+    if extractor not in EXTRACTORS:
+        raise GanbenchError(f"metric {spec!r}: unknown feature extractor {extractor!r}. Available: {', '.join(EXTRACTORS)}")
+    return metric, extractor
+
+
+def mlflow_metrics(results) -> dict[str, float]:
+    """Values as MLflow metrics: ``name``, ``name_std`` and ``name_floor``; unavailable ones are left out."""
+    out = {}
+    for r in results:
+        if r.value is None:
+            continue
+        out[r.name] = r.value
+        if r.std is not None:
+            out[f"{r.name}_std"] = r.std
+        if r.floor is not None:
+            out[f"{r.name}_floor"] = r.floor
+    return out
+
+
+def mlflow_tags(results) -> dict[str, str]:
+    return {f"ganbench.metric.{r.name}": r.provenance() for r in results}
+
+
+from ganbench.metrics import fid, kid, isc, prdc  # noqa: E402,F401  (registers metrics)
 from ganbench.metrics.api import evaluate  # noqa: E402,F401

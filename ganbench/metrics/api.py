@@ -1,16 +1,27 @@
-"""``evaluate``: the one entry point the trainer's evaluation and ``ganbench eval`` call."""
+"""``evaluate``: the one entry point the trainer's evaluation and ``ganbench eval`` call.
+
+An :class:`EvalContext` holds what the metrics of one evaluation share, each computed once and
+only when a metric asks: per extractor, the samples' features, the reference split's features
+(from the cache) and the real-vs-real floor features (another split at the same sample count,
+also cached). Metrics are pure functions of (side, reference); the context runs each on the
+samples and on the floor side and wraps both in :class:`MetricResult`.
+"""
 
 from __future__ import annotations
 
-from functools import cached_property
+from typing import Callable
 
+import numpy as np
 import torch
 
 from ganbench.errors import GanbenchError
-from ganbench.metrics import METRICS, MetricResult
-from ganbench.metrics.extractors import Weights, extract_features, inception_extractor, inception_weights
-from ganbench.metrics.reference import cached_statistics, manifest, reference_images
+from ganbench.metrics import MetricResult, parse_metric
+from ganbench.metrics.extractors import FeatureSource, feature_source
+from ganbench.metrics.reference import (cached_features, check_comparable, gaussian_statistics, manifest,
+                                        reference_images)
 from ganbench.protocol import Protocol
+
+OTHER_SPLIT = {"test": "train", "train": "test"}  # where the real-vs-real floor's images come from
 
 
 class EvalContext:
@@ -22,58 +33,123 @@ class EvalContext:
         self.device = device
         self.data_root = data_root
         self.num_samples = len(samples)
+        self.dataset = protocol.data.dataset
         self.reference_split = protocol.eval.reference_split
-        self.reference_name = f"{protocol.data.dataset}/{protocol.eval.reference_split}"
-        self.extractor_name = protocol.eval.extractor
+        self.reference_name = f"{self.dataset}/{self.reference_split}"
+        self.floor_split = OTHER_SPLIT[self.reference_split]
+        self._sources: dict[str, FeatureSource] = {}
+        self._sides: dict[tuple[str, str], dict] = {}
+        self.cache_hits: dict[str, bool] = {}  # "<extractor>/<split>" -> whether the real features came from the cache
+        self.extras: dict = {}  # non-scalar by-products of metrics (histograms, image pairs) for artifacts
 
-    @cached_property
-    def weights(self) -> Weights:
-        return inception_weights()
+    def source(self, extractor: str) -> FeatureSource:
+        if extractor not in self._sources:
+            self._sources[extractor] = feature_source(extractor, self.dataset, self.device)
+        return self._sources[extractor]
 
-    @cached_property
-    def model(self) -> torch.nn.Module:
-        return inception_extractor(self.weights, self.device)
+    def _manifest(self, extractor: str, split: str) -> dict:
+        return manifest(self.dataset, split, self.num_samples, self.protocol.eval.reference_seed, self.source(extractor))
 
-    def features(self) -> torch.Tensor:
-        return self._sample_features
+    def side(self, extractor: str, which: str) -> dict | None:
+        """Features of "samples", "reference" or "floor" (None when the floor split is too small)."""
+        key = (extractor, which)
+        if key not in self._sides:
+            self._sides[key] = self._compute_side(extractor, which)
+        return self._sides[key]
 
-    @cached_property
-    def _sample_features(self) -> torch.Tensor:
-        return extract_features(self.model, self.samples, self.protocol.eval.batch_size, self.device)
+    def _compute_side(self, extractor: str, which: str) -> dict | None:
+        src, bs = self.source(extractor), self.protocol.eval.batch_size
+        if which == "samples":
+            out = src.extract(self.samples, bs)
+            return {"features": out["features"], "logits": out.get("logits"),
+                    "manifest": self._manifest(extractor, "samples")}
+        split = self.reference_split if which == "reference" else self.floor_split
+        man = self._manifest(extractor, split)
 
-    def reference_statistics(self):
-        from ganbench.metrics.fid import gaussian_statistics
+        def compute() -> dict:
+            imgs = reference_images(self.dataset, split, self.num_samples, self.protocol.eval.reference_seed,
+                                    self.data_root)
+            return src.extract(imgs, bs)
 
-        ev = self.protocol.eval
-        man = manifest(self.protocol.data.dataset, ev.reference_split, ev, self.weights.features_sha256)
+        if which == "floor" and (not self.protocol.eval.floor or self.num_samples > self.split_size(split)):
+            return None
+        side = cached_features(man, compute)
+        self.cache_hits[f"{extractor}/{split}"] = side["cache_hit"]
+        return {**side, "manifest": man}
 
-        def compute():
-            imgs = reference_images(self.protocol.data.dataset, ev.reference_split, ev.num_samples,
-                                    ev.reference_seed, self.data_root)
-            return gaussian_statistics(extract_features(self.model, imgs, ev.batch_size, self.device))
+    def split_size(self, split: str) -> int:
+        from ganbench.data import load_split
 
-        return cached_statistics(man, compute)
+        return len(load_split(self.dataset, split, self.data_root).images)
+
+    @staticmethod
+    def statistics(side: dict) -> dict[str, np.ndarray]:
+        return side if "mu" in side else {**gaussian_statistics(side["features"])}
+
+    def results(self, recipe: str, extractor: str, higher_is_better: bool,
+                compute: Callable[[dict, dict], dict[str, tuple[float, float | None]]],
+                unavailable: str | None = None) -> list[MetricResult]:
+        """Run ``compute(side, reference)`` on the samples and on the floor side; one result per returned key
+        (the key is appended to the recipe name)."""
+        src = self.source(extractor)
+        name = f"{src.prefix}{recipe}"
+        common = dict(higher_is_better=higher_is_better, num_samples=self.num_samples, extractor=src.name,
+                      weights_sha256=src.weights_sha256, reference=self.reference_name)
+        if unavailable:
+            return [MetricResult(name, None, unavailable=unavailable, **common)]
+        ref = self.side(extractor, "reference")
+        samples = self.side(extractor, "samples")
+        check_comparable(samples["manifest"], ref["manifest"])
+        values = compute(samples, ref)
+        floor_side = self.side(extractor, "floor")
+        floors, floor_ref = {}, ""
+        if floor_side is not None:
+            check_comparable(floor_side["manifest"], ref["manifest"])
+            floors = compute(floor_side, ref)
+            floor_ref = f"{self.dataset}/{self.floor_split} vs {self.reference_name}"
+        out = []
+        for suffix, (value, std) in values.items():
+            floor = floors.get(suffix, (None, None))[0]
+            out.append(MetricResult(f"{name}{suffix}", float(value), std=None if std is None else float(std),
+                                    floor=None if floor is None else float(floor), floor_reference=floor_ref, **common))
+        return out
 
 
-def check_samples(samples: torch.Tensor, protocol: Protocol) -> None:
+def check_samples(samples: torch.Tensor, protocol: Protocol, num_samples: int | None = None) -> None:
+    from ganbench.data import is_points
+
     d = protocol.data
+    n = protocol.eval.num_samples if num_samples is None else num_samples
+    if is_points(d.dataset):  # 2D mixtures: float N x 2 points
+        if not isinstance(samples, torch.Tensor) or samples.dim() != 2 or samples.shape[1] != 2 \
+                or not samples.is_floating_point() or not torch.isfinite(samples).all():
+            shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
+            raise GanbenchError(f"samples of {d.dataset} must be finite float points N x 2, got {shape}")
+        if len(samples) < n:
+            raise GanbenchError(f"protocol {protocol.name!r} evaluates {n} samples, got {len(samples)}")
+        return
     expected = (d.channels, d.image_size, d.image_size)
     if not isinstance(samples, torch.Tensor) or samples.dim() != 4 or tuple(samples.shape[1:]) != expected:
         shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
         raise GanbenchError(f"samples must be N x {' x '.join(map(str, expected))} for protocol {protocol.name!r}, got {shape}")
     if samples.dtype != torch.uint8:
         raise GanbenchError(f"samples must be uint8 pixels in [0, 255], got {samples.dtype}")
-    if len(samples) < protocol.eval.num_samples:
-        raise GanbenchError(f"protocol {protocol.name!r} evaluates {protocol.eval.num_samples} samples, got {len(samples)}")
+    if len(samples) < n:
+        raise GanbenchError(f"protocol {protocol.name!r} evaluates {n} samples, got {len(samples)}; "
+                            f"generate at least {n}")
 
 
 def evaluate(samples: torch.Tensor, protocol: Protocol, device: torch.device | str = "cpu",
-             data_root=None) -> dict[str, MetricResult]:
-    """Compute the protocol's metric list on ``samples`` (uint8 N x C x H x W; the first num_samples are used)."""
+             data_root=None, context: dict | None = None) -> dict[str, MetricResult]:
+    """Compute the protocol's metric list on ``samples`` (uint8 N x C x H x W; the first num_samples are used).
+    ``context``, when given, receives the :class:`EvalContext` under "ctx" (cache hits, sources)."""
     check_samples(samples, protocol)
     ctx = EvalContext(samples[: protocol.eval.num_samples], protocol, torch.device(device), data_root)
+    if context is not None:
+        context["ctx"] = ctx
     results: dict[str, MetricResult] = {}
-    for name in protocol.eval.metrics:
-        for r in METRICS.get_or_raise(name).compute(ctx):
+    for spec in protocol.eval.metrics:
+        metric, extractor = parse_metric(spec, protocol.eval.extractor)
+        for r in metric.compute(ctx, extractor):
             results[r.name] = r
     return results

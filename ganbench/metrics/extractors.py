@@ -21,6 +21,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -172,11 +173,12 @@ def fetch_inception() -> Weights:
     raise GanbenchError("could not get Inception weights:\n  " + "\n  ".join(errors))
 
 
-def inception_extractor(weights: Weights, device: torch.device) -> torch.nn.Module:
+def inception_extractor(weights: Weights, device: torch.device, layers: list[str] | None = None) -> torch.nn.Module:
     """torch-fidelity's InceptionV3 with the given weights, channels_last (about 2x faster on CPU)."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights.path))
+    model = FeatureExtractorInceptionV3("inception-v3-compat", layers or ["2048"],
+                                        feature_extractor_weights_path=str(weights.path))
     return model.to(device=device, memory_format=torch.channels_last).eval()
 
 
@@ -195,3 +197,152 @@ def extract_features(model: torch.nn.Module, images: torch.Tensor, batch_size: i
         (feat,) = model(batch.contiguous(memory_format=torch.channels_last))
         out.append(feat.to("cpu", torch.float64))
     return torch.cat(out)
+
+
+# --------------------------------------------------------------------------- feature sources
+# A feature source is what a metric sees of an extractor: one pass over uint8 images gives the
+# features (for FID/KID/PR/DC) and, when the extractor has them, the class logits (for IS).
+
+
+@dataclass(frozen=True)
+class FeatureSource:
+    name: str  # the torch-fidelity feature-extractor name, e.g. inception-v3-compat, ganbench-domain-mnist
+    prefix: str  # result-name prefix: "" for the standard Inception, "domain_" for the domain classifier
+    weights_sha256: str
+    resize: str  # how images reach the network (part of the cache key)
+    layer: str  # which features, e.g. "2048" (pool3) or "penultimate"
+    extract: Callable[[torch.Tensor, int], dict[str, torch.Tensor]]  # (uint8 images, batch) -> {"features", "logits"?}
+    logits_unavailable: str | None = None  # why there are no logits (IS), or None
+
+
+INCEPTION_RESIZE = "torch-fidelity interpolate_bilinear_2d_like_tensorflow1x to 299x299, grayscale repeated to RGB"
+NO_LOGITS = ("Inception Score needs the 1008-way logits of torch-fidelity's official Inception weights; "
+             "the installed weights ({source}) have pool3 features only. Fetch the official file with "
+             "`ganbench data fetch inception` on a machine with network access, or point "
+             "GANBENCH_INCEPTION_WEIGHTS at it")
+
+
+def inception_source(device: torch.device, weights: Weights | None = None) -> FeatureSource:
+    weights = weights or inception_weights()
+    layers = ["2048", "logits_unbiased"] if weights.has_logits else ["2048"]
+    model = inception_extractor(weights, device, layers)
+
+    def extract(images: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
+        out = extract_layers(model, images, batch_size, device)
+        return {"features": out["2048"], **({"logits": out["logits_unbiased"]} if "logits_unbiased" in out else {})}
+
+    return FeatureSource("inception-v3-compat", "", weights.features_sha256, INCEPTION_RESIZE, "2048", extract,
+                         None if weights.has_logits else NO_LOGITS.format(source=weights.source))
+
+
+@torch.no_grad()
+def extract_layers(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 100,
+                   device: torch.device | None = None) -> dict[str, torch.Tensor]:
+    """The model's requested layers (float32, CPU) for uint8 N x 1|3 x H x W images, in batches."""
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise GanbenchError(f"expected uint8 images of shape N x 1|3 x H x W, got {images.dtype} {tuple(images.shape)}")
+    device = device or next(model.parameters()).device
+    out: dict[str, list[torch.Tensor]] = {name: [] for name in model.features_list}
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].to(device)
+        if batch.shape[1] == 1:
+            batch = batch.expand(-1, 3, -1, -1)
+        for name, feat in zip(model.features_list, model(batch.contiguous(memory_format=torch.channels_last))):
+            out[name].append(feat.to("cpu", torch.float32))
+    return {name: torch.cat(parts) for name, parts in out.items()}
+
+
+def _domain_extractor_class():
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+    class GanbenchDomainExtractor(FeatureExtractorBase):
+        """ganbench's domain classifier as a torch-fidelity feature extractor: uint8 N x 1|3 x 28 x 28 in,
+        ("features" = penultimate layer, "logits" = 10-way) out. RGB input keeps its first channel (the
+        grayscale-repeated images torch-fidelity passes around)."""
+
+        dataset = ""
+
+        def __init__(self, name, features_list, **kwargs):
+            super().__init__(name, features_list)
+            from ganbench.metrics.domain import domain_classifier
+
+            import copy
+
+            self.classifier = domain_classifier(self.dataset, "cpu")
+            self.net = copy.deepcopy(self.classifier.net)  # moving this module to a device leaves the shared one alone
+
+        @staticmethod
+        def get_provided_features_list():
+            return ("features", "logits")
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric):
+            return {"isc": "logits", "fid": "features", "kid": "features", "prc": "features"}[metric]
+
+        @staticmethod
+        def can_be_compiled():
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile():
+            return torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+
+        def forward(self, x):
+            from ganbench.metrics.domain import _to_input
+
+            feat, logits = self.net(_to_input(x[:, :1]))
+            named = {"features": feat.float(), "logits": logits.float()}
+            return tuple(named[name] for name in self.features_list)
+
+    return GanbenchDomainExtractor
+
+
+def domain_extractor_name(dataset: str) -> str:
+    return f"ganbench-domain-{dataset}"
+
+
+def register_domain_extractors() -> None:
+    """Register ``ganbench-domain-<dataset>`` with torch-fidelity (idempotent)."""
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    from ganbench.data import DATASETS
+
+    base = _domain_extractor_class()
+    for dataset in DATASETS:
+        name = domain_extractor_name(dataset)
+        if name not in FEATURE_EXTRACTORS_REGISTRY:
+            register_feature_extractor(name, type(f"DomainExtractor_{dataset}", (base,), {"dataset": dataset}))
+
+
+def domain_source(dataset: str, device: torch.device) -> FeatureSource:
+    from torch_fidelity.utils import create_feature_extractor
+
+    register_domain_extractors()
+    model = create_feature_extractor(domain_extractor_name(dataset), ["features", "logits"], cuda=False, verbose=False)
+    model = model.to(device)
+
+    def extract(images: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
+        if tuple(images.shape[1:]) != (1, 28, 28) or images.dtype != torch.uint8:
+            raise GanbenchError(f"the domain classifier expects uint8 N x 1 x 28 x 28 images, got {images.dtype} "
+                                f"{tuple(images.shape)}")
+        out = {"features": [], "logits": []}
+        with torch.no_grad():
+            for start in range(0, len(images), max(batch_size, 500)):
+                feat, logits = model(images[start:start + max(batch_size, 500)].to(device))
+                out["features"].append(feat.cpu())
+                out["logits"].append(logits.cpu())
+        return {k: torch.cat(v) for k, v in out.items()}
+
+    return FeatureSource(domain_extractor_name(dataset), "domain_", model.classifier.weights_sha256,
+                         "none (28x28 grayscale in [-1, 1])", "penultimate", extract)
+
+
+EXTRACTORS = ("inception-v3-compat", "domain")  # names a protocol's eval.extractor / metric@extractor may use
+
+
+def feature_source(extractor: str, dataset: str, device: torch.device) -> FeatureSource:
+    if extractor == "inception-v3-compat":
+        return inception_source(device)
+    if extractor == "domain":
+        return domain_source(dataset, device)
+    raise GanbenchError(f"Unknown feature extractor {extractor!r}. Available: {', '.join(EXTRACTORS)}")

@@ -3,32 +3,29 @@
     FID = ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^{1/2})
 
 The trace of the matrix square root is computed by torch-fidelity (sum of the square roots of the
-eigenvalues of S_r S_g), the same routine as its ``calculate_metrics``.
+eigenvalues of S_r S_g), the same routine as its ``calculate_metrics``. The eigenvalues of S_r S_g
+are those of the PSD matrix S_r^{1/2} S_g S_r^{1/2}, so they are real and >= 0 up to rounding;
+with singular covariances (fewer samples than dimensions) the tiny negative or complex ones that
+rounding leaves are mapped to 0 by taking the real part of the complex square root.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch_fidelity.metric_fid import fid_statistics_to_metric, KEY_METRIC_FID
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
 
 from ganbench.metrics import MetricResult, count_name, register_metric
-
-
-def gaussian_statistics(features: torch.Tensor) -> dict[str, np.ndarray]:
-    """Mean and unbiased covariance of N x D features, in float64."""
-    x = features.to(torch.float64).numpy()
-    return {"mu": x.mean(axis=0), "sigma": np.cov(x, rowvar=False)}
+from ganbench.metrics.reference import gaussian_statistics  # noqa: F401  (re-exported: the FID statistics)
 
 
 def frechet_distance(stat_1: dict[str, np.ndarray], stat_2: dict[str, np.ndarray]) -> float:
-    return float(fid_statistics_to_metric(stat_1, stat_2, verbose=False)[KEY_METRIC_FID])
+    return float(fid_statistics_to_metric({"mu": stat_1["mu"], "sigma": stat_1["sigma"]},
+                                          {"mu": stat_2["mu"], "sigma": stat_2["sigma"]}, verbose=False)[KEY_METRIC_FID])
 
 
 @register_metric("fid", higher_is_better=False)
-def fid(ctx) -> list[MetricResult]:
-    ref = ctx.reference_statistics()
-    value = frechet_distance(gaussian_statistics(ctx.features()), ref)
-    n = ctx.num_samples
-    return [MetricResult(f"fid{count_name(n)}_{ctx.reference_split}", value, False, n,
-                         ctx.extractor_name, ctx.weights.features_sha256, ctx.reference_name)]
+def fid(ctx, extractor: str) -> list[MetricResult]:
+    def compute(side: dict, ref: dict) -> dict:
+        return {"": (frechet_distance(ctx.statistics(side), ref), None)}
+
+    return ctx.results(f"fid{count_name(ctx.num_samples)}_{ctx.reference_split}", extractor, False, compute)

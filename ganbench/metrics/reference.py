@@ -1,32 +1,38 @@
-"""Reference-split statistics, cached by content key.
+"""Features of real splits, cached by content key, with a provenance manifest.
 
 The key covers everything that changes the numbers: dataset, split, sample count and the seed
 that picks the images, the extractor name, its weight hash, the resize path, the feature layer
-and the library versions. Each entry is one .npz written atomically, holding its provenance
-manifest; an entry whose manifest does not match or that cannot be read is recomputed.
+and the library versions. Each entry is one .npz written atomically holding the features (float32,
+exactly what the extractor returned), their Gaussian statistics (float64), the logits when the
+extractor has them, the manifest, and a SHA-256 of the arrays: an entry whose manifest does not
+match, whose checksum is wrong or that cannot be read is recomputed.
+
+Two sets of features are compared only when their manifests agree on everything but the split
+and the seed (``check_comparable``), so statistics of different provenance never meet.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+from typing import Callable
 
 import numpy as np
 import torch
 
 from ganbench.assets import atomic_write_bytes, cache_dir
 from ganbench.data import load_split
-from ganbench.protocol import EvalSpec, content_hash
+from ganbench.errors import GanbenchError
+from ganbench.protocol import content_hash
 
-RESIZE = "torch-fidelity interpolate_bilinear_2d_like_tensorflow1x to 299x299"
+ARRAYS = ("features", "logits", "mu", "sigma")
 
 
 def reference_images(dataset: str, split: str, num_samples: int, seed: int, data_root=None) -> torch.Tensor:
     """The first ``num_samples`` images of a seeded permutation of the split (all of it when equal)."""
     images = load_split(dataset, split, data_root).images
     if num_samples > len(images):
-        from ganbench.errors import GanbenchError
-
         raise GanbenchError(f"{dataset}/{split} has {len(images)} images; the protocol asks for {num_samples}")
     if num_samples == len(images):
         return images
@@ -34,27 +40,74 @@ def reference_images(dataset: str, split: str, num_samples: int, seed: int, data
     return images[order[:num_samples]]
 
 
-def manifest(dataset: str, split: str, ev: EvalSpec, weights_sha256: str, layer: str = "2048") -> dict:
+def manifest(dataset: str, split: str, num_samples: int, seed: int, source) -> dict:
+    """Provenance of one set of features (``source`` is an ``extractors.FeatureSource``)."""
     import torch_fidelity
 
-    return {"dataset": dataset, "split": split, "num_samples": ev.num_samples, "seed": ev.reference_seed,
-            "extractor": ev.extractor, "weights_sha256": weights_sha256, "resize": RESIZE, "layer": layer,
-            "torch_fidelity": torch_fidelity.__version__, "numpy_major": np.__version__.split(".")[0]}
+    return {"dataset": dataset, "split": split, "num_samples": num_samples, "seed": seed,
+            "extractor": source.name, "weights_sha256": source.weights_sha256, "resize": source.resize,
+            "layer": source.layer, "torch_fidelity": torch_fidelity.__version__,
+            "torch": torch.__version__.split("+")[0], "numpy_major": np.__version__.split(".")[0]}
 
 
-def cached_statistics(man: dict, compute) -> dict[str, np.ndarray]:
-    """Load the statistics for ``man`` from the cache, or ``compute()`` and store them."""
-    key = content_hash(man)
-    path = cache_dir("refstats") / f"{key}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if json.loads(str(z["manifest"])) == man and np.isfinite(z["sigma"]).all():
-                    return {"mu": z["mu"], "sigma": z["sigma"]}
-        except Exception:  # unreadable entry: recompute below
-            pass
-    stats = compute()
-    buf = io.BytesIO()
-    np.savez(buf, mu=stats["mu"], sigma=stats["sigma"], manifest=np.array(json.dumps(man)))
-    atomic_write_bytes(path, buf.getvalue())
-    return stats
+def check_comparable(a: dict, b: dict) -> None:
+    """Raise unless two manifests differ only in what is being compared (split, seed)."""
+    keys = sorted((set(a) | set(b)) - {"split", "seed"})
+    diff = [k for k in keys if a.get(k) != b.get(k)]
+    if diff:
+        detail = ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in diff)
+        raise GanbenchError(f"refusing to compare features of different provenance ({detail})")
+
+
+def gaussian_statistics(features: torch.Tensor) -> dict[str, np.ndarray]:
+    """Mean and unbiased covariance of N x D features, in float64."""
+    x = features.to(torch.float64).numpy()
+    return {"mu": x.mean(axis=0), "sigma": np.cov(x, rowvar=False)}
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}{a.dtype}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def cache_path(man: dict):
+    return cache_dir("refstats") / f"{content_hash(man)}.npz"
+
+
+def load_entry(man: dict) -> dict[str, np.ndarray] | None:
+    """The cached arrays for ``man``, or None when absent, unreadable, stale or corrupt."""
+    path = cache_path(man)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ARRAYS if k in z.files}
+            stored_man, stored_sum = json.loads(str(z["manifest"])), str(z["checksum"])
+    except Exception:  # truncated or not an npz
+        return None
+    if stored_man != man or stored_sum != _checksum(arrays) or not np.isfinite(arrays["sigma"]).all():
+        return None
+    return arrays
+
+
+def cached_features(man: dict, compute: Callable[[], dict[str, torch.Tensor]]) -> dict:
+    """Features, logits (when any) and Gaussian statistics for ``man``: from the cache or ``compute()``.
+    Returns {"features": float32 tensor, "logits": tensor | None, "mu", "sigma": float64 arrays, "cache_hit": bool}."""
+    arrays = load_entry(man)
+    hit = arrays is not None
+    if arrays is None:
+        out = compute()
+        feats = out["features"].to(torch.float32)
+        arrays = {"features": feats.numpy(), **gaussian_statistics(feats)}
+        if out.get("logits") is not None:
+            arrays["logits"] = out["logits"].to(torch.float32).numpy()
+        buf = io.BytesIO()
+        np.savez(buf, **arrays, manifest=np.array(json.dumps(man)), checksum=np.array(_checksum(arrays)))
+        atomic_write_bytes(cache_path(man), buf.getvalue())
+    return {"features": torch.from_numpy(arrays["features"]),
+            "logits": torch.from_numpy(arrays["logits"]) if "logits" in arrays else None,
+            "mu": arrays["mu"], "sigma": arrays["sigma"], "cache_hit": hit}
