@@ -231,16 +231,14 @@ def load_model(name_or_path: str) -> ModelSpec:
 
 
 def _validate_protocol(p: Protocol, path: Path) -> None:
-    from ganbench.data import SPLIT_FILES, get_dataset
+    from ganbench.data import SPLIT_FILES, dataset_names
 
     def need(ok: bool, key: str, expected: str) -> None:
         if not ok:
             raise GanbenchError(f"{path}: {key}: expected {expected}")
 
-    try:
-        get_dataset(p.data.dataset)
-    except GanbenchError as err:
-        raise GanbenchError(f"{path}: data.dataset: {err}") from err
+    if p.data.dataset not in dataset_names():
+        raise GanbenchError(f"{path}: data.dataset: Unknown dataset {p.data.dataset!r}. Available: {', '.join(dataset_names())}")
     need(p.data.split in SPLIT_FILES, "data.split", f"one of {list(SPLIT_FILES)}")
     need(p.eval.reference_split in SPLIT_FILES, "eval.reference_split", f"one of {list(SPLIT_FILES)}")
     need(p.data.subset is None or p.data.subset > 0, "data.subset", "a positive number of images")

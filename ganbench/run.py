@@ -47,14 +47,30 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def training_images(protocol: Protocol, data_root=None) -> ImageSet:
-    d = protocol.data
-    full = load_split(d.dataset, d.split, data_root)
-    if d.subset is None:
-        return full
-    if d.subset > len(full.images):
-        raise GanbenchError(f"protocol {protocol.name!r}: data.subset = {d.subset} but {d.dataset}/{d.split} has {len(full.images)} images")
-    idx = torch.randperm(len(full.images), generator=torch.Generator().manual_seed(d.subset_seed))[: d.subset]
-    return ImageSet(full.images[idx], full.labels[idx], full.num_classes)
+    from ganbench.data import load_data
+
+    try:
+        return load_data(protocol.data, protocol.data.split, data_root)
+    except GanbenchError as err:
+        raise GanbenchError(f"protocol {protocol.name!r}: {err}") from err
+
+
+def write_extras(extras: dict, folder: Path) -> list[Path]:
+    """The metrics' non-scalar by-products as files: image tensors as PNG grids, the rest as JSON."""
+    import json
+
+    from ganbench.assets import atomic_write_bytes
+    from ganbench.plots import save_grid
+
+    paths = []
+    for name, value in extras.items():
+        if isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and value.dim() == 4:
+            paths.append(save_grid(value, folder / f"{name}.png", nrow=8))
+        else:
+            path = folder / f"{name}.json"
+            atomic_write_bytes(path, json.dumps(value, indent=1, default=float).encode())
+            paths.append(path)
+    return paths
 
 
 def run_dir_for(spec: RunSpec) -> Path:
@@ -93,7 +109,9 @@ def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int
 def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
             data_root=None, progress: bool = True, stop_on: str | None = None) -> RunOutcome:
     from ganbench.metrics import evaluate
-    from ganbench.plots import loss_plot, save_grid
+    from ganbench.data import is_points
+    from ganbench.data.synthetic import MIXTURES
+    from ganbench.plots import loss_plot, save_grid, scatter_2d
     from ganbench.train import fixed_z, generate, train
 
     run_dir = run_dir_for(spec)
@@ -110,11 +128,17 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
                   "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"}
         run_id = tracker.start(f"ganbench/{spec.protocol.name}", f"{spec.model.name}-seed{spec.seed}", params, tags)
         id_file.write_text(run_id)
-    grid_z = fixed_z(ev.grid_size ** 2, spec.model.z_dim, ev.z_seed)
+    points = is_points(spec.protocol.data.dataset)
+    grid_z = fixed_z(ev.num_samples if points else ev.grid_size ** 2, spec.model.z_dim, ev.z_seed)
 
     def on_epoch(epoch: int, G, summary: dict) -> None:
-        grid = save_grid(generate(G, grid_z), run_dir / "grids" / f"epoch_{epoch:03d}.png", nrow=ev.grid_size)
-        tracker.log_artifact(run_id, grid, "grids")
+        if points:  # 2D mixtures: a scatter of the fixed-z samples over the true modes
+            picture = scatter_2d(generate(G, grid_z, as_uint8=False), MIXTURES[spec.protocol.data.dataset](),
+                                 run_dir / "scatter" / f"epoch_{epoch:03d}.png", f"{spec.model.name} epoch {epoch}")
+            tracker.log_artifact(run_id, picture, "scatter")
+        else:
+            grid = save_grid(generate(G, grid_z), run_dir / "grids" / f"epoch_{epoch:03d}.png", nrow=ev.grid_size)
+            tracker.log_artifact(run_id, grid, "grids")
         tracker.log_metrics(run_id, {k: v for k, v in summary.items() if k != "epoch"}, step=epoch)
 
     status, message, metrics = "failed", "", {}
@@ -142,12 +166,15 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
             atomic_torch_save({"G": result.G.state_dict(), "D": result.D.state_dict()}, final)
             tracker.log_artifact(run_id, final, "checkpoints")
             t0 = time.perf_counter()
-            samples = generate(result.G, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed))
+            samples = generate(result.G, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed), as_uint8=not points)
             from ganbench.metrics import mlflow_metrics, mlflow_tags
 
-            results = list(evaluate(samples, spec.protocol, device, data_root).values())
+            holder: dict = {}
+            results = list(evaluate(samples, spec.protocol, device, data_root, context=holder).values())
             metrics.update(mlflow_metrics(results))  # value, _std, _floor; unavailable ones are left out
             tracker.set_tags(run_id, mlflow_tags(results))
+            for path in write_extras(holder["ctx"].extras, run_dir / "eval"):
+                tracker.log_artifact(run_id, path, "eval")
             metrics["eval_time_s"] = time.perf_counter() - t0
         elif (run_dir / "checkpoints" / "last.pt").is_file():
             tracker.log_artifact(run_id, run_dir / "checkpoints" / "last.pt", "checkpoints")

@@ -99,13 +99,15 @@ def fixed_z(n: int, z_dim: int, z_seed: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """uint8 samples of G in eval mode (batch-norm statistics frozen) for the given z (on CPU)."""
+def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 500, as_uint8: bool = True) -> torch.Tensor:
+    """Samples of G in eval mode (batch-norm statistics frozen) for the given z (on CPU): uint8 images,
+    or with ``as_uint8=False`` the raw float outputs (2D points)."""
     device = next(G.parameters()).device
     was_training = G.training
+    convert = to_uint8 if as_uint8 else (lambda x: x.float())
     G.eval()
     try:
-        return torch.cat([to_uint8(G(z[i:i + batch_size].to(device))).cpu() for i in range(0, len(z), batch_size)])
+        return torch.cat([convert(G(z[i:i + batch_size].to(device))).cpu() for i in range(0, len(z), batch_size)])
     finally:
         G.train(was_training)
 
@@ -215,7 +217,8 @@ def _loop(spec, data, G, D, opt_g, opt_d, loss, gen, state, run_dir, device, g_s
             acc: dict[str, torch.Tensor] = {}
             for c in range(n_critic):
                 idx = perm[(s * n_critic + c) * bs:(s * n_critic + c + 1) * bs]
-                real = to_model_range(data[idx])
+                real = data[idx]
+                real = to_model_range(real) if real.dtype == torch.uint8 else real  # images vs 2D points
                 z = torch.randn(bs, m.z_dim, generator=gen).to(device)
                 with torch.no_grad():
                     fake = G(z)

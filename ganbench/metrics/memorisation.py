@@ -207,3 +207,27 @@ def pair_grid(samples: torch.Tensor, train: torch.Tensor, report: MemorisationRe
     order = report.gen_dist.argsort()[:n_pairs]
     pairs = torch.stack([samples[order], train[report.gen_index[order]]], dim=1)
     return pairs.flatten(0, 1)
+
+
+# ----------------------------------------------------------------------------- registered metric
+
+from ganbench.metrics import MetricResult, count_name, register_metric  # noqa: E402
+
+
+@register_metric("memorisation", higher_is_better=False)
+def memorisation(ctx, extractor: str) -> list[MetricResult]:
+    """Suspected copies and C_T against the protocol's training images, with the test split as baseline."""
+    from ganbench.data import load_data
+
+    train = load_data(ctx.protocol.data, ctx.protocol.data.split, ctx.data_root).images
+    test = load_data(ctx.protocol.data, ctx.reference_split, ctx.data_root).images
+    train = train.materialise() if hasattr(train, "materialise") else train
+    test = test.materialise() if hasattr(test, "materialise") else test
+    rep = memorisation_report(ctx.samples, train, test[: max(len(ctx.samples), 1000)], device=ctx.device)
+    ctx.extras["memorisation"] = {**rep.summary(), "planted": rep.planted}
+    ctx.extras["memorisation_pairs"] = pair_grid(ctx.samples, train, rep)
+    n, ref = count_name(ctx.num_samples), f"{ctx.dataset}/{ctx.protocol.data.split}"
+    common = dict(num_samples=ctx.num_samples, extractor="pixels-l1", weights_sha256="", reference=ref)
+    return [MetricResult(f"copies{n}", rep.suspected_copies, False, **common),
+            MetricResult(f"ct{n}", rep.ct, True, **common),  # negative = copying; closer to 0 or above is better
+            MetricResult(f"nn_l1{n}", float(rep.gen_dist.mean()), True, **common)]
