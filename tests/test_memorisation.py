@@ -1,5 +1,7 @@
 """Memorisation checks against an independent reference (torch.cdist) and induced copying."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -74,3 +76,22 @@ def test_ct_is_nan_without_populated_cells():
     d = torch.rand(5)
     ct, cells = ct_statistic(d, d, torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.long), 3)
     assert cells == 0 and ct != ct
+
+
+def test_memorisation_metric_through_the_metric_api(tiny_protocol):
+    from ganbench.data import load_data
+    from ganbench.metrics import evaluate
+    from ganbench.protocol import load_protocol
+
+    path = tiny_protocol(subset=1024, num_samples=100)
+    proto = load_protocol(path)
+    proto = dataclasses.replace(proto, eval=dataclasses.replace(proto.eval, metrics=("memorisation",)))
+    train = load_data(proto.data, "train").images
+    holder = {}
+    res = evaluate(train[:100], proto, context=holder)  # a "generator" that returns its training images
+    assert res["copies100"].value == 1.0 and res["ct100"].value < THRESHOLDS["ct_copying_z"]
+    assert res["nn_l1100"].value == 0.0
+    assert holder["ctx"].extras["memorisation_pairs"].shape == (64, 1, 28, 28)
+    honest = load_data(proto.data, "test").images[5000:5100]
+    res = evaluate(honest, proto)
+    assert res["copies100"].value <= 0.05

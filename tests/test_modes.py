@@ -65,3 +65,41 @@ def test_mixture_protocols_load():
     d = load_data(DataSpec(dataset="ring8", subset=512, image_size=0, channels=2), "train")
     assert d.images.shape == (512, 2) and d.images.dtype == torch.float32 and set(d.labels.tolist()) <= set(range(8))
     assert set(MIXTURES) == {"ring8", "grid25"}
+
+
+@pytest.mark.slow
+def test_stacked_mnist_sanity_with_the_mnist_classifier():
+    from ganbench.metrics.domain import domain_classifier
+    from ganbench.metrics.modes import stacked_modes
+
+    clf = domain_classifier("mnist")  # the full-recipe classifier (>= 99% test accuracy), cached after first use
+    real = stacked_mnist(26000, "test", seed=0).images.materialise()
+    m = stacked_modes(real, clf)
+    assert m["modes"] >= 990 and m["kl"] < 0.05, (m["modes"], m["kl"])
+    assert m["confident_channel_share"] > 0.95
+    one = real[:1].repeat(5000, 1, 1, 1)  # a generator that always outputs one image
+    m1 = stacked_modes(one, clf)
+    assert m1["modes"] == 1 and m1["kl"] == pytest.approx(math.log(1000))
+
+
+@pytest.mark.slow
+def test_ring8_protocol_end_to_end_logs_mode_metrics_and_scatter(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from ganbench.run import run_protocol
+    from ganbench.track import tracking_uri
+
+    path = tmp_path / "ring8-tiny.toml"
+    path.write_text(
+        'models = ["gan-mlp2d", "wgan-gp-mlp2d"]\nseeds = [0]\n[data]\ndataset = "ring8"\nsubset = 5120\n'
+        'image_size = 0\nchannels = 2\n[train]\nepochs = 2\nbatch_size = 256\ncheck_every = 10\n'
+        '[eval]\nnum_samples = 500\nmetrics = ["modes2d"]\n')
+    outcomes = run_protocol(str(path), progress=False)
+    client = MlflowClient(tracking_uri())
+    for out in outcomes:
+        assert out.status == "finished"
+        m = client.get_run(out.run_id).data.metrics
+        assert 0 <= m["modes500"] <= 8 and 0 <= m["hq_share500"] <= 1 and m["reverse_kl500"] >= 0
+        arts = {f.path for f in client.list_artifacts(out.run_id, "scatter")}
+        assert arts == {"scatter/epoch_001.png", "scatter/epoch_002.png"}
+        assert [f.path for f in client.list_artifacts(out.run_id, "eval")] == ["eval/mode_histogram.json"]

@@ -223,11 +223,14 @@ def memorisation(ctx, extractor: str) -> list[MetricResult]:
     test = load_data(ctx.protocol.data, ctx.reference_split, ctx.data_root).images
     train = train.materialise() if hasattr(train, "materialise") else train
     test = test.materialise() if hasattr(test, "materialise") else test
-    rep = memorisation_report(ctx.samples, train, test[: max(len(ctx.samples), 1000)], device=ctx.device)
+    # Enough k-means cells for a fine partition, few enough that each holds ~2x the minimum count of samples.
+    cells = max(1, min(20, len(ctx.samples) // (2 * THRESHOLDS["ct_min_cell_count"])))
+    rep = memorisation_report(ctx.samples, train, test[: max(len(ctx.samples), 1000)], num_cells=cells, device=ctx.device)
     ctx.extras["memorisation"] = {**rep.summary(), "planted": rep.planted}
     ctx.extras["memorisation_pairs"] = pair_grid(ctx.samples, train, rep)
     n, ref = count_name(ctx.num_samples), f"{ctx.dataset}/{ctx.protocol.data.split}"
     common = dict(num_samples=ctx.num_samples, extractor="pixels-l1", weights_sha256="", reference=ref)
     return [MetricResult(f"copies{n}", rep.suspected_copies, False, **common),
-            MetricResult(f"ct{n}", rep.ct, True, **common),  # negative = copying; closer to 0 or above is better
+            MetricResult(f"ct{n}", None if rep.ct != rep.ct else rep.ct, True,  # negative = copying
+                         unavailable=None if rep.ct == rep.ct else "no k-means cell holds enough samples", **common),
             MetricResult(f"nn_l1{n}", float(rep.gen_dist.mean()), True, **common)]
