@@ -41,7 +41,7 @@ def test_failed_run_is_tagged_and_keeps_artifacts(tiny_protocol, monkeypatch):
     def broken_evaluate(*args, **kwargs):
         raise RuntimeError("feature extractor crashed")
 
-    monkeypatch.setattr(api.EvalContext, "features", lambda self: broken_evaluate())
+    monkeypatch.setattr(api.EvalContext, "side", lambda self, *args: broken_evaluate())
     (out,) = run_protocol(tiny_protocol(), progress=False)
     assert out.status == "failed" and "feature extractor crashed" in out.message
     client = MlflowClient(tracking_uri())
