@@ -24,6 +24,10 @@ from ganbench.protocol import Protocol
 OTHER_SPLIT = {"test": "train", "train": "test"}  # where the real-vs-real floor's images come from
 
 
+class _SplitTooSmall(Exception):
+    """The floor's split has fewer images than the sample count: no floor (not an error)."""
+
+
 class EvalContext:
     """Lazily computed, shared inputs of the metrics of one evaluation."""
 
@@ -67,13 +71,18 @@ class EvalContext:
         man = self._manifest(extractor, split)
 
         def compute() -> dict:
+            if which == "floor" and self.num_samples > self.split_size(split):
+                raise _SplitTooSmall
             imgs = reference_images(self.dataset, split, self.num_samples, self.protocol.eval.reference_seed,
                                     self.data_root)
             return src.extract(imgs, bs)
 
-        if which == "floor" and (not self.protocol.eval.floor or self.num_samples > self.split_size(split)):
+        if which == "floor" and not self.protocol.eval.floor:
             return None
-        side = cached_features(man, compute)
+        try:
+            side = cached_features(man, compute)  # a cache hit reads no images at all
+        except _SplitTooSmall:
+            return None
         self.cache_hits[f"{extractor}/{split}"] = side["cache_hit"]
         return {**side, "manifest": man}
 
