@@ -62,6 +62,49 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-track", action="store_true", help="print the results without logging an MLflow run")
     ev.add_argument("--json", action="store_true", help="machine-readable output")
     ev.add_argument("--data-root")
+
+    rep = sub.add_parser("report", help="render the leaderboard of a protocol: reports/<protocol>/index.html + README.md")
+    rep.add_argument("--protocol", required=True, help="protocol name or .toml file whose tracked runs to report")
+    rep.add_argument("--out", default="reports", help="output folder (default: reports)")
+    rep.add_argument("--tracking-uri")
+
+    cmp_ = sub.add_parser("compare", help="two models side by side: metric deltas, Welch's t-test over seeds, stability, verdict")
+    cmp_.add_argument("model_a")
+    cmp_.add_argument("model_b")
+    cmp_.add_argument("--protocol", required=True, help="protocol name whose runs to compare (the newest hash with both models)")
+    cmp_.add_argument("--tracking-uri")
+
+    chk = sub.add_parser("check", help="quality regression gate: exit 1 when a metric is worse than the baseline's spread allows")
+    chk.add_argument("runs", nargs="+", metavar="RUN_OR_EXPERIMENT", help="run ids, experiment names or protocol names")
+    chk.add_argument("--baseline", required=True, help="baseline JSON (see `ganbench baseline save`)")
+    chk.add_argument("--confidence", type=float, help="one-sided confidence of the gate (default: the baseline's)")
+    chk.add_argument("--allow-protocol-change", action="store_true",
+                     help="gate runs of the same protocol name made under another hash (changed budget or model card)")
+    chk.add_argument("--tracking-uri")
+
+    bl = sub.add_parser("baseline", help="quality baselines for `ganbench check`")
+    blsub = bl.add_subparsers(dest="baseline_command", required=True)
+    bls = blsub.add_parser("save", help="write a baseline from finished runs of one protocol hash")
+    bls.add_argument("runs", nargs="+", metavar="RUN_OR_EXPERIMENT", help="run ids, experiment names or protocol names")
+    bls.add_argument("--out", required=True, help="baseline JSON to write, e.g. baselines/<protocol>.json")
+    bls.add_argument("--confidence", type=float, default=0.99, help="one-sided confidence stored with the baseline")
+    bls.add_argument("--tracking-uri")
+    dg = sub.add_parser("diagnose", help="training-health findings of a run: what went wrong, when, and what to try")
+    dg.add_argument("run_id")
+    dg.add_argument("--json", action="store_true", help="machine-readable output")
+    dg.add_argument("--tracking-uri")
+    ev = sub.add_parser("eval", help="measure samples or a generator checkpoint under a protocol's evaluation")
+    ev.add_argument("--protocol", required=True, help="protocol name or path to a .toml file")
+    ev.add_argument("--samples", help="an .npz (uint8 [0, 255] or float [-1, 1], NCHW/NHWC) or a folder of .png images")
+    ev.add_argument("--generator", help="module:function returning the generator (a torch.nn.Module)")
+    ev.add_argument("--checkpoint", help="generator weights: torch state_dict (loaded weights_only) or .safetensors")
+    ev.add_argument("--z-dim", type=int, default=100, help="latent size of the generator (default 100)")
+    ev.add_argument("--name", help="label of the MLflow run (default: external)")
+    ev.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    ev.add_argument("--tracking-uri")
+    ev.add_argument("--no-track", action="store_true", help="print the results without logging an MLflow run")
+    ev.add_argument("--json", action="store_true", help="machine-readable output")
+    ev.add_argument("--data-root")
     return p
 
 
@@ -186,10 +229,61 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from ganbench.report.render import write_report
+
+    rep = write_report(args.protocol, args.out, args.tracking_uri)
+    print(f"{rep.html}\n{rep.markdown}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from ganbench.report.leaderboard import build_boards, compare
+    from ganbench.report.render import comparison_rows
+    from ganbench.track import Tracker
+
+    boards = [b for b in build_boards(Tracker(args.tracking_uri).search(), args.protocol)
+              if {args.model_a, args.model_b} <= {r.model for r in b.rows}]
+    if not boards:
+        raise GanbenchError(f"no protocol hash of {args.protocol!r} has runs of both {args.model_a!r} and {args.model_b!r}; "
+                            f"run `ganbench run --protocol {args.protocol} --models {args.model_a} {args.model_b}`")
+    c = compare(boards[0], args.model_a, args.model_b)
+    head, rows = comparison_rows(c)
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    print(f"{c.protocol} (hash {c.protocol_hash[:12]})")
+    for row in [head, *rows]:
+        print("  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip())
+    print()
+    print(c.verdict)
+    return 0
+
+
+def cmd_check(args) -> int:
+    from ganbench.report.gate import check
+
+    result = check(args.runs, args.baseline, args.tracking_uri, args.confidence, args.allow_protocol_change)
+    print(result.table())
+    return 0 if result.ok else 1
+
+
+def cmd_baseline(args) -> int:
+    from ganbench.report.gate import save_baseline
+
+    data = save_baseline(args.runs, args.out, args.tracking_uri, args.confidence)
+    seeds = ", ".join(f"{m} {len(v['seeds'])} seeds" for m, v in data["models"].items())
+    print(f"wrote {args.out}: {data['protocol']} ({data['protocol_hash'][:12]}), {seeds}")
+    return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # a terminated run is marked "stopped" in MLflow, like Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": cmd_run, "data": cmd_data, "list": cmd_list, "show": cmd_show,
-               "diagnose": cmd_diagnose, "eval": cmd_eval}[args.command]
+               "diagnose": cmd_diagnose, "eval": cmd_eval,
+               "report": cmd_report, "compare": cmd_compare, "check": cmd_check, "baseline": cmd_baseline}[args.command]
     try:
         return handler(args)
     except GanbenchError as err:

@@ -112,4 +112,66 @@ class Tracker:
         return out
 
     def download(self, run_id: str, path: str, dest: Path) -> Path:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in reports' output
         return Path(self.client.download_artifacts(run_id, path, str(dest)))
+
+    # ----------------------------------------------------------------- reading runs back (reports, gates)
+
+    def search(self, experiments: list[str] | None = None, run_ids: list[str] | None = None):
+        """Runs as a pandas DataFrame, one row per run: ``run_id``, ``experiment``, ``run_name``, ``start_time``,
+        ``status`` (the ganbench status tag), ``protocol``, ``protocol_hash``, ``model``, ``seed``, then
+        ``metrics.<name>`` (final values) and ``tags.<name>`` columns, as ``mlflow.search_runs`` names them.
+
+        ``experiments`` are experiment names (default: every ``ganbench/...`` experiment); ``run_ids`` picks runs."""
+        import pandas as pd
+
+        if run_ids is not None:
+            runs = [self.client.get_run(r) for r in run_ids]
+        else:
+            exps = [e for e in self.client.search_experiments()
+                    if (e.name in experiments if experiments is not None else e.name.startswith("ganbench/"))]
+            runs, token = [], None
+            while exps:
+                page = self.client.search_runs([e.experiment_id for e in exps], max_results=1000, page_token=token)
+                runs.extend(page)
+                token = page.token
+                if not token:
+                    break
+        names = {e.experiment_id: e.name for e in self.client.search_experiments()} if runs else {}
+        rows = []
+        for run in runs:
+            tags = run.data.tags
+            seed = tags.get(TAG_SEED)
+            rows.append({"run_id": run.info.run_id, "experiment": names.get(run.info.experiment_id, ""),
+                         "run_name": run.info.run_name, "start_time": run.info.start_time,
+                         "status": tags.get(TAG_STATUS, run.info.status.lower()),
+                         "protocol": tags.get(TAG_PROTOCOL), "protocol_hash": tags.get(TAG_PROTOCOL_HASH),
+                         "model": tags.get(TAG_MODEL), "seed": int(seed) if seed is not None else None,
+                         **{f"metrics.{k}": v for k, v in run.data.metrics.items()},
+                         **{f"tags.{k}": v for k, v in tags.items() if k.startswith("ganbench.")}})
+        return pd.DataFrame(rows, columns=None if rows else ["run_id", "experiment", "run_name", "start_time", "status",
+                                                             "protocol", "protocol_hash", "model", "seed"])
+
+    def resolve_runs(self, ref: str) -> list[str]:
+        """Run ids named by ``ref``: a run id, an experiment name, or a protocol name (experiment ``ganbench/<ref>``)."""
+        from mlflow.exceptions import MlflowException
+
+        for name in (ref, f"ganbench/{ref}"):
+            exp = self.client.get_experiment_by_name(name)
+            if exp is not None:
+                return [r.info.run_id for r in self.client.search_runs([exp.experiment_id], max_results=10000)]
+        try:
+            return [self.client.get_run(ref).info.run_id]
+        except MlflowException:
+            pass
+        from ganbench.errors import GanbenchError
+
+        raise GanbenchError(f"{ref!r} is neither a run id nor an experiment in {self.uri}; "
+                            "pass a run id (see `ganbench show`) or an experiment name such as ganbench/<protocol>")
+
+    def metric_history(self, run_id: str, key: str):
+        """One metric's logged values of a run as a DataFrame (``step``, ``value``), sorted by step."""
+        import pandas as pd
+
+        hist = self.client.get_metric_history(run_id, key)
+        return pd.DataFrame({"step": [h.step for h in hist], "value": [h.value for h in hist]}).sort_values("step")

@@ -27,6 +27,14 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null &
    echo "   (not available; ganbench data fetch will try a download)"
 fi
 
+# The report test loads a rendered leaderboard in headless Chromium (Debian's package, driven by playwright).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "== installing Debian's chromium (headless browser for the report test)"
+  (apt-get install -y -q chromium >/dev/null 2>&1 || \
+   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) || \
+   echo "   (not available; the report browser test will be skipped)"
+fi
+
 echo "== fetching datasets and Inception weights"
 .venv/bin/ganbench data fetch
 .venv/bin/ganbench data verify >/dev/null

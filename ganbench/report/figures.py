@@ -1,0 +1,188 @@
+"""Figures of a leaderboard (seaborn, PNG): the headline metric per seed, loss curves with diagnosis
+spans, and the artifacts runs already carry (final sample grids, mode-coverage and memorisation plots)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ganbench.assets import atomic_path
+from ganbench.report.leaderboard import Board, ModelRow
+from ganbench.track import Tracker
+
+SEVERITY_COLORS = {"failure": "tab:red", "warning": "tab:orange"}  # info-level findings are not shaded
+OWN_ARTIFACTS = ("loss_curves.png",)  # run artifacts redrawn here rather than copied
+
+
+@dataclass(frozen=True)
+class Figure:
+    title: str
+    path: Path
+    caption: str = ""
+    kind: str = "plot"  # plot | grid (sample grids are drawn larger, pixels kept sharp)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    return plt, sns
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
+    return path
+
+
+def metric_per_seed(board: Board, tracker: Tracker, out: Path) -> Figure | None:
+    """The first headline metric over training per seed (lines), or its final value per seed when runs
+    logged it once (points with the mean and its 95% bootstrap interval)."""
+    if not board.metrics:
+        return None
+    name, higher = board.metrics[0]
+    frames = []
+    for row in board.rows:
+        for seed, run_id in zip(row.seeds, row.run_ids):
+            h = tracker.metric_history(run_id, name)
+            frames.append(h.assign(model=row.model, seed=seed))
+    if not frames:
+        return None
+    df = pd.concat(frames, ignore_index=True)
+    plt, sns = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    direction = "higher is better" if higher else "lower is better"
+    if df.groupby(["model", "seed"]).size().max() > 1:
+        sns.lineplot(df, x="step", y="value", hue="model", units="seed", estimator=None, marker="o", ax=ax)
+        ax.set_xlabel("epoch")
+        title = f"{name} over training, one line per seed ({direction})"
+    else:
+        order = [r.model for r in board.rows]
+        sns.pointplot(df, x="model", y="value", order=order, errorbar=("ci", 95), color="black",
+                      linestyle="none", capsize=0.15, ax=ax)
+        sns.stripplot(df, x="model", y="value", order=order, hue="model", size=8, alpha=0.7, legend=False, ax=ax)
+        ax.set_xlabel("")
+        title = f"final {name} per seed, mean and 95% interval ({direction})"
+    ax.set_ylabel(name)
+    ax.set_title(title)
+    path = _save(fig, out / f"{name}_per_seed.png")
+    plt.close(fig)
+    return Figure(title, path)
+
+
+def findings_spans(tracker: Tracker, run_id: str, artifacts: list[str], tmp: Path) -> list[dict]:
+    """Step spans of a run's diagnosis findings ({name, severity, start, end}) from its findings JSON, if any."""
+    spans = []
+    for art in artifacts:
+        if not (art.endswith(".json") and ("finding" in art or "diagnos" in art)):
+            continue
+        try:
+            data = json.loads(tracker.download(run_id, art, tmp).read_text())
+        except (OSError, ValueError):
+            continue
+        items = data.get("findings", []) if isinstance(data, dict) else data
+        for f in items if isinstance(items, list) else []:
+            if not isinstance(f, dict):
+                continue
+            start, end = _step_range(f)
+            if start is not None:
+                spans.append({"name": str(f.get("name", "finding")), "severity": str(f.get("severity", "")),
+                              "start": start, "end": end if end is not None else start})
+    return spans
+
+
+def _step_range(f: dict) -> tuple[float | None, float | None]:
+    for lo, hi in (("start_step", "end_step"), ("first_step", "last_step"), ("step_start", "step_end"), ("start", "end")):
+        if f.get(lo) is not None:
+            return float(f[lo]), (float(f[hi]) if f.get(hi) is not None else None)
+    for key in ("steps", "step_range"):
+        v = f.get(key)
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
+            return float(v[0]), float(v[1])
+    return None, None
+
+
+def loss_curves(board: Board, row: ModelRow, tracker: Tracker, out: Path, tmp: Path,
+                artifacts: dict[str, list[str]]) -> Figure | None:
+    """D and G loss per generator step, one line per seed (moving average), diagnosis spans shaded."""
+    run_ids = board.runs[board.runs["model"] == row.model][["run_id", "seed"]].values.tolist()
+    frames, spans = [], []
+    for run_id, seed in run_ids:
+        if "records.parquet" not in artifacts[run_id]:
+            continue
+        rec = pd.read_parquet(tracker.download(run_id, "records.parquet", tmp / run_id))
+        window = max(1, len(rec) // 50)
+        for col in ("d_loss", "g_loss"):
+            if col in rec:
+                frames.append(pd.DataFrame({"step": rec["step"], "loss": rec[col].rolling(window, min_periods=1).mean(),
+                                            "series": col, "seed": int(seed)}))
+        spans += [dict(s, seed=int(seed)) for s in findings_spans(tracker, run_id, artifacts[run_id], tmp / run_id)]
+    if not frames:
+        return None
+    plt, sns = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    df = pd.concat(frames, ignore_index=True)
+    sns.lineplot(df, x="step", y="loss", hue="series", units="seed", estimator=None, alpha=0.8, linewidth=1, ax=ax)
+    shaded = [s for s in spans if s["severity"] in SEVERITY_COLORS]
+    for s in shaded:
+        ax.axvspan(s["start"], max(s["end"], s["start"] + 1), color=SEVERITY_COLORS[s["severity"]], alpha=0.15, linewidth=0)
+    ax.set_xlabel("generator step")
+    ax.set_title(f"{row.model}: D and G loss per seed (moving average)")
+    path = _save(fig, out / f"loss_{row.model}.png")
+    plt.close(fig)
+    caption = "; ".join(f"seed {s['seed']}: {s['severity']} {s['name']} at steps {s['start']:.0f}-{s['end']:.0f}"
+                        for s in shaded) or "no warning- or failure-level diagnosis spans"
+    return Figure(f"{row.model}: loss curves", path, caption)
+
+
+def best_and_worst(board: Board, row: ModelRow) -> list[tuple[str, int, str]]:
+    """(label, seed, run_id) of the best and the worst finished seed by the first headline metric."""
+    done = board.runs[(board.runs["model"] == row.model) & (board.runs["status"] == "finished")]
+    if not len(done):
+        return []
+    col = f"metrics.{board.metrics[0][0]}" if board.metrics else None
+    if col is None or col not in done or done[col].isna().all():
+        first = done.sort_values("seed").iloc[0]
+        return [("seed", int(first["seed"]), first["run_id"])]
+    name, higher = board.metrics[0]
+    ranked = done[done[col].notna()].sort_values(col, ascending=not higher)
+    picks = [("best", ranked.iloc[0])] + ([("worst", ranked.iloc[-1])] if len(ranked) > 1 else [])
+    return [(f"{label} seed ({name} {r[col]:.4g})", int(r["seed"]), r["run_id"]) for label, r in picks]
+
+
+def final_grids(board: Board, row: ModelRow, tracker: Tracker, out: Path, tmp: Path,
+                artifacts: dict[str, list[str]]) -> list[Figure]:
+    figs = []
+    for label, seed, run_id in best_and_worst(board, row):
+        grids = sorted(a for a in artifacts[run_id] if a.startswith("grids/") and a.endswith(".png"))
+        if grids:
+            dest = out / f"grid_{row.model}_seed{seed}.png"
+            shutil.copyfile(tracker.download(run_id, grids[-1], tmp / run_id), dest)
+            figs.append(Figure(f"{row.model}, {label}", dest, f"final samples, seed {seed} ({grids[-1]})", "grid"))
+    return figs
+
+
+def extra_figures(board: Board, row: ModelRow, tracker: Tracker, out: Path, tmp: Path,
+                  artifacts: dict[str, list[str]]) -> list[Figure]:
+    """Other PNGs the best seed's run carries (mode-coverage histograms, memorisation pairs, ...)."""
+    picks = best_and_worst(board, row)[:1]
+    figs = []
+    for _, seed, run_id in picks:
+        chosen: dict[str, str] = {}  # per-epoch series (``<dir>/epoch_NNN.png``): only the last epoch
+        for art in sorted(artifacts[run_id]):
+            if art.endswith(".png") and not art.startswith(("grids/", "checkpoints/")) and art not in OWN_ARTIFACTS:
+                chosen[str(Path(art).parent) if Path(art).name.startswith("epoch_") else art] = art
+        for art in chosen.values():
+            dest = out / f"extra_{row.model}_seed{seed}_{art.replace('/', '_')}"
+            shutil.copyfile(tracker.download(run_id, art, tmp / run_id), dest)
+            figs.append(Figure(f"{row.model}, seed {seed}: {Path(art).stem.replace('_', ' ')}", dest, art))
+    return figs

@@ -1,0 +1,222 @@
+"""``ganbench report``: boards -> ``reports/<protocol>/index.html`` (static, self-contained: images are
+embedded as data URIs, no script, no network) and ``README.md`` (a Markdown table, images beside it)."""
+
+from __future__ import annotations
+
+import base64
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ganbench.assets import atomic_path
+from ganbench.errors import GanbenchError
+from ganbench.report import figures as F
+from ganbench.report.leaderboard import CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons
+from ganbench.report.stats import Summary
+from ganbench.track import Tracker
+
+
+@dataclass(frozen=True)
+class Section:
+    board: Board
+    comparisons: list[Comparison]
+    figures: list[F.Figure] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    protocol: str
+    html: Path
+    markdown: Path
+    sections: list[Section]
+
+
+def fmt(x: float | None, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if abs(x) >= 1e5:
+        return f"{x:.3g}"
+    return f"{x:.{digits}g}"
+
+
+def mean_std(s: Summary) -> str:
+    if s.n == 0:
+        return "n/a"
+    return fmt(s.mean) + ("" if math.isnan(s.std) else f" ± {fmt(s.std, 3)}")
+
+
+def ci(s: Summary) -> str:
+    return "" if math.isnan(s.ci_low) else f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]"
+
+
+def table_rows(board: Board) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a leaderboard (plain strings, shared by the Markdown and the HTML)."""
+    arrow = {True: "↑", False: "↓"}
+    head = ["#", "model"] + [f"{n} {arrow[h]}" for n, h in board.metrics] + ["seeds", "stability", "wall time (s)", "images seen"]
+    rows = []
+    for i, r in enumerate(board.rows, 1):
+        cells = [str(i), r.model]
+        for name, _ in board.metrics:
+            s = r.metrics[name]
+            cells.append(f"{mean_std(s)} {ci(s)}".strip())
+        cells += [str(len(r.seeds)), f"{r.healthy}/{r.runs} ({fmt(100 * r.stability, 3)}%)",
+                  mean_std(r.compute["wall_time_s"]), fmt(r.compute["images_seen"].mean, 6)]
+        rows.append(cells)
+    if board.floor is not None:
+        rows.append(["", "real vs real (floor)"] + [fmt(board.floor.get(n)) for n, _ in board.metrics] + ["", "", "", ""])
+    return head, rows
+
+
+def markdown_table(board: Board) -> str:
+    head, rows = table_rows(board)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def comparison_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
+    head = ["metric", c.a.model, c.b.model, f"Δ ({c.b.model} − {c.a.model})", "Welch p", "better"]
+    rows = []
+    for d in c.deltas:
+        better = {"a": c.a.model, "b": c.b.model}.get(d.better, f"no significant difference (p ≥ {SIGNIFICANCE})"
+                                                     if not math.isnan(d.test.p_value) else "not testable")
+        rows.append([d.name, mean_std(d.a), mean_std(d.b), fmt(d.test.delta), fmt(d.test.p_value, 3), better])
+    rows.append(["stability", f"{c.a.healthy}/{c.a.runs}", f"{c.b.healthy}/{c.b.runs}", "", "", ""])
+    return head, rows
+
+
+def markdown(protocol: str, sections: list[Section], out: Path) -> str:
+    parts = [f"# Leaderboard: {protocol}", "",
+             f"Mean ± standard deviation over seeds, [{CI_LEVEL:.0%} percentile-bootstrap interval of the mean]; "
+             "stability = runs that finished with no failure-level diagnosis. Runs with different protocol hashes are "
+             "never mixed in one table.", ""]
+    for sec in sections:
+        b = sec.board
+        parts += [f"## Protocol hash `{b.protocol_hash[:12]}`", ""]
+        if sec.note:
+            parts += [sec.note, ""]
+        parts += [markdown_table(b), ""]
+        for c in sec.comparisons:
+            head, rows = comparison_rows(c)
+            parts += [f"### {c.a.model} vs {c.b.model}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            parts += ["| " + " | ".join(row) + " |" for row in rows]
+            parts += ["", c.verdict, ""]
+        for f in sec.figures:
+            parts += [f"![{f.title}]({f.path.relative_to(out).as_posix()})", ""]
+    return "\n".join(parts)
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2328;
+     padding:0 1rem;line-height:1.45}
+h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #d0d7de}
+h3{font-size:1.05rem;margin-top:1.6rem} .muted{color:#59636e;font-size:.9rem}
+table{border-collapse:collapse;margin:.8rem 0;font-size:.92rem;font-variant-numeric:tabular-nums}
+th,td{border:1px solid #d0d7de;padding:.35rem .6rem;text-align:right} th{background:#f6f8fa}
+td:nth-child(2),th:nth-child(2),td:first-child{text-align:left} tr.floor td{color:#59636e;font-style:italic}
+.verdict{background:#f6f8fa;border-left:4px solid #0969da;padding:.6rem .9rem}
+figure{display:inline-block;margin:.6rem 1rem .6rem 0;vertical-align:top;max-width:520px}
+figure img{max-width:100%;border:1px solid #d0d7de} img.grid{width:300px;image-rendering:pixelated} figcaption{font-size:.85rem;color:#59636e}
+"""
+
+TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ganbench leaderboard: {{ protocol }}</title><style>{{ css }}</style></head>
+<body>
+<h1>Leaderboard: {{ protocol }}</h1>
+<p class="muted">Generated {{ generated }} by ganbench {{ version }} from {{ uri }}. Mean ± standard deviation over seeds,
+[{{ ci_level }} percentile-bootstrap interval of the mean]; ↑ higher is better, ↓ lower is better. Stability = runs that
+finished with no failure-level diagnosis. Runs with different protocol hashes are never mixed in one table.</p>
+{% for sec in sections %}
+<section id="hash-{{ sec.board.protocol_hash[:12] }}">
+<h2>Protocol hash <code>{{ sec.board.protocol_hash[:12] }}</code></h2>
+{% if sec.note %}<p class="muted">{{ sec.note }}</p>{% endif %}
+<table class="leaderboard"><thead><tr>{% for h in sec.head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in sec.rows %}<tr{% if row[1] == 'real vs real (floor)' %} class="floor"{% endif %}>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table>
+{% for c in sec.comparisons %}
+<h3>{{ c.title }}</h3>
+<table class="comparison"><thead><tr>{% for h in c.head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in c.rows %}<tr>{% for x in row %}<td>{{ x }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
+<p class="verdict">{{ c.verdict }}</p>
+<p class="muted">Test: Welch's unequal-variance t-test on per-seed values (two-sided, level {{ significance }}); seeds are
+independent replicates whose spread differs between models, and rank or permutation tests cannot reach p &lt; 0.05 with 3
+seeds a side.</p>
+{% endfor %}
+{% for f in sec.figures %}<figure><img class="{{ f.kind }}" src="{{ f.src }}" alt="{{ f.title }}"><figcaption><b>{{ f.title }}</b>{% if f.caption %}
+<br>{{ f.caption }}{% endif %}</figcaption></figure>
+{% endfor %}
+</section>
+{% endfor %}
+</body></html>
+"""
+
+
+def html(protocol: str, sections: list[Section], uri: str) -> str:
+    import jinja2
+
+    from ganbench import __version__
+
+    view = []
+    for sec in sections:
+        head, rows = table_rows(sec.board)
+        comps = []
+        for c in sec.comparisons:
+            ch, cr = comparison_rows(c)
+            comps.append({"title": f"{c.a.model} vs {c.b.model}", "head": ch, "rows": cr, "verdict": c.verdict})
+        view.append({"board": sec.board, "note": sec.note, "head": head, "rows": rows, "comparisons": comps,
+                     "figures": [{"title": f.title, "caption": f.caption, "kind": f.kind, "src": data_uri(f.path)}
+                                 for f in sec.figures]})
+    env = jinja2.Environment(autoescape=True)
+    return env.from_string(TEMPLATE).render(
+        protocol=protocol, sections=view, css=CSS, uri=uri.split("?")[0], version=__version__, ci_level=f"{CI_LEVEL:.0%}",
+        significance=SIGNIFICANCE, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def section_figures(board: Board, tracker: Tracker, img: Path, tmp: Path) -> list[F.Figure]:
+    artifacts = {r: tracker.artifacts(r) for r in board.runs["run_id"]}
+    figs = [f for f in [F.metric_per_seed(board, tracker, img)] if f]
+    for row in board.rows:
+        figs += [f for f in [F.loss_curves(board, row, tracker, img, tmp, artifacts)] if f]
+    for row in board.rows:
+        figs += F.final_grids(board, row, tracker, img, tmp, artifacts)
+    for row in board.rows:
+        figs += F.extra_figures(board, row, tracker, img, tmp, artifacts)
+    return figs
+
+
+def write_report(protocol: str, out_root: Path | str = "reports", tracking_uri: str | None = None) -> Report:
+    """Render the leaderboard of one protocol (a name, or a protocol file for its name) from the tracked runs.
+
+    Every protocol hash with runs gets its own table (newest first); the newest one also gets figures."""
+    name = Path(protocol).stem if protocol.endswith(".toml") else protocol
+    tracker = Tracker(tracking_uri)
+    boards = build_boards(tracker.search(), name)
+    if not boards:
+        raise GanbenchError(f"no tracked runs of protocol {name!r} in {tracker.uri}; run `ganbench run --protocol {protocol}` first")
+    out = Path(out_root) / name
+    img = out / "img"
+    if img.is_dir():
+        shutil.rmtree(img)
+    img.mkdir(parents=True)
+    sections = []
+    with tempfile.TemporaryDirectory(prefix="ganbench-report-") as tmp:
+        for i, board in enumerate(boards):
+            note = "" if i == 0 else "An earlier version of this protocol (a different hash): not comparable with the tables above."
+            figs = section_figures(board, tracker, img, Path(tmp)) if i == 0 else []
+            sections.append(Section(board, comparisons(board), figs, note))
+    md_path, html_path = out / "README.md", out / "index.html"
+    for path, text in ((md_path, markdown(name, sections, out)), (html_path, html(name, sections, tracker.uri))):
+        with atomic_path(path) as t:
+            t.write_text(text)
+    for path in [md_path, html_path, *img.iterdir()]:
+        path.chmod(0o644)  # a report is for reading by others (temporary files start private)
+    return Report(name, html_path, md_path, sections)
