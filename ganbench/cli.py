@@ -144,7 +144,9 @@ def cmd_run(args) -> int:
     outcomes = run_protocol(args.protocol, args.models, args.seeds, args.device, args.resume,
                             args.tracking_uri, args.data_root, progress=True, stop_on=args.stop_on)
     for o in outcomes:
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in o.metrics.items() if k.startswith(("fid", "final_", "wall")))
+        bookkeeping = ("last_step_", "images_seen", "epochs_done", "eval_time_s")
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in o.metrics.items()
+                          if not k.startswith(bookkeeping) and not k.endswith(("_std", "_floor")))
         print(f"{o.model:10s} seed {o.seed}  {o.status:9s} run {o.run_id}  {shown}")
         if o.message:
             print(f"    {o.message}")
@@ -280,7 +282,11 @@ def _interrupt(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     args = build_parser().parse_args(argv)
+    if argv is None:
+        signal.signal(signal.SIGTERM, _interrupt)
     handler = {"run": cmd_run, "data": cmd_data, "list": cmd_list, "show": cmd_show,
                "diagnose": cmd_diagnose, "eval": cmd_eval,
                "report": cmd_report, "compare": cmd_compare, "check": cmd_check, "baseline": cmd_baseline}[args.command]

@@ -19,7 +19,6 @@ TAG_MODEL = "ganbench.model"
 TAG_SEED = "ganbench.seed"
 TAG_MESSAGE = "ganbench.message"
 TAG_SOURCE = "ganbench.source"  # what `ganbench eval` measured: samples:<path> | generator:<module:fn> checkpoint:<path>
-TAG_SOURCE = "ganbench.source"  # what `ganbench eval` measured: samples:<path> | generator:<module:fn> checkpoint:<path>
 TAG_HEALTH = "ganbench.health"  # worst severity of the training-health findings: none | info | warning | failure
 TAG_FIRST_BAD_STEP = "ganbench.first_bad_step"  # first step of a failure-level finding (or of a non-finite loss)
 TAG_STOP_REASON = "ganbench.stop_reason"  # why a run was stopped early (--stop-on)
