@@ -89,22 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     bls.add_argument("--out", required=True, help="baseline JSON to write, e.g. baselines/<protocol>.json")
     bls.add_argument("--confidence", type=float, default=0.99, help="one-sided confidence stored with the baseline")
     bls.add_argument("--tracking-uri")
-    dg = sub.add_parser("diagnose", help="training-health findings of a run: what went wrong, when, and what to try")
-    dg.add_argument("run_id")
-    dg.add_argument("--json", action="store_true", help="machine-readable output")
-    dg.add_argument("--tracking-uri")
-    ev = sub.add_parser("eval", help="measure samples or a generator checkpoint under a protocol's evaluation")
-    ev.add_argument("--protocol", required=True, help="protocol name or path to a .toml file")
-    ev.add_argument("--samples", help="an .npz (uint8 [0, 255] or float [-1, 1], NCHW/NHWC) or a folder of .png images")
-    ev.add_argument("--generator", help="module:function returning the generator (a torch.nn.Module)")
-    ev.add_argument("--checkpoint", help="generator weights: torch state_dict (loaded weights_only) or .safetensors")
-    ev.add_argument("--z-dim", type=int, default=100, help="latent size of the generator (default 100)")
-    ev.add_argument("--name", help="label of the MLflow run (default: external)")
-    ev.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    ev.add_argument("--tracking-uri")
-    ev.add_argument("--no-track", action="store_true", help="print the results without logging an MLflow run")
-    ev.add_argument("--json", action="store_true", help="machine-readable output")
-    ev.add_argument("--data-root")
     return p
 
 
