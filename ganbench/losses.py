@@ -10,6 +10,15 @@ Wasserstein ones); ``d_acc_real``/``d_acc_fake`` are D's accuracy on each side.
 - ``wgan-gp``: Gulrajani et al. 2017, Algorithm 1: E[D(G(z))] - E[D(x)] + lambda * E[(||grad D(x_hat)||_2 - 1)^2],
   x_hat uniform on lines between real and fake samples; optional drift term eps * E[D(x)^2]
   (Karras et al. 2018, sec. A.1).
+- ``wgan``: Arjovsky et al. 2017, Algorithm 1: the same critic objective without the penalty; every
+  critic weight is clipped to [-c, c] after each critic step (``after_d_step``).
+- ``ls``: least squares (Mao et al. 2017, eq. 2): D minimises 1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2],
+  G minimises 1/2 E[(D(G(z)) - c)^2]; a = 0, b = c = 1 (their 0-1 coding).
+- ``hinge``: D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))], G minimises -E[D(G(z))]
+  (Lim & Ye 2017; Miyato et al. 2018, eq. 16-17).
+
+The target tricks of ``[tricks]`` (label noise, label flipping) apply to the losses with targets
+(bce, ls) through :class:`Targets`.
 """
 
 from __future__ import annotations
@@ -33,18 +42,56 @@ class BCEOptions:
     g_objective: str = "non-saturating"  # or "minimax": min log(1 - D(G(z)))
 
 
-class BCELoss:
-    def __init__(self, opts: BCEOptions):
+class Loss:
+    """What every loss plug-in shares: no post-step hook unless it needs one."""
+
+    def after_d_step(self, D: nn.Module) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Targets:
+    """D's regression/classification targets per sample: ``real``/``fake`` constants, optionally
+    spread by label noise (uniform, towards the other side, by ``noise`` times the gap) and swapped
+    with probability ``flip`` (the course's "noisy labels" and "flip labels" tips)."""
+
+    real: float
+    fake: float
+    noise: float = 0.0
+    flip: float = 0.0
+
+    def sample(self, like_real: torch.Tensor, like_fake: torch.Tensor,
+               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if not (self.noise or self.flip):
+            return torch.full_like(like_real, self.real), torch.full_like(like_fake, self.fake)
+        return self._side(like_real, self.real, self.fake, gen), self._side(like_fake, self.fake, self.real, gen)
+
+    def _side(self, like: torch.Tensor, own: float, other: float, gen: torch.Generator) -> torch.Tensor:
+        """Each sample's target: its own side's value moved up to ``noise`` of the gap towards the other
+        side, or (with probability ``flip``) the other side's value moved likewise."""
+        u = torch.rand(2, len(like), generator=gen).to(device=like.device, dtype=like.dtype)
+        step = self.noise * (other - own) * u[0]  # towards the other side
+        return torch.where(u[1] < self.flip, other - step, own + step)
+
+
+def _targets(real: float, fake: float, tricks) -> Targets:
+    return Targets(real, fake, getattr(tricks, "label_noise", 0.0), getattr(tricks, "label_flip", 0.0))
+
+
+class BCELoss(Loss):
+    def __init__(self, opts: BCEOptions, tricks=None):
         if not 0.0 < opts.real_label <= 1.0:
             raise GanbenchError(f"bce real_label must be in (0, 1], got {opts.real_label}")
         if opts.g_objective not in ("non-saturating", "minimax"):
             raise GanbenchError(f"bce g_objective must be 'non-saturating' or 'minimax', got {opts.g_objective!r}")
         self.opts = opts
+        self.targets = _targets(opts.real_label, 0.0, tricks)
 
     def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, Stats]:
         out_real, out_fake = D(real), D(fake)
-        loss = (F.binary_cross_entropy_with_logits(out_real, torch.full_like(out_real, self.opts.real_label))
-                + F.binary_cross_entropy_with_logits(out_fake, torch.zeros_like(out_fake)))
+        t_real, t_fake = self.targets.sample(out_real, out_fake, gen)
+        loss = (F.binary_cross_entropy_with_logits(out_real, t_real)
+                + F.binary_cross_entropy_with_logits(out_fake, t_fake))
         stats = {
             "d_real": torch.sigmoid(out_real).mean(), "d_fake": torch.sigmoid(out_fake).mean(),
             "d_acc_real": (out_real > 0).float().mean(), "d_acc_fake": (out_fake < 0).float().mean(),
@@ -74,8 +121,8 @@ def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: 
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
-class WGANGPLoss:
-    def __init__(self, opts: WGANGPOptions):
+class WGANGPLoss(Loss):
+    def __init__(self, opts: WGANGPOptions, tricks=None):
         if opts.gp_weight < 0 or opts.drift < 0:
             raise GanbenchError("wgan-gp gp_weight and drift must be non-negative")
         self.opts = opts
@@ -97,10 +144,94 @@ class WGANGPLoss:
         return -out.mean(), {"d_fake_g": out.mean()}
 
 
+@dataclass(frozen=True)
+class WGANOptions:
+    clip: float = 0.01  # c, Arjovsky et al. 2017, Algorithm 1
+
+
+class WGANLoss(Loss):
+    def __init__(self, opts: WGANOptions, tricks=None):
+        if not opts.clip > 0:
+            raise GanbenchError(f"wgan clip must be positive, got {opts.clip}")
+        self.opts = opts
+
+    def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, Stats]:
+        out_real, out_fake = D(real), D(fake)
+        gap = out_real.mean() - out_fake.mean()
+        nan = torch.full((), float("nan"), device=real.device)
+        return -gap, {"d_real": out_real.mean(), "d_fake": out_fake.mean(), "critic_gap": gap.detach(),
+                      "d_acc_real": nan, "d_acc_fake": nan}
+
+    def g_loss(self, D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        out = D(fake)
+        return -out.mean(), {"d_fake_g": out.mean()}
+
+    @torch.no_grad()
+    def after_d_step(self, D: nn.Module) -> None:
+        torch._foreach_clamp_min_(params := list(D.parameters()), -self.opts.clip)
+        torch._foreach_clamp_max_(params, self.opts.clip)
+
+
+@dataclass(frozen=True)
+class LSOptions:
+    a: float = 0.0  # target of fakes for D (Mao et al. 2017, eq. 2, 0-1 coding)
+    b: float = 1.0  # target of reals for D (0.9 = one-sided label smoothing)
+    c: float = 1.0  # the value G wants D to believe for fakes
+
+
+class LSLoss(Loss):
+    def __init__(self, opts: LSOptions, tricks=None):
+        if opts.a == opts.b:
+            raise GanbenchError("ls a and b (the fake and real targets) must differ")
+        self.opts = opts
+        self.targets = _targets(opts.b, opts.a, tricks)
+
+    def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, Stats]:
+        out_real, out_fake = D(real), D(fake)
+        t_real, t_fake = self.targets.sample(out_real, out_fake, gen)
+        loss = 0.5 * ((out_real - t_real) ** 2).mean() + 0.5 * ((out_fake - t_fake) ** 2).mean()
+        mid = (self.opts.a + self.opts.b) / 2
+        real_side = (out_real > mid) if self.opts.b > self.opts.a else (out_real < mid)
+        fake_side = (out_fake < mid) if self.opts.b > self.opts.a else (out_fake > mid)
+        return loss, {"d_real": out_real.mean(), "d_fake": out_fake.mean(),
+                      "d_acc_real": real_side.float().mean(), "d_acc_fake": fake_side.float().mean()}
+
+    def g_loss(self, D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        out = D(fake)
+        return 0.5 * ((out - self.opts.c) ** 2).mean(), {"d_fake_g": out.mean()}
+
+
+@dataclass(frozen=True)
+class HingeOptions:
+    margin: float = 1.0
+
+
+class HingeLoss(Loss):
+    def __init__(self, opts: HingeOptions, tricks=None):
+        if not opts.margin > 0:
+            raise GanbenchError(f"hinge margin must be positive, got {opts.margin}")
+        self.opts = opts
+
+    def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, Stats]:
+        out_real, out_fake = D(real), D(fake)
+        m = self.opts.margin
+        loss = F.relu(m - out_real).mean() + F.relu(m + out_fake).mean()
+        return loss, {"d_real": out_real.mean(), "d_fake": out_fake.mean(),
+                      "d_acc_real": (out_real > 0).float().mean(), "d_acc_fake": (out_fake < 0).float().mean()}
+
+    def g_loss(self, D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        out = D(fake)
+        return -out.mean(), {"d_fake_g": out.mean()}
+
+
 LOSSES.register("bce", Plugin("bce", BCEOptions, BCELoss))
 LOSSES.register("wgan-gp", Plugin("wgan-gp", WGANGPOptions, WGANGPLoss))
+LOSSES.register("wgan", Plugin("wgan", WGANOptions, WGANLoss))
+LOSSES.register("ls", Plugin("ls", LSOptions, LSLoss))
+LOSSES.register("hinge", Plugin("hinge", HingeOptions, HingeLoss))
 
 
-def build_loss(name: str, options: dict):
+def build_loss(name: str, options: dict, tricks=None) -> Loss:
+    """The loss plug-in ``name`` with its options; ``tricks`` (a TricksSpec) gives the target tricks."""
     plugin = LOSSES.get_or_raise(name)
-    return plugin.build(plugin.options(options))
+    return plugin.build(plugin.options(options), tricks)

@@ -92,6 +92,32 @@ class OptimSpec:
 
 
 @dataclass(frozen=True)
+class TricksSpec:
+    """Stabilisation tricks any model can switch on. Every default means "off", so a model without
+    tricks hashes exactly as before this table existed (see ``_model_for_hash``)."""
+
+    label_noise: float = 0.0  # D targets drawn uniformly in [1 - a, 1] (real) and [0, a] (fake) (Salimans et al. 2016 sec. 3.4 / course tips)
+    label_flip: float = 0.0  # probability of swapping a sample's real/fake target for D (course tips table)
+    instance_noise: float = 0.0  # sigma of Gaussian noise on every D input, annealed linearly to 0 (Sonderby et al. 2017)
+    instance_noise_steps: int | None = None  # G steps over which the noise anneals (None: the whole run)
+    ema: float = 0.0  # decay of an exponential moving average of G's weights (Karras et al. 2018; 0.999 is usual)
+    minibatch_std: bool = False  # D sees the batch's feature standard deviation (Karras et al. 2018 sec. 3)
+    spectral_norm: bool = False  # spectral normalisation of every D weight (Miyato et al. 2018)
+    feature_matching: float = 0.0  # weight of ||E f(x) - E f(G(z))||^2 on D's penultimate features (Salimans et al. 2016 sec. 3.1)
+    unrolled_steps: int = 0  # D steps unrolled on a copy for each G update (Metz et al. 2017; first-order)
+
+
+@dataclass(frozen=True)
+class ConditionalSpec:
+    """Class-conditional generation: how the label enters G and D (None on a ModelSpec: unconditional)."""
+
+    g_input: str = "onehot"  # "onehot" | "embedding": y joins z as a one-hot vector or a learned embedding
+    d_input: str = "planes"  # "planes": one-hot maps concatenated to the input channels; "embedding": a learned
+    # embedding concatenated to the flattened input (Mirza & Osindero 2014); "projection": <embed(y), phi(x)>
+    # added to the output (Miyato & Koyama 2018)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     generator: NetSpec
@@ -104,6 +130,8 @@ class ModelSpec:
     paper: str = ""
     description: str = ""
     results: dict[str, Any] = field(default_factory=dict)  # the model card's measured numbers
+    tricks: TricksSpec = field(default_factory=TricksSpec)
+    conditional: ConditionalSpec | None = None
 
 
 # --------------------------------------------------------------------------- strict loading
@@ -242,6 +270,11 @@ def _validate_protocol(p: Protocol, path: Path) -> None:
     need(p.data.split in SPLIT_FILES, "data.split", f"one of {list(SPLIT_FILES)}")
     need(p.eval.reference_split in SPLIT_FILES, "eval.reference_split", f"one of {list(SPLIT_FILES)}")
     need(p.data.subset is None or p.data.subset > 0, "data.subset", "a positive number of images")
+    from ganbench.data import native_size
+
+    if native_size(p.data.dataset):
+        need(p.data.channels == 1, "data.channels", f"1 ({p.data.dataset} is grayscale)")
+        need(8 <= p.data.image_size <= 256, "data.image_size", "a size in [8, 256] (images are resized to it)")
     need(p.train.epochs > 0, "train.epochs", "a positive integer")
     need(p.train.batch_size > 0, "train.batch_size", "a positive integer")
     need(p.eval.num_samples >= 2, "eval.num_samples", "at least 2 samples")
@@ -276,6 +309,7 @@ def _validate_model(m: ModelSpec, path: Path) -> None:
             raise GanbenchError(f"{path}: {role}.lr: expected a positive learning rate, got {opt.lr}")
     if m.n_critic < 1 or m.z_dim < 1:
         raise GanbenchError(f"{path}: n_critic and z_dim must be positive integers")
+    _validate_tricks(m, path)
     # Options are checked by the plug-ins themselves (unknown keys are errors there too).
     try:
         NETS[m.generator.arch].resolve_options(m.generator.options)
@@ -283,6 +317,74 @@ def _validate_model(m: ModelSpec, path: Path) -> None:
         LOSSES[m.loss.name].resolve_options(m.loss.options)
     except GanbenchError as err:
         raise GanbenchError(f"{path}: {err}") from err
+
+
+def _validate_tricks(m: ModelSpec, path: Path | str) -> None:
+    t, c = m.tricks, m.conditional
+
+    def need(ok: bool, key: str, expected: str) -> None:
+        if not ok:
+            raise GanbenchError(f"{path}: {key}: expected {expected}")
+
+    need(0.0 <= t.label_noise < 0.5, "tricks.label_noise", "a value in [0, 0.5)")
+    need(0.0 <= t.label_flip < 0.5, "tricks.label_flip", "a probability in [0, 0.5)")
+    need(t.instance_noise >= 0.0, "tricks.instance_noise", "a non-negative sigma")
+    need(t.instance_noise_steps is None or t.instance_noise_steps > 0, "tricks.instance_noise_steps", "a positive number of G steps")
+    need(0.0 <= t.ema < 1.0, "tricks.ema", "a decay in [0, 1)")
+    need(t.feature_matching >= 0.0, "tricks.feature_matching", "a non-negative weight")
+    need(t.unrolled_steps >= 0, "tricks.unrolled_steps", "a non-negative number of D steps")
+    if (t.label_noise or t.label_flip) and m.loss.name not in ("bce", "ls"):
+        raise GanbenchError(f"{path}: tricks.label_noise/label_flip change D's targets; loss {m.loss.name!r} has none "
+                            "(use them with the bce or ls loss)")
+    if c is not None:
+        need(c.g_input in ("onehot", "embedding"), "conditional.g_input", "'onehot' or 'embedding'")
+        need(c.d_input in ("planes", "embedding", "projection"), "conditional.d_input", "'planes', 'embedding' or 'projection'")
+
+
+def apply_overrides(m: ModelSpec, overrides: dict[str, Any]) -> ModelSpec:
+    """Dotted overrides from the command line, e.g. ``{"tricks.ema": 0.999, "optim_d.lr": 4e-4}``.
+
+    Values are checked like the zoo file's (unknown keys and wrong types are errors); the result is a
+    new ModelSpec, so the protocol hash follows the override."""
+    if not overrides:
+        return m
+    raw = to_plain(m)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = raw
+        for part in parts[:-1]:
+            if node.get(part) is None and part == "conditional":
+                node[part] = {}
+            if not isinstance(node.get(part), dict):
+                raise GanbenchError(f"--set {key}: {part!r} is not a table of model {m.name!r}")
+            node = node[part]
+        node[parts[-1]] = value
+    spec = from_mapping(ModelSpec, raw, f"model {m.name} with --set")
+    _validate_model(spec, f"model {m.name} with --set")
+    return spec
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["tricks.ema=0.999", "n_critic=5"]`` -> a dict; values are parsed as TOML (strings may be bare)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise GanbenchError(f"--set {item!r}: expected KEY=VALUE, e.g. tricks.ema=0.999")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = text
+    return out
+
+
+def runspec_from_dict(d: dict) -> "RunSpec":
+    """Rebuild a :class:`RunSpec` from ``RunSpec.to_dict()`` (a run folder's ``spec.json``)."""
+    model = dict(d["model"])
+    model.setdefault("tricks", {})
+    return RunSpec(protocol=from_mapping(Protocol, d["protocol"], "spec.json protocol"),
+                   model=from_mapping(ModelSpec, model, "spec.json model"), seed=int(d["seed"]),
+                   protocol_hash=d["protocol_hash"])
 
 
 # --------------------------------------------------------------------------- resolution + hash
@@ -326,6 +428,11 @@ def _model_for_hash(m: ModelSpec) -> dict:
     plain = to_plain(full)
     for key in ("results", "paper", "description"):
         plain.pop(key)
+    # Tricks off and no conditioning leave the hash of every model made before these tables unchanged.
+    plain["tricks"] = {k: v for k, v in plain["tricks"].items() if v != getattr(TricksSpec, k)} or None
+    for key in ("tricks", "conditional"):
+        if plain[key] is None:
+            plain.pop(key)
     return plain
 
 
@@ -342,15 +449,19 @@ def protocol_hash(protocol: Protocol, models: dict[str, ModelSpec]) -> str:
 
 
 def resolve(protocol: Protocol, extractor_weights_sha256: str | None,
-            models: list[str] | None = None, seeds: list[int] | None = None) -> list[RunSpec]:
-    """Expand a protocol into one RunSpec per (model, seed), optionally restricted by ``models``/``seeds``."""
+            models: list[str] | None = None, seeds: list[int] | None = None,
+            overrides: dict[str, Any] | None = None) -> list[RunSpec]:
+    """Expand a protocol into one RunSpec per (model, seed), optionally restricted by ``models``/``seeds``;
+    ``overrides`` (dotted keys, see :func:`apply_overrides`) change every model of the protocol."""
     protocol = dataclasses.replace(
         protocol, eval=dataclasses.replace(protocol.eval, extractor_weights_sha256=extractor_weights_sha256))
     for m in models or []:
         if m not in protocol.models:
             raise GanbenchError(f"model {m!r} is not part of protocol {protocol.name!r}; its models: {', '.join(protocol.models)}")
-    specs = {name: load_model(name) for name in protocol.models}
+    chosen = models or protocol.models
+    specs = {name: apply_overrides(load_model(name), overrides or {}) if name in chosen else load_model(name)
+             for name in protocol.models}
     phash = protocol_hash(protocol, specs)
     chosen_seeds = tuple(seeds) if seeds else protocol.seeds
     return [RunSpec(protocol=protocol, model=specs[m], seed=s, protocol_hash=phash)
-            for m in (models or protocol.models) for s in chosen_seeds]
+            for m in chosen for s in chosen_seeds]

@@ -7,6 +7,7 @@ fails keeps every artifact written so far and is tagged with its status.
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ganbench.assets import atomic_torch_save, ganbench_home
+from ganbench.assets import atomic_torch_save, atomic_write_bytes, ganbench_home
 from ganbench.data import ImageSet, load_split
 from ganbench.diagnose import health_monitor, record_health
 from ganbench.errors import GanbenchError
@@ -89,15 +90,17 @@ def versions() -> dict[str, str]:
 
 def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int] | None = None,
                  device: str = "auto", resume: bool = False, tracking_uri: str | None = None,
-                 data_root=None, progress: bool = True, stop_on: str | None = None) -> list[RunOutcome]:
+                 data_root=None, progress: bool = True, stop_on: str | None = None,
+                 overrides: dict | None = None) -> list[RunOutcome]:
     """Train and evaluate every (model, seed) of a protocol; returns one outcome per run. ``stop_on``
-    ("failure" | "warning") ends a run early when the health diagnostics find that severity."""
+    ("failure" | "warning") ends a run early when the health diagnostics find that severity;
+    ``overrides`` (dotted keys such as ``tricks.ema``) change the chosen models' cards for this run."""
     from ganbench.metrics.extractors import inception_weights
 
     proto = load_protocol(protocol)
     dev = resolve_device(device)
     weights = inception_weights()
-    specs = resolve(proto, weights.features_sha256, models, seeds)
+    specs = resolve(proto, weights.features_sha256, models, seeds, overrides)
     data = training_images(proto, data_root)
     tracker = track.Tracker(tracking_uri)
     outcomes = []
@@ -112,7 +115,7 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
     from ganbench.data import is_points
     from ganbench.data.synthetic import MIXTURES
     from ganbench.plots import loss_plot, save_grid, scatter_2d
-    from ganbench.train import fixed_z, generate, train
+    from ganbench.train import fixed_labels, fixed_z, generate, num_classes, train
 
     run_dir = run_dir_for(spec)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -128,8 +131,12 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
                   "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"}
         run_id = tracker.start(f"ganbench/{spec.protocol.name}", f"{spec.model.name}-seed{spec.seed}", params, tags)
         id_file.write_text(run_id)
+        spec_file = run_dir / "spec.json"  # what `ganbench sample`/`interpolate` rebuild the generator from
+        atomic_write_bytes(spec_file, json.dumps(spec.to_dict(), indent=1, sort_keys=True).encode())
+        tracker.log_artifact(run_id, spec_file)
     points = is_points(spec.protocol.data.dataset)
     grid_z = fixed_z(ev.num_samples if points else ev.grid_size ** 2, spec.model.z_dim, ev.z_seed)
+    classes = num_classes(spec)
 
     def on_epoch(epoch: int, G, summary: dict) -> None:
         if points:  # 2D mixtures: a scatter of the fixed-z samples over the true modes
@@ -146,7 +153,7 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
         monitor = health_monitor(spec, data.images, run_dir, device, stop_on, resume, on_failure=lambda step: tracker.set_tags(
             run_id, {track.TAG_FIRST_BAD_STEP: str(step)}))  # logged live: a killed run still says when it went bad
         result = train(spec, data.images, run_dir, device, resume=resume, on_epoch=on_epoch, progress=progress,
-                       on_check=monitor)
+                       on_check=monitor, labels=data.labels)
         status, message = result.status, result.message
         if len(result.records):
             loss_plot(result.records, run_dir / "loss_curves.png", f"{spec.model.name} seed {spec.seed} on {spec.protocol.name}")
@@ -163,14 +170,17 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
             record_health(tracker, run_id, run_dir, result, monitor, f"{spec.model.name} seed {spec.seed}")
         if status == "finished":
             final = run_dir / "final.pt"
-            atomic_torch_save({"G": result.G.state_dict(), "D": result.D.state_dict()}, final)
+            atomic_torch_save({"G": result.G.state_dict(), "D": result.D.state_dict(),
+                               **({"G_ema": result.G_ema.state_dict()} if result.G_ema is not None else {})}, final)
             tracker.log_artifact(run_id, final, "checkpoints")
             t0 = time.perf_counter()
-            samples = generate(result.G, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed), as_uint8=not points)
+            labels = fixed_labels(ev.num_samples, classes) if classes else None  # class-balanced
+            samples = generate(result.G_eval, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed), as_uint8=not points,
+                               labels=labels)
             from ganbench.metrics import mlflow_metrics, mlflow_tags
 
             holder: dict = {}
-            results = list(evaluate(samples, spec.protocol, device, data_root, context=holder).values())
+            results = list(evaluate(samples, spec.protocol, device, data_root, context=holder, labels=labels).values())
             metrics.update(mlflow_metrics(results))  # value, _std, _floor; unavailable ones are left out
             tracker.set_tags(run_id, mlflow_tags(results))
             for path in write_extras(holder["ctx"].extras, run_dir / "eval"):

@@ -13,6 +13,7 @@ caller passes ``on_epoch`` and gets plain data (the generator, a summary dict).
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -27,8 +28,9 @@ from torch import nn
 from ganbench.assets import atomic_path, atomic_torch_save
 from ganbench.errors import GanbenchError
 from ganbench.losses import build_loss
-from ganbench.nets import NETS
+from ganbench.nets import FLAT_INPUT, NETS
 from ganbench.nets.dcgan28 import init_dcgan_weights
+from ganbench.nets.layers import ConditionalGenerator, WrappedDiscriminator, apply_spectral_norm
 from ganbench.protocol import OptimSpec, RunSpec
 
 RECORD_FIELDS = ("d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "d_grad_norm", "g_grad_norm")
@@ -53,17 +55,50 @@ class TrainResult:
     first_bad_step: int | None = None
     message: str = ""
     epoch_summaries: list[dict] = field(default_factory=list)
+    G_ema: nn.Module | None = None  # the EMA generator when the ema trick is on (evaluation uses it)
+
+    @property
+    def G_eval(self) -> nn.Module:
+        return self.G_ema if self.G_ema is not None else self.G
+
+
+def num_classes(spec: RunSpec) -> int:
+    """Classes of a conditional model's dataset (0 for an unconditional model)."""
+    if spec.model.conditional is None:
+        return 0
+    from ganbench.data import dataset_classes
+
+    return dataset_classes(spec.protocol.data.dataset)
 
 
 def build_models(spec: RunSpec, device: torch.device, gen: torch.Generator) -> tuple[nn.Module, nn.Module]:
-    m, d = spec.model, spec.protocol.data
-    ctx = dict(z_dim=m.z_dim, channels=d.channels, image_size=d.image_size)
+    """G and D of a model card: the architectures, wrapped with what the card adds (conditioning,
+    minibatch-std, spectral norm; see ``ganbench.nets.layers``), initialised from ``gen``."""
+    m, d, t, cond = spec.model, spec.protocol.data, spec.model.tricks, spec.model.conditional
+    k = num_classes(spec)
     G = NETS.get_or_raise(m.generator.arch)
     D = NETS.get_or_raise(m.discriminator.arch)
-    netG = G.build(G.options(m.generator.options), **ctx)
-    netD = D.build(D.options(m.discriminator.options), **ctx)
+    netG = G.build(G.options(m.generator.options), z_dim=m.z_dim + k, channels=d.channels, image_size=d.image_size)
+    d_ctx = dict(z_dim=m.z_dim, channels=d.channels, image_size=d.image_size)
+    if cond is not None and cond.d_input == "planes":
+        d_ctx["channels"] = d.channels + k
+    elif cond is not None and cond.d_input == "embedding":
+        if m.discriminator.arch not in FLAT_INPUT:
+            raise GanbenchError(f"conditional d_input 'embedding' needs a flat-input discriminator ({', '.join(FLAT_INPUT)}); "
+                                f"{m.discriminator.arch} takes images: use d_input 'planes' or 'projection'")
+        d_ctx.update(channels=d.channels * max(d.image_size, 1) ** 2 + k, image_size=0)
+    netD = D.build(D.options(m.discriminator.options), **d_ctx)
+    if cond is not None:
+        netG = ConditionalGenerator(netG, k, cond.g_input)
+    if cond is not None or t.minibatch_std:
+        netD = WrappedDiscriminator(netD, k, cond.d_input if cond else None, t.minibatch_std)
     init_dcgan_weights(netG, gen)
     init_dcgan_weights(netD, gen)
+    for net in (netG, netD):
+        if hasattr(net, "init_embeddings"):
+            net.init_embeddings(gen)
+    if t.spectral_norm:
+        apply_spectral_norm(netD)
     return netG.to(device), netD.to(device)
 
 
@@ -98,18 +133,41 @@ def fixed_z(n: int, z_dim: int, z_seed: int) -> torch.Tensor:
     return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(z_seed))
 
 
+def fixed_labels(n: int, classes: int) -> torch.Tensor:
+    """The labels that go with the fixed z of a conditional model: 0, 1, ..., classes - 1, 0, 1, ...
+    (an 8x8 grid of a 10-class model shows every class in turn; evaluation samples are class-balanced)."""
+    return torch.arange(n) % classes
+
+
 @torch.no_grad()
-def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 500, as_uint8: bool = True) -> torch.Tensor:
+def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 500, as_uint8: bool = True,
+             labels: torch.Tensor | None = None) -> torch.Tensor:
     """Samples of G in eval mode (batch-norm statistics frozen) for the given z (on CPU): uint8 images,
-    or with ``as_uint8=False`` the raw float outputs (2D points)."""
+    or with ``as_uint8=False`` the raw float outputs (2D points). A conditional G needs ``labels``
+    (default: :func:`fixed_labels`)."""
     device = next(G.parameters()).device
     was_training = G.training
     convert = to_uint8 if as_uint8 else (lambda x: x.float())
+    classes = getattr(G, "num_classes", 0)
+    if classes and labels is None:
+        labels = fixed_labels(len(z), classes)
     G.eval()
     try:
-        return torch.cat([convert(G(z[i:i + batch_size].to(device))).cpu() for i in range(0, len(z), batch_size)])
+        out = []
+        for i in range(0, len(z), batch_size):
+            args = (z[i:i + batch_size].to(device),) + ((labels[i:i + batch_size].to(device),) if classes else ())
+            out.append(convert(G(*args)).cpu())
+        return torch.cat(out)
     finally:
         G.train(was_training)
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model for parameters; buffers (batch-norm statistics) are copied."""
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
 
 
 class Progress:
@@ -146,17 +204,22 @@ def checkpoint_path(run_dir: Path) -> Path:
 
 def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.device | str = "cpu",
           resume: bool = False, on_epoch: Callable[[int, nn.Module, dict], None] | None = None,
-          progress: bool = True, on_check: OnCheck | None = None) -> TrainResult:
-    """Train ``spec.model`` on uint8 ``images`` (N x C x H x W) under ``spec.protocol``'s budget.
+          progress: bool = True, on_check: OnCheck | None = None, labels: torch.Tensor | None = None) -> TrainResult:
+    """Train ``spec.model`` on uint8 ``images`` (N x C x H x W) under ``spec.protocol``'s budget;
+    a conditional model also needs the images' ``labels``.
 
     ``on_check(step, G, rows, say)`` is called every ``check_every`` steps with the per-step rows so far
     and a function that prints a line in the progress output; a non-empty string it returns stops the
-    run with status "stopped" and that message (the artifacts written so far are kept)."""
+    run with status "stopped" and that message (the artifacts written so far are kept). ``on_epoch``
+    and ``on_check`` get the generator that evaluation uses (the EMA one when that trick is on)."""
     device = torch.device(device)
     tr, m = spec.protocol.train, spec.model
     run_dir = Path(run_dir)
     gen = torch.Generator().manual_seed(spec.seed)
     data = images.to(device)
+    if m.conditional is not None and (labels is None or len(labels) != len(images)):
+        raise GanbenchError(f"model {m.name!r} is conditional: it needs one label per training image")
+    targets = labels.to(device) if m.conditional is not None else None
     n, bs = len(data), tr.batch_size
     if n < bs:
         raise GanbenchError(f"the training set has {n} images, fewer than one batch of {bs}")
@@ -170,21 +233,61 @@ def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.devi
         G, D = build_models(spec, device, gen)
         opt_g = make_optimizer(G.parameters(), m.optim_g)
         opt_d = make_optimizer(D.parameters(), m.optim_d)
-        loss = build_loss(m.loss.name, m.loss.options)
+        loss = build_loss(m.loss.name, m.loss.options, m.tricks)
+        G_ema = copy.deepcopy(G).requires_grad_(False) if m.tricks.ema else None
         state = dict(epoch=0, step=0, images_seen=0, wall_time_s=0.0, rows=[])
         ckpt = checkpoint_path(run_dir)
         if resume and ckpt.is_file():
-            state = _load_checkpoint(ckpt, spec, G, D, opt_g, opt_d, gen)
+            state = _load_checkpoint(ckpt, spec, G, D, opt_g, opt_d, gen, G_ema)
         elif resume:
             raise GanbenchError(f"--resume: no checkpoint at {ckpt}; run without --resume to start fresh")
-        return _loop(spec, data, G, D, opt_g, opt_d, loss, gen, state, run_dir, device, g_steps_per_epoch,
-                     on_epoch, progress, on_check)
+        return _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_dir, device,
+                     g_steps_per_epoch, on_epoch, progress, on_check)
 
 
-def _loop(spec, data, G, D, opt_g, opt_d, loss, gen, state, run_dir, device, g_steps_per_epoch, on_epoch, show,
-          on_check=None):
-    tr, m = spec.protocol.train, spec.model
+def instance_noise_sigma(spec: RunSpec, step: int, total_steps: int) -> float:
+    """sigma_0 * (1 - step / T), floored at 0: annealed linearly to zero (Sonderby et al. 2017, sec. 4)."""
+    t = spec.model.tricks
+    if not t.instance_noise:
+        return 0.0
+    return t.instance_noise * max(0.0, 1.0 - step / (t.instance_noise_steps or total_steps))
+
+
+def feature_matching(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, y_real, y_fake) -> torch.Tensor:
+    """||E phi(x) - E phi(G(z))||^2 on D's penultimate features (Salimans et al. 2016, sec. 3.1)."""
+    extra_r, extra_f = ((y_real,), (y_fake,)) if y_real is not None else ((), ())
+    with torch.no_grad():
+        f_real = D.features(real, *extra_r).mean(0)
+    return ((f_real - D.features(fake, *extra_f).mean(0)) ** 2).sum()
+
+
+def _bind(D: nn.Module, y: torch.Tensor | None):
+    """D with the labels of a conditional batch bound (losses call D(x) only)."""
+    return D if y is None else (lambda x: D(x, y))
+
+
+def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_dir, device, g_steps_per_epoch,
+          on_epoch, show, on_check=None):
+    tr, m, tricks = spec.protocol.train, spec.model, spec.model.tricks
     bs, n_critic = tr.batch_size, m.n_critic
+    classes = num_classes(spec)
+    total_steps = tr.epochs * g_steps_per_epoch
+    G_eval = G_ema if G_ema is not None else G
+
+    def noisy(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        return x + sigma * torch.randn(x.shape, generator=gen).to(device) if sigma else x
+
+    def d_step(real, y, sigma):
+        z = torch.randn(bs, m.z_dim, generator=gen).to(device)
+        with torch.no_grad():
+            fake = G(z, y) if classes else G(z)  # conditional: fakes of the real batch's labels
+        d_loss, d_stats = loss.d_loss(_bind(D, y), noisy(real, sigma), noisy(fake, sigma), gen)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_norm = grad_norm(D)
+        opt_d.step()
+        loss.after_d_step(D)
+        return d_loss, d_norm, d_stats
     rows: list[dict] = state["rows"]
     names: list[str] | None = None
     pending: list[torch.Tensor] = []
@@ -215,26 +318,39 @@ def _loop(spec, data, G, D, opt_g, opt_d, loss, gen, state, run_dir, device, g_s
         perm = torch.randperm(len(data), generator=gen).to(device)
         for s in range(g_steps_per_epoch):
             acc: dict[str, torch.Tensor] = {}
+            sigma = instance_noise_sigma(spec, step, total_steps)
             for c in range(n_critic):
                 idx = perm[(s * n_critic + c) * bs:(s * n_critic + c + 1) * bs]
                 real = data[idx]
                 real = to_model_range(real) if real.dtype == torch.uint8 else real  # images vs 2D points
-                z = torch.randn(bs, m.z_dim, generator=gen).to(device)
-                with torch.no_grad():
-                    fake = G(z)
-                d_loss, d_stats = loss.d_loss(D, real, fake, gen)
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                d_norm = grad_norm(D)
-                opt_d.step()
+                y = targets[idx] if classes else None
+                d_loss, d_norm, d_stats = d_step(real, y, sigma)
                 for k, v in {"d_loss": d_loss.detach(), "d_grad_norm": d_norm, **d_stats}.items():
                     acc[k] = acc.get(k, 0.0) + v.detach() / n_critic
+            backup = None
+            if tricks.unrolled_steps:  # Metz et al. 2017: G answers D after k more steps; D is restored after
+                backup = copy.deepcopy(D.state_dict()), copy.deepcopy(opt_d.state_dict())
+                for _ in range(tricks.unrolled_steps):
+                    d_step(real, y, sigma)
             z = torch.randn(bs, m.z_dim, generator=gen).to(device)
-            g_loss, g_stats = loss.g_loss(D, G(z))
+            y_g = torch.randint(classes, (bs,), generator=gen).to(device) if classes else None
+            fake = G(z, y_g) if classes else G(z)
+            g_loss, g_stats = loss.g_loss(_bind(D, y_g), noisy(fake, sigma))
+            if tricks.feature_matching:
+                fm = feature_matching(D, noisy(real, sigma), noisy(fake, sigma), y, y_g)
+                g_loss = g_loss + tricks.feature_matching * fm
+                g_stats = {**g_stats, "feature_matching": fm}
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             g_norm = grad_norm(G)
             opt_g.step()
+            if backup is not None:
+                D.load_state_dict(backup[0])
+                opt_d.load_state_dict(backup[1])
+            if G_ema is not None:
+                ema_update(G_ema, G, tricks.ema)
+            if tricks.instance_noise:
+                g_stats = {**g_stats, "instance_noise": torch.tensor(sigma)}
             acc.update({"g_loss": g_loss.detach(), "g_grad_norm": g_norm, **{k: v.detach() for k, v in g_stats.items()},
                         "g_weight_norm": weight_norm(G), "d_weight_norm": weight_norm(D)})
             if names is None:
@@ -251,7 +367,7 @@ def _loop(spec, data, G, D, opt_g, opt_d, loss, gen, state, run_dir, device, g_s
                 if bar:
                     bar.update(step - bar_step, {"epoch": epoch + 1, "d": rows[-1]["d_loss"], "g": rows[-1]["g_loss"]})
                     bar_step = step
-                stop = on_check(step, G, rows, bar.line if bar else _silent) if on_check else None
+                stop = on_check(step, G_eval, rows, bar.line if bar else _silent) if on_check else None
                 if stop:
                     status, message = "stopped", stop
                     break
@@ -266,20 +382,20 @@ def _loop(spec, data, G, D, opt_g, opt_d, loss, gen, state, run_dir, device, g_s
         summaries.append(summary)
         state.update(epoch=epoch, step=step, images_seen=images_seen,
                      wall_time_s=wall0 + time.perf_counter() - t_start, rows=rows)
-        _save_checkpoint(checkpoint_path(run_dir), spec, G, D, opt_g, opt_d, gen, state)
+        _save_checkpoint(checkpoint_path(run_dir), spec, G, D, opt_g, opt_d, gen, state, G_ema)
         write_records(rows, run_dir / "records.parquet")
         if bar:
             bar.line(f"epoch {epoch}/{tr.epochs}  d_loss {summary['d_loss']:.4f}  g_loss {summary['g_loss']:.4f}  "
                      f"{summary['images_per_s']:.0f} images/s")
         if on_epoch:
-            on_epoch(epoch, G, summary)
+            on_epoch(epoch, G_eval, summary)
     if bar:
         bar.close()
     if status != "finished":
         write_records(rows, run_dir / "records.parquet")
     return TrainResult(status=status, epochs_done=epoch, steps=step, images_seen=images_seen,
                        wall_time_s=wall0 + time.perf_counter() - t_start, records=pd.DataFrame(rows), G=G, D=D,
-                       first_bad_step=first_bad, message=message, epoch_summaries=summaries)
+                       first_bad_step=first_bad, message=message, epoch_summaries=summaries, G_ema=G_ema)
 
 
 def write_records(rows: list[dict], path: Path) -> None:
@@ -287,10 +403,11 @@ def write_records(rows: list[dict], path: Path) -> None:
         pd.DataFrame(rows).to_parquet(tmp, index=False)
 
 
-def _save_checkpoint(path, spec, G, D, opt_g, opt_d, gen, state) -> None:
+def _save_checkpoint(path, spec, G, D, opt_g, opt_d, gen, state, G_ema=None) -> None:
     atomic_torch_save({
         "run_key": [spec.protocol_hash, spec.model.name, spec.seed],
         "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+        **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}),
         "gen_state": gen.get_state(), "torch_rng": torch.get_rng_state(),
         "epoch": state["epoch"], "step": state["step"], "images_seen": state["images_seen"],
         "wall_time_s": state["wall_time_s"],
@@ -298,13 +415,15 @@ def _save_checkpoint(path, spec, G, D, opt_g, opt_d, gen, state) -> None:
     }, path)
 
 
-def _load_checkpoint(path, spec, G, D, opt_g, opt_d, gen) -> dict:
+def _load_checkpoint(path, spec, G, D, opt_g, opt_d, gen, G_ema=None) -> dict:
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if list(ck["run_key"]) != [spec.protocol_hash, spec.model.name, spec.seed]:
         raise GanbenchError(f"{path} belongs to another run (protocol hash, model, seed = {ck['run_key']}); "
                             "it cannot be resumed under this protocol")
     G.load_state_dict(ck["G"])
     D.load_state_dict(ck["D"])
+    if G_ema is not None:
+        G_ema.load_state_dict(ck["G_ema"])
     opt_g.load_state_dict(ck["opt_g"])
     opt_d.load_state_dict(ck["opt_d"])
     gen.set_state(ck["gen_state"])

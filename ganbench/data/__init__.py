@@ -130,6 +130,31 @@ def is_points(name: str) -> bool:
     return name in ("ring8", "grid25")
 
 
+def dataset_classes(name: str) -> int:
+    """How many classes a dataset's labels have (what a conditional model conditions on)."""
+    if name in DATASETS:
+        return DATASETS[name].num_classes
+    raise GanbenchError(f"conditional models need a labelled image dataset ({', '.join(sorted(DATASETS))}); got {name!r}")
+
+
+def native_size(name: str) -> int | None:
+    """The stored image size of an IDX dataset (28), None for synthetic data."""
+    return 28 if name in DATASETS else None
+
+
+def resize_images(images: torch.Tensor, size: int, chunk: int = 10_000) -> torch.Tensor:
+    """uint8 N x C x H x W -> uint8 N x C x size x size: bilinear with antialiasing (as PIL's resize),
+    rounded; the preprocessing of the fashion64/fashion32 protocols, for training and reference images alike."""
+    import torch.nn.functional as F
+
+    out = torch.empty((len(images), images.shape[1], size, size), dtype=torch.uint8)
+    for i in range(0, len(images), chunk):
+        x = images[i:i + chunk].float()
+        out[i:i + chunk] = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                         align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
 def load_data(spec, split: str, data_root=None) -> ImageSet:
     """The data a protocol's ``[data]`` table describes (``spec``: a DataSpec) for one split.
 
@@ -144,12 +169,14 @@ def load_data(spec, split: str, data_root=None) -> ImageSet:
     if spec.dataset == "stacked-mnist":
         return synthetic.stacked_mnist(spec.subset or 128_000, split, seed, data_root)
     full = load_split(spec.dataset, split, data_root)
-    if spec.subset is None or split != "train":
-        return full
-    if spec.subset > len(full.images):
-        raise GanbenchError(f"data.subset = {spec.subset} but {spec.dataset}/{split} has {len(full.images)} images")
-    idx = torch.randperm(len(full.images), generator=torch.Generator().manual_seed(spec.subset_seed))[: spec.subset]
-    return ImageSet(full.images[idx], full.labels[idx], full.num_classes)
+    if spec.subset is not None and split == "train":
+        if spec.subset > len(full.images):
+            raise GanbenchError(f"data.subset = {spec.subset} but {spec.dataset}/{split} has {len(full.images)} images")
+        idx = torch.randperm(len(full.images), generator=torch.Generator().manual_seed(spec.subset_seed))[: spec.subset]
+        full = ImageSet(full.images[idx], full.labels[idx], full.num_classes)
+    if spec.image_size != full.images.shape[-1]:
+        full = ImageSet(resize_images(full.images, spec.image_size), full.labels, full.num_classes)
+    return full
 
 
 def verify(name: str, data_root=None) -> list[str]:

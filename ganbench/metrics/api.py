@@ -31,8 +31,10 @@ class _SplitTooSmall(Exception):
 class EvalContext:
     """Lazily computed, shared inputs of the metrics of one evaluation."""
 
-    def __init__(self, samples: torch.Tensor, protocol: Protocol, device: torch.device, data_root=None):
+    def __init__(self, samples: torch.Tensor, protocol: Protocol, device: torch.device, data_root=None,
+                 labels: torch.Tensor | None = None):
         self.samples = samples
+        self.labels = labels  # the classes a conditional generator was asked for (None: unconditional)
         self.protocol = protocol
         self.device = device
         self.data_root = data_root
@@ -41,6 +43,10 @@ class EvalContext:
         self.reference_split = protocol.eval.reference_split
         self.reference_name = f"{self.dataset}/{self.reference_split}"
         self.floor_split = OTHER_SPLIT[self.reference_split]
+        from ganbench.data import native_size
+
+        native = native_size(self.dataset)
+        self.resize_to = protocol.data.image_size if native and protocol.data.image_size != native else None
         self._sources: dict[str, FeatureSource] = {}
         self._sides: dict[tuple[str, str], dict] = {}
         self.cache_hits: dict[str, bool] = {}  # "<extractor>/<split>" -> whether the real features came from the cache
@@ -52,7 +58,10 @@ class EvalContext:
         return self._sources[extractor]
 
     def _manifest(self, extractor: str, split: str) -> dict:
-        return manifest(self.dataset, split, self.num_samples, self.protocol.eval.reference_seed, self.source(extractor))
+        man = manifest(self.dataset, split, self.num_samples, self.protocol.eval.reference_seed, self.source(extractor))
+        if self.resize_to is not None:  # only resized protocols carry the key: native cache entries keep their names
+            man["image_size"] = self.resize_to
+        return man
 
     def side(self, extractor: str, which: str) -> dict | None:
         """Features of "samples", "reference" or "floor" (None when the floor split is too small)."""
@@ -75,6 +84,10 @@ class EvalContext:
                 raise _SplitTooSmall
             imgs = reference_images(self.dataset, split, self.num_samples, self.protocol.eval.reference_seed,
                                     self.data_root)
+            if self.resize_to is not None:
+                from ganbench.data import resize_images
+
+                imgs = resize_images(imgs, self.resize_to)
             return src.extract(imgs, bs)
 
         if which == "floor" and not self.protocol.eval.floor:
@@ -149,11 +162,15 @@ def check_samples(samples: torch.Tensor, protocol: Protocol, num_samples: int | 
 
 
 def evaluate(samples: torch.Tensor, protocol: Protocol, device: torch.device | str = "cpu",
-             data_root=None, context: dict | None = None) -> dict[str, MetricResult]:
+             data_root=None, context: dict | None = None, labels: torch.Tensor | None = None) -> dict[str, MetricResult]:
     """Compute the protocol's metric list on ``samples`` (uint8 N x C x H x W; the first num_samples are used).
+    ``labels`` are the classes a conditional generator was asked for (the conditional metrics need them).
     ``context``, when given, receives the :class:`EvalContext` under "ctx" (cache hits, sources)."""
     check_samples(samples, protocol)
-    ctx = EvalContext(samples[: protocol.eval.num_samples], protocol, torch.device(device), data_root)
+    n = protocol.eval.num_samples
+    if labels is not None and len(labels) < n:
+        raise GanbenchError(f"{len(labels)} labels for {n} evaluated samples: give one label per sample")
+    ctx = EvalContext(samples[:n], protocol, torch.device(device), data_root, None if labels is None else labels[:n])
     if context is not None:
         context["ctx"] = ctx
     results: dict[str, MetricResult] = {}

@@ -40,6 +40,15 @@ def reference_images(dataset: str, split: str, num_samples: int, seed: int, data
     return images[order[:num_samples]]
 
 
+def reference_labels(dataset: str, split: str, num_samples: int, seed: int, data_root=None) -> torch.Tensor:
+    """The labels of :func:`reference_images` (the same seeded permutation)."""
+    labels = load_split(dataset, split, data_root).labels
+    if num_samples >= len(labels):
+        return labels[:num_samples]
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    return labels[order[:num_samples]]
+
+
 def manifest(dataset: str, split: str, num_samples: int, seed: int, source) -> dict:
     """Provenance of one set of features (``source`` is an ``extractors.FeatureSource``)."""
     import torch_fidelity

@@ -9,4 +9,6 @@ from ganbench.registry import Plugin, Registry
 
 NETS: Registry[Plugin] = Registry("architecture")
 
-from ganbench.nets import dcgan28, mlp  # noqa: E402,F401  (registers their entries)
+from ganbench.nets import dcgan28, dcgan64, mlp  # noqa: E402,F401  (registers their entries)
+
+FLAT_INPUT = ("mlp-d", "mlp2d-d")  # D architectures that take a flat vector (conditional d_input "embedding")

@@ -75,6 +75,15 @@ class Discriminator28(nn.Module):
             nn.Conv2d(2 * w, 4 * w, 3, 2, 1, bias=norm == "none"), _norm(norm, 4 * w), nn.LeakyReLU(0.2, True), nn.Dropout(dropout),
             nn.Flatten(), nn.Linear(4 * w * 4 * 4, 1),
         )
+        self.feature_dim = 4 * w * 4 * 4
+
+    @property
+    def head(self) -> nn.Module:
+        return self.net[-1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """phi(x): the flattened 4x4 map before the final linear layer."""
+        return self.net[:-1](x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)

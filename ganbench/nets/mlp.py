@@ -55,7 +55,14 @@ class MLPDiscriminator(nn.Module):
             layers += [nn.Linear(width, h), nn.LeakyReLU(0.2, True), nn.Dropout(dropout)]
             width = h
         layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        self.net, self.feature_dim = nn.Sequential(*layers), width
+
+    @property
+    def head(self) -> nn.Module:
+        return self.net[-1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net[:-1](x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)
