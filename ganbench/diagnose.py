@@ -65,6 +65,8 @@ class Thresholds:
     gdom_d_loss_min: float = 1.0  # windowed mean D loss above this (healthy DCGAN: 0.05-0.9)
 
     # Mode collapse (sample statistics, checked at each probe).
+    collapse_modes_ratio: float = 0.5  # modes covered by the probe batch / the run's own running maximum below this
+    # (protocols with known modes; the same "half of its best" rule as diversity, not calibrated separately)
     collapse_own_ratio: float = 0.5  # diversity / the run's own running maximum below this ...
     collapse_real_ratio: float = 0.5  # ... and diversity / the real data's diversity below this
     collapse_entropy_ratio: float = 0.5  # class entropy / real class entropy (and / own maximum) below this
@@ -328,6 +330,10 @@ def mode_collapse(t: Trace, th: Thresholds) -> list[Finding]:
         ent = s["class_entropy"].astype(float)
         low_ent = (ent < th.collapse_entropy_ratio * ent.cummax()) & (ent < th.collapse_entropy_ratio * s["real_class_entropy"])
         flags = flags | low_ent
+    has_modes = "modes_covered" in s and s["modes_covered"].notna().all()
+    if has_modes:
+        modes = s["modes_covered"].astype(float)
+        flags = flags | (modes < th.collapse_modes_ratio * modes.cummax())
     out, run = [], []
     for i, f in enumerate(flags.tolist() + [False]):
         if f:
@@ -340,9 +346,12 @@ def mode_collapse(t: Trace, th: Thresholds) -> list[Finding]:
                 if "class_entropy" in s:
                     ev.update(class_entropy=float(s["class_entropy"][b]),
                               real_class_entropy=float(s.get("real_class_entropy", pd.Series([np.nan] * len(s)))[b]))
-                out.append(Finding("mode-collapse", "failure", int(s["step"][a]), int(s["step"][b]),
-                                   f"sample diversity fell to {ev['diversity'] / max(ev['diversity_max_before'], 1e-12):.0%} of "
-                                   f"its maximum and {ev['diversity'] / max(ev['real_diversity'], 1e-12):.0%} of the real data's",
+                summary = (f"sample diversity fell to {ev['diversity'] / max(ev['diversity_max_before'], 1e-12):.0%} of "
+                           f"its maximum and {ev['diversity'] / max(ev['real_diversity'], 1e-12):.0%} of the real data's")
+                if has_modes:
+                    ev.update(modes_covered=int(modes[b]), modes_covered_max_before=int(modes[: a + 1].max()))
+                    summary += f"; modes covered {ev['modes_covered']} (best before: {ev['modes_covered_max_before']})"
+                out.append(Finding("mode-collapse", "failure", int(s["step"][a]), int(s["step"][b]), summary,
                                    ev, REMEDIES["collapse"]))
             run = []
     return out
@@ -503,6 +512,26 @@ class FeatureSpace:
     name: str
     features: Callable[[torch.Tensor], torch.Tensor]
     logits: Callable[[torch.Tensor], torch.Tensor] | None = None
+    modes: Callable[[torch.Tensor], int] | None = None  # modes covered by a batch (protocols with known modes)
+
+
+def mode_counter(dataset: str, device: torch.device | str = "cpu") -> Callable[[torch.Tensor], int] | None:
+    """Modes covered by a batch, for datasets whose modes are known: the 2D mixtures (PacGAN's rule) and
+    stacked MNIST (the MNIST classifier on each channel); None elsewhere."""
+    from ganbench.data.synthetic import MIXTURES
+
+    if dataset in MIXTURES:
+        from ganbench.metrics.modes import mixture_modes
+
+        mix = MIXTURES[dataset]()
+        return lambda points: int(mixture_modes(points, mix.centers, mix.sigma)["modes"])
+    if dataset == "stacked-mnist":
+        from ganbench.metrics.domain import domain_classifier
+        from ganbench.metrics.modes import stacked_modes
+
+        clf = domain_classifier("mnist", device=device)
+        return lambda images: int(stacked_modes(images, clf)["modes"])
+    return None
 
 
 def pixel_space() -> FeatureSpace:
@@ -517,7 +546,7 @@ def feature_space(dataset: str, choice: str = "auto", device: torch.device | str
     if choice not in ("auto", "pixels", "domain"):
         raise GanbenchError(f"feature space must be auto, pixels or domain, got {choice!r}")
     if choice == "pixels":
-        return pixel_space()
+        return dataclasses.replace(pixel_space(), modes=mode_counter(dataset, device))
     try:
         from ganbench.metrics import domain
     except ImportError:
@@ -526,9 +555,9 @@ def feature_space(dataset: str, choice: str = "auto", device: torch.device | str
     if choice == "domain" and not has:
         raise GanbenchError(f"no domain classifier for {dataset!r}; use --features pixels")
     if choice == "auto" and not (has and _domain_cached(domain, dataset)):
-        return pixel_space()
+        return dataclasses.replace(pixel_space(), modes=mode_counter(dataset, device))
     clf = domain.domain_classifier(dataset, device=device)
-    return FeatureSpace(f"domain-{dataset}", clf.features, clf.logits)
+    return FeatureSpace(f"domain-{dataset}", clf.features, clf.logits, mode_counter(dataset, device))
 
 
 def _domain_cached(domain, dataset: str) -> bool:
@@ -547,6 +576,8 @@ def sample_statistics(images: torch.Tensor, space: FeatureSpace) -> dict[str, fl
     """Diversity (mean pairwise feature distance) and, with a classifier, class entropy of a batch."""
     stats = {"diversity": mean_pairwise_distance(space.features(images))}
     stats["class_entropy"] = class_entropy(space.logits(images)) if space.logits else float("nan")
+    if space.modes is not None:
+        stats["modes_covered"] = float(space.modes(images))
     return stats
 
 

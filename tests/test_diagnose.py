@@ -331,3 +331,44 @@ def test_domain_feature_space_sees_classes_and_collapse():
     assert dg.feature_space("fashion-mnist", "auto").name == "domain-fashion-mnist"  # cached now: auto takes it
     with pytest.raises(GanbenchError, match="no domain classifier"):
         dg.feature_space("ring8", "domain")
+
+
+class RingG(nn.Module):
+    """A 2D 'generator' that puts its samples on some of ring8's modes (an induced collapse when they
+    shrink), with the mixture's own sigma."""
+
+    def __init__(self, modes: list[int]):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+        self.modes = torch.tensor(modes)
+
+    def forward(self, z):
+        from ganbench.data.synthetic import MIXTURES
+
+        mix = MIXTURES["ring8"]()
+        k = self.modes[(z[:, 0].abs() * 1000).long() % len(self.modes)]
+        return mix.centers[k].float() + mix.sigma * z[:, 1:3] + 0 * self.w
+
+
+def test_mode_collapse_from_modes_covered_on_a_mixture_protocol():
+    space = dg.feature_space("ring8", "pixels")
+    assert space.modes is not None and dg.feature_space("fashion-mnist", "pixels").modes is None
+    from ganbench.data.synthetic import MIXTURES
+
+    real = MIXTURES["ring8"]().sample(128, torch.Generator().manual_seed(1)).images
+    mon = dg.Monitor(torch.randn(128, 3, generator=torch.Generator().manual_seed(0)), real, space, as_uint8=False)
+    every, opposite = list(range(8)), [0, 4]  # from step 80: two opposite modes left (diversity stays high)
+    for step, modes in zip(range(10, 110, 10), [every] * 7 + [opposite] * 3):
+        mon.probe(step, RingG(modes))
+    div = mon.samples["diversity"]
+    assert div.iloc[-1] > 0.5 * div.max()  # the diversity rule alone would not fire
+    assert list(mon.samples["modes_covered"]) == [8] * 7 + [2] * 3
+    f = only(dg.diagnose(healthy_bce(), mon.samples), "mode-collapse")
+    assert (f.start_step, f.end_step) == (80, 100)
+    assert f.evidence["modes_covered"] == 2 and f.evidence["modes_covered_max_before"] == 8
+    assert "modes covered 2 (best before: 8)" in f.summary
+    # a drop to 5 of 8 modes stays above half of the best: no finding from modes alone
+    mon = dg.Monitor(torch.randn(128, 3, generator=torch.Generator().manual_seed(0)), real, space, as_uint8=False)
+    for step, modes in zip(range(10, 110, 10), [every] * 7 + [[0, 1, 3, 4, 6]] * 3):
+        mon.probe(step, RingG(modes))
+    assert "mode-collapse" not in names(dg.diagnose(healthy_bce(), mon.samples))
