@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue each run from its last checkpoint")
     r.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the embedded SQLite store)")
     r.add_argument("--data-root", help="folder with dataset files (default: GANBENCH_DATA, then the cache)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
+                   help="override a model-card value for this run, e.g. tricks.ema=0.999, optim_d.lr=4e-4, n_critic=5 "
+                        "(repeatable; the protocol hash follows)")
     r.add_argument("--stop-on", choices=("failure", "warning"),
                    help="end a run early (status stopped, artifacts kept) when a health finding of this severity starts")
 
@@ -89,6 +92,33 @@ def build_parser() -> argparse.ArgumentParser:
     bls.add_argument("--out", required=True, help="baseline JSON to write, e.g. baselines/<protocol>.json")
     bls.add_argument("--confidence", type=float, default=0.99, help="one-sided confidence stored with the baseline")
     bls.add_argument("--tracking-uri")
+
+    sm = sub.add_parser("sample", help="a PNG grid (and optionally .npz) of samples of a trained run's generator")
+    sm.add_argument("run", metavar="RUN", help="MLflow run id or run folder")
+    sm.add_argument("--n", type=int, default=64, help="number of samples (default 64; grid of ceil(sqrt(n)) columns)")
+    sm.add_argument("--label", type=int, help="class of every sample (conditional models; default: classes in turn)")
+    sm.add_argument("--seed", type=int, help="seed of z (default: the protocol's fixed z, as in the run's grids)")
+    sm.add_argument("--ema", action="store_true", help="use the EMA generator (models trained with tricks.ema > 0)")
+    sm.add_argument("--npz", action="store_true", help="also write the uint8 images (and labels) beside the PNG")
+    sm.add_argument("--out", help="PNG path (default: <run folder>/samples/sample_seed<S>[_label<L>].png)")
+    sm.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
+    sm.add_argument("--tracking-uri")
+    ip = sub.add_parser("interpolate", help="spherical interpolation between random latent pairs: one grid row per pair")
+    ip.add_argument("run", metavar="RUN", help="MLflow run id or run folder")
+    ip.add_argument("--pairs", type=int, default=8, help="number of (z0, z1) pairs: grid rows (default 8)")
+    ip.add_argument("--steps", type=int, default=10, help="interpolation steps from z0 to z1: grid columns (default 10)")
+    ip.add_argument("--seed", type=int, default=0, help="seed of the pairs (default 0)")
+    ip.add_argument("--ema", action="store_true", help="use the EMA generator (models trained with tricks.ema > 0)")
+    ip.add_argument("--label", type=int, help="class of every row (conditional models; default: classes in turn)")
+    ip.add_argument("--out", help="PNG path (default: <run folder>/samples/interpolate_seed<S>[_label<L>].png)")
+    ip.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
+    ip.add_argument("--tracking-uri")
+
+    cd = sub.add_parser("card", help="write measured results into zoo cards: [results.<protocol>] from finished runs")
+    cd.add_argument("models", nargs="+", metavar="MODEL", help="zoo model names")
+    cd.add_argument("--protocol", required=True, help="protocol name whose finished runs to summarise (newest hash)")
+    cd.add_argument("--zoo-dir", help="folder of the cards to update (default: where `ganbench list` finds them)")
+    cd.add_argument("--tracking-uri")
     return p
 
 
@@ -125,8 +155,11 @@ def cmd_diagnose(args) -> int:
 def cmd_run(args) -> int:
     from ganbench.run import run_protocol
 
+    from ganbench.protocol import parse_overrides
+
     outcomes = run_protocol(args.protocol, args.models, args.seeds, args.device, args.resume,
-                            args.tracking_uri, args.data_root, progress=True, stop_on=args.stop_on)
+                            args.tracking_uri, args.data_root, progress=True, stop_on=args.stop_on,
+                            overrides=parse_overrides(args.overrides))
     for o in outcomes:
         bookkeeping = ("last_step_", "images_seen", "epochs_done", "eval_time_s")
         shown = "  ".join(f"{k} {v:.4g}" for k, v in o.metrics.items()
@@ -168,6 +201,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_list(args) -> int:
+    from ganbench.cards import format_results
     from ganbench.protocol import available, load_model, load_protocol
 
     both = not (args.protocols or args.models)
@@ -184,7 +218,8 @@ def cmd_list(args) -> int:
             print(f"  {name:20s} loss {m.loss.name}, G {m.generator.arch}, D {m.discriminator.arch}, n_critic {m.n_critic}")
             if args.models:
                 print(f"      paper: {m.paper}")
-                print(f"      results: {json.dumps(m.results) if m.results else '(not measured yet)'}")
+                lines = format_results(m.results) or ["(not measured yet)"]
+                print(f"      results: {lines[0]}" + "".join(f"\n               {x}" for x in lines[1:]))
     return 0
 
 
@@ -261,6 +296,31 @@ def cmd_baseline(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    from ganbench.use import sample
+
+    out = sample(args.run, args.n, args.label, args.seed, args.ema, args.npz, args.out, args.tracking_uri, args.device)
+    print("\n".join(str(p) for p in (out.png, out.npz) if p is not None))
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from ganbench.use import interpolate
+
+    out = interpolate(args.run, args.pairs, args.steps, args.seed, args.ema, args.label, args.out, args.tracking_uri,
+                      args.device)
+    print(out.png)
+    return 0
+
+
+def cmd_card(args) -> int:
+    from ganbench.cards import format_results, update_cards
+
+    for u in update_cards(args.models, args.protocol, args.tracking_uri, args.zoo_dir):
+        print(f"{u.path} [results.{u.protocol}]: {format_results({u.protocol: u.table})[0]}")
+    return 0
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt  # a terminated run is marked "stopped" in MLflow, like Ctrl-C
 
@@ -273,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _interrupt)
     handler = {"run": cmd_run, "data": cmd_data, "list": cmd_list, "show": cmd_show,
                "diagnose": cmd_diagnose, "eval": cmd_eval,
-               "report": cmd_report, "compare": cmd_compare, "check": cmd_check, "baseline": cmd_baseline}[args.command]
+               "report": cmd_report, "compare": cmd_compare, "check": cmd_check, "baseline": cmd_baseline,
+               "sample": cmd_sample, "interpolate": cmd_interpolate, "card": cmd_card}[args.command]
     try:
         return handler(args)
     except GanbenchError as err:

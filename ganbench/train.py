@@ -261,6 +261,14 @@ def feature_matching(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, y_rea
     return ((f_real - D.features(fake, *extra_f).mean(0)) ** 2).sum()
 
 
+def set_progress(objects: list, images_seen: int) -> None:
+    """Schedules that depend on training progress (progressive growing's phase and fade-in, lazy
+    regularisation) read it from ``images_seen`` alone, so a resumed run is exactly where it stopped.
+    Nets and losses that have a schedule define ``set_progress(images_seen)``."""
+    for obj in objects:
+        obj.set_progress(images_seen)
+
+
 def _bind(D: nn.Module, y: torch.Tensor | None):
     """D with the labels of a conditional batch bound (losses call D(x) only)."""
     return D if y is None else (lambda x: D(x, y))
@@ -273,6 +281,7 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_
     classes = num_classes(spec)
     total_steps = tr.epochs * g_steps_per_epoch
     G_eval = G_ema if G_ema is not None else G
+    hooked = [x for x in (G, D, G_ema, loss) if hasattr(x, "set_progress")]
 
     def noisy(x: torch.Tensor, sigma: float) -> torch.Tensor:
         return x + sigma * torch.randn(x.shape, generator=gen).to(device) if sigma else x
@@ -320,6 +329,7 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_
             acc: dict[str, torch.Tensor] = {}
             sigma = instance_noise_sigma(spec, step, total_steps)
             for c in range(n_critic):
+                set_progress(hooked, images_seen + c * bs)
                 idx = perm[(s * n_critic + c) * bs:(s * n_critic + c + 1) * bs]
                 real = data[idx]
                 real = to_model_range(real) if real.dtype == torch.uint8 else real  # images vs 2D points

@@ -120,3 +120,45 @@ def test_wgan_clips_every_critic_weight():
     loss.after_d_step(net)
     assert max(p.abs().max() for p in net.parameters()) <= 0.01 + 1e-9
     assert build_loss("wgan", {"clip": 0.05}).opts.clip == 0.05
+
+
+ZOO_E2E = """
+description = "zoo end to end, tiny"
+models = ["wgan", "lsgan", "sngan", "cdcgan", "cproj-sngan"]
+seeds = [0]
+
+[data]
+dataset = "fashion-mnist"
+subset = 160
+
+[train]
+epochs = 1
+batch_size = 32
+check_every = 2
+
+[eval]
+num_samples = 100
+metrics = ["fid", "label_acc", "intra_fid"]
+extractor = "domain"
+grid_size = 4
+"""
+
+
+def test_new_losses_and_conditional_models_run_end_to_end(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from ganbench.run import run_protocol
+    from ganbench.track import TAG_HEALTH, tracking_uri
+
+    path = tmp_path / "zoo-e2e.toml"
+    path.write_text(ZOO_E2E)
+    outcomes = {o.model: o for o in run_protocol(str(path), progress=False)}
+    client = MlflowClient(tracking_uri())
+    for model, o in outcomes.items():
+        assert o.status == "finished", (model, o.message)
+        run = client.get_run(o.run_id)
+        assert math.isfinite(run.data.metrics["domain_fid100_test"]) and TAG_HEALTH in run.data.tags
+        conditional = load_model(model).conditional is not None
+        assert ("domain_label_acc100" in run.data.metrics) == conditional, model
+        assert ("domain_intra_fid100_test" in run.data.metrics) == conditional, model
+        assert (o.run_dir / "spec.json").is_file()

@@ -85,15 +85,22 @@ class DomainClassifier:
         self.train_seconds = train_seconds
         self.name = f"domain-{dataset}"
 
-    def _check(self, images: torch.Tensor) -> None:
+    def _check(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 N x 1 x S x S; other sizes (the resized fashion64/fashion32 protocols) are resized to the
+        classifier's 28 x 28 the same way the protocols resize (bilinear, antialiased)."""
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4 \
-                or tuple(images.shape[1:]) != (1, 28, 28):
+                or images.shape[1] != 1 or images.shape[2] != images.shape[3]:
             got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
             raise GanbenchError(f"the {self.name} classifier expects uint8 images N x 1 x 28 x 28, got {got}")
+        if images.shape[-1] != 28:
+            from ganbench.data import resize_images
+
+            images = resize_images(images, 28)
+        return images
 
     @torch.no_grad()
     def _run(self, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        self._check(images)
+        images = self._check(images)
         feats, logits = [], []
         for start in range(0, len(images), batch_size):
             f, lg = self.net(_to_input(images[start:start + batch_size].to(self.device)))

@@ -322,9 +322,7 @@ def domain_source(dataset: str, device: torch.device) -> FeatureSource:
     model = model.to(device)
 
     def extract(images: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
-        if tuple(images.shape[1:]) != (1, 28, 28) or images.dtype != torch.uint8:
-            raise GanbenchError(f"the domain classifier expects uint8 N x 1 x 28 x 28 images, got {images.dtype} "
-                                f"{tuple(images.shape)}")
+        images = model.classifier._check(images)  # resized to 28 x 28 when a protocol resized its images
         out = {"features": [], "logits": []}
         with torch.no_grad():
             for start in range(0, len(images), max(batch_size, 500)):
