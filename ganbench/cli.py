@@ -103,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--out", help="PNG path (default: <run folder>/samples/sample_seed<S>[_label<L>].png)")
     sm.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
     sm.add_argument("--tracking-uri")
+    sm.add_argument("--truncation", type=float, metavar="PSI",
+                    help="truncation trick psi (style-based generators: w = w_avg + psi (w - w_avg); 1 = off)")
+    smx = sub.add_parser("style-mix", help="style-mixing grid of a style-based generator: rows give coarse styles, "
+                                           "columns fine ones")
+    smx.add_argument("run", metavar="RUN", help="MLflow run id or run folder")
+    smx.add_argument("--rows", type=int, default=4, help="sources of the coarse styles (default 4)")
+    smx.add_argument("--cols", type=int, default=6, help="sources of the fine styles (default 6)")
+    smx.add_argument("--seed", type=int, default=0, help="seed of the rows' and columns' z (default 0)")
+    smx.add_argument("--cutoff", type=int, help="style inputs taken from the row (default: the layers up to 8x8)")
+    smx.add_argument("--truncation", type=float, metavar="PSI", help="truncate every w first (1 = off)")
+    smx.add_argument("--ema", action="store_true", help="use the EMA generator (models trained with tricks.ema > 0)")
+    smx.add_argument("--out", help="PNG path (default: <run folder>/samples/style_mix_seed<S>_cut<K>.png)")
+    smx.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
+    smx.add_argument("--tracking-uri")
     ip = sub.add_parser("interpolate", help="spherical interpolation between random latent pairs: one grid row per pair")
     ip.add_argument("run", metavar="RUN", help="MLflow run id or run folder")
     ip.add_argument("--pairs", type=int, default=8, help="number of (z0, z1) pairs: grid rows (default 8)")
@@ -299,7 +313,8 @@ def cmd_baseline(args) -> int:
 def cmd_sample(args) -> int:
     from ganbench.use import sample
 
-    out = sample(args.run, args.n, args.label, args.seed, args.ema, args.npz, args.out, args.tracking_uri, args.device)
+    out = sample(args.run, args.n, args.label, args.seed, args.ema, args.npz, args.out, args.tracking_uri, args.device,
+                 truncation=args.truncation)
     print("\n".join(str(p) for p in (out.png, out.npz) if p is not None))
     return 0
 
@@ -321,6 +336,15 @@ def cmd_card(args) -> int:
     return 0
 
 
+def cmd_style_mix(args) -> int:
+    from ganbench.stylemix import style_mix
+
+    out = style_mix(args.run, args.rows, args.cols, args.seed, args.cutoff, args.truncation, args.ema, args.out,
+                    args.tracking_uri, args.device)
+    print(out.png)
+    return 0
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt  # a terminated run is marked "stopped" in MLflow, like Ctrl-C
 
@@ -334,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"run": cmd_run, "data": cmd_data, "list": cmd_list, "show": cmd_show,
                "diagnose": cmd_diagnose, "eval": cmd_eval,
                "report": cmd_report, "compare": cmd_compare, "check": cmd_check, "baseline": cmd_baseline,
-               "sample": cmd_sample, "interpolate": cmd_interpolate, "card": cmd_card}[args.command]
+               "sample": cmd_sample, "interpolate": cmd_interpolate, "card": cmd_card,
+               "style-mix": cmd_style_mix}[args.command]
     try:
         return handler(args)
     except GanbenchError as err:

@@ -29,7 +29,7 @@ def eval_protocol(protocol: str, samples: str | None = None, generator: str | No
                   tracking_uri: str | None = None, name: str | None = None, log: bool = True,
                   data_root=None) -> EvalOutcome:
     """Evaluate samples (path) or a generator (module:function + checkpoint) under ``protocol``."""
-    from ganbench.metrics import evaluate, mlflow_metrics, mlflow_tags
+    from ganbench.metrics import Sampler, evaluate, mlflow_metrics, mlflow_tags
     from ganbench.metrics.extractors import inception_weights
     from ganbench.metrics.samples import load_generator, load_samples, samples_from_generator
     from ganbench.protocol import load_protocol, protocol_hash, to_plain
@@ -39,13 +39,15 @@ def eval_protocol(protocol: str, samples: str | None = None, generator: str | No
         raise GanbenchError("give exactly one of --samples PATH or --generator module:function (with --checkpoint)")
     proto = load_protocol(protocol)
     dev = resolve_device(device)
+    sampler = None
     if samples is not None:
         images, source = load_samples(samples, proto), f"samples:{samples}"
     else:
         G = load_generator(generator, checkpoint)
         images, source = samples_from_generator(G, proto, z_dim, dev), f"generator:{generator} checkpoint:{checkpoint}"
+        sampler = Sampler(G, z_dim)  # the latent-space metrics (ppl) walk the generator itself
     t0 = time.perf_counter()
-    results = evaluate(images, proto, dev, data_root)
+    results = evaluate(images, proto, dev, data_root, generator=sampler)
     seconds = time.perf_counter() - t0
     run_id = None
     if log:

@@ -16,6 +16,9 @@ Wasserstein ones); ``d_acc_real``/``d_acc_fake`` are D's accuracy on each side.
   G minimises 1/2 E[(D(G(z)) - c)^2]; a = 0, b = c = 1 (their 0-1 coding).
 - ``hinge``: D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))], G minimises -E[D(G(z))]
   (Lim & Ye 2017; Miyato et al. 2018, eq. 16-17).
+- ``ns-r1``: the non-saturating loss (as ``bce``) with lazy R1 regularisation (StyleGAN2, Karras et al.
+  2020, sec. 3.1): R1 = gamma/2 E_x[||grad D(x)||^2] on reals (Mescheder et al. 2018, eq. 9), evaluated
+  only every ``interval``-th D step and then weighted by ``interval`` (so the average weight is gamma/2).
 
 The target tricks of ``[tricks]`` (label noise, label flipping) apply to the losses with targets
 (bce, ls) through :class:`Targets`.
@@ -229,6 +232,56 @@ LOSSES.register("wgan-gp", Plugin("wgan-gp", WGANGPOptions, WGANGPLoss))
 LOSSES.register("wgan", Plugin("wgan", WGANOptions, WGANLoss))
 LOSSES.register("ls", Plugin("ls", LSOptions, LSLoss))
 LOSSES.register("hinge", Plugin("hinge", HingeOptions, HingeLoss))
+
+
+@dataclass(frozen=True)
+class NSR1Options:
+    gamma: float = 0.01  # R1 weight (StyleGAN2-ADA's CIFAR-10 config; StyleGAN2 FFHQ 1024: 10)
+    interval: int = 16  # k: R1 every k-th D step, weighted by k (StyleGAN2 sec. 3.1, lazy regularisation)
+
+
+class NSR1Loss(Loss):
+    """Non-saturating loss; every ``interval``-th D step adds interval * gamma/2 * E||grad_x D(x)||^2 on reals.
+
+    The D step's index is images_seen // batch (``set_progress``, set by the trainer before every D step),
+    so which steps are regularised depends on training progress alone and a resumed run repeats it.
+    StyleGAN2 runs the regulariser as a separate optimiser step; here it joins that D step's loss."""
+
+    def __init__(self, opts: NSR1Options, tricks=None):
+        if opts.gamma < 0 or opts.interval < 1:
+            raise GanbenchError(f"ns-r1: gamma must be >= 0 and interval >= 1, got {opts.gamma} and {opts.interval}")
+        self.opts = opts
+        self.images_seen = 0
+
+    def set_progress(self, images_seen: int) -> None:
+        self.images_seen = images_seen
+
+    def regularises(self, batch_size: int) -> bool:
+        return bool(self.opts.gamma) and (self.images_seen // batch_size) % self.opts.interval == 0
+
+    def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, Stats]:
+        lazy = self.regularises(len(real))
+        x = real.detach().requires_grad_(True) if lazy else real
+        out_real, out_fake = D(x), D(fake)
+        loss = F.softplus(out_fake).mean() + F.softplus(-out_real).mean()  # -log(1 - D(G(z))) - log D(x)
+        r1 = torch.full((), float("nan"), device=real.device)
+        if lazy:
+            (grad,) = torch.autograd.grad(out_real.sum(), x, create_graph=True)
+            r1 = grad.square().flatten(1).sum(1).mean()
+            loss = loss + self.opts.interval * self.opts.gamma / 2 * r1
+        stats = {
+            "d_real": torch.sigmoid(out_real).mean(), "d_fake": torch.sigmoid(out_fake).mean(),
+            "d_acc_real": (out_real > 0).float().mean(), "d_acc_fake": (out_fake < 0).float().mean(),
+            "r1": r1.detach(),  # E||grad D(x)||^2 on the regularised steps, NaN on the others
+        }
+        return loss, stats
+
+    def g_loss(self, D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        out = D(fake)
+        return F.softplus(-out).mean(), {"d_fake_g": torch.sigmoid(out).mean()}
+
+
+LOSSES.register("ns-r1", Plugin("ns-r1", NSR1Options, NSR1Loss))
 
 
 def build_loss(name: str, options: dict, tricks=None) -> Loss:

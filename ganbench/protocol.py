@@ -295,7 +295,7 @@ def _validate_protocol(p: Protocol, path: Path) -> None:
 
 def _validate_model(m: ModelSpec, path: Path) -> None:
     from ganbench.losses import LOSSES
-    from ganbench.nets import NETS
+    from ganbench.nets import NETS, check_pair
 
     for role, net in (("generator", m.generator), ("discriminator", m.discriminator)):
         if net.arch not in NETS:
@@ -315,6 +315,8 @@ def _validate_model(m: ModelSpec, path: Path) -> None:
         NETS[m.generator.arch].resolve_options(m.generator.options)
         NETS[m.discriminator.arch].resolve_options(m.discriminator.options)
         LOSSES[m.loss.name].resolve_options(m.loss.options)
+        check_pair(m.generator.arch, NETS[m.generator.arch].options(m.generator.options),
+                   m.discriminator.arch, NETS[m.discriminator.arch].options(m.discriminator.options))
     except GanbenchError as err:
         raise GanbenchError(f"{path}: {err}") from err
 

@@ -146,7 +146,9 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
         else:
             grid = save_grid(generate(G, grid_z), run_dir / "grids" / f"epoch_{epoch:03d}.png", nrow=ev.grid_size)
             tracker.log_artifact(run_id, grid, "grids")
-        tracker.log_metrics(run_id, {k: v for k, v in summary.items() if k != "epoch"}, step=epoch)
+        # progressive growing (progan): the resolution and fade-in alpha the epoch's grid was drawn at
+        phase = G.progress_info() if hasattr(G, "progress_info") else {}
+        tracker.log_metrics(run_id, {**{k: v for k, v in summary.items() if k != "epoch"}, **phase}, step=epoch)
 
     status, message, metrics = "failed", "", {}
     try:
@@ -177,10 +179,12 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
             labels = fixed_labels(ev.num_samples, classes) if classes else None  # class-balanced
             samples = generate(result.G_eval, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed), as_uint8=not points,
                                labels=labels)
-            from ganbench.metrics import mlflow_metrics, mlflow_tags
+            from ganbench.metrics import Sampler, mlflow_metrics, mlflow_tags
 
             holder: dict = {}
-            results = list(evaluate(samples, spec.protocol, device, data_root, context=holder, labels=labels).values())
+            sampler = Sampler(result.G_eval, spec.model.z_dim)  # the latent-space metrics (ppl) walk G itself
+            results = list(evaluate(samples, spec.protocol, device, data_root, context=holder, labels=labels,
+                                    generator=sampler).values())
             metrics.update(mlflow_metrics(results))  # value, _std, _floor; unavailable ones are left out
             tracker.set_tags(run_id, mlflow_tags(results))
             for path in write_extras(holder["ctx"].extras, run_dir / "eval"):

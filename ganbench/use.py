@@ -198,10 +198,11 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> Path:
 
 def sample(run: str, n: int = 64, label: int | None = None, seed: int | None = None, ema: bool = False,
            npz: bool = False, out: str | Path | None = None, tracking_uri: str | None = None,
-           device: str = "cpu") -> Samples:
+           device: str = "cpu", truncation: float | None = None) -> Samples:
     """A PNG grid (ceil(sqrt(n)) columns) of ``n`` samples of a run's generator. z comes from
     ``torch.Generator().manual_seed(seed)``, or with ``seed=None`` is the protocol's fixed z (the grids
-    the run logged). 2D-point protocols get a scatter plot over the true modes instead of a grid."""
+    the run logged). 2D-point protocols get a scatter plot over the true modes instead of a grid.
+    ``truncation``: psi of the truncation trick (style-based generators, ``ganbench.nets.stylegan``)."""
     from ganbench.data import is_points
     from ganbench.plots import save_grid, scatter_2d
     from ganbench.train import fixed_z, generate
@@ -210,11 +211,17 @@ def sample(run: str, n: int = 64, label: int | None = None, seed: int | None = N
         raise GanbenchError(f"--n {n}: expected a positive number of samples")
     handle = open_run(run, tracking_uri)
     spec, G = handle.spec, _generator(handle, ema, device)
+    if truncation is not None:
+        from ganbench.nets.stylegan import set_truncation
+
+        set_truncation(G, truncation)
     zd = spec.model.z_dim
     z = fixed_z(n, zd, spec.protocol.eval.z_seed) if seed is None else \
         torch.randn(n, zd, generator=torch.Generator().manual_seed(seed))
     labels = _labels(G, spec, n, label)
     png = Path(out) if out else _default_out(handle, "sample", seed, label, ema)
+    if out is None and truncation is not None:
+        png = png.with_name(f"{png.stem}_psi{truncation:g}{png.suffix}")
     dataset = spec.protocol.data.dataset
     if is_points(dataset):
         from ganbench.data.synthetic import MIXTURES

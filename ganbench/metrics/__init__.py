@@ -96,5 +96,5 @@ def mlflow_tags(results) -> dict[str, str]:
     return {f"ganbench.metric.{r.name}": r.provenance() for r in results}
 
 
-from ganbench.metrics import fid, kid, isc, prdc, modes, memorisation, conditional  # noqa: E402,F401  (registers metrics)
-from ganbench.metrics.api import evaluate  # noqa: E402,F401
+from ganbench.metrics import fid, kid, isc, prdc, modes, memorisation, conditional, ppl  # noqa: E402,F401  (registers metrics)
+from ganbench.metrics.api import Sampler, evaluate  # noqa: E402,F401

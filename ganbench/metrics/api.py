@@ -9,10 +9,12 @@ samples and on the floor side and wraps both in :class:`MetricResult`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
+from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.metrics import MetricResult, parse_metric
@@ -24,6 +26,16 @@ from ganbench.protocol import Protocol
 OTHER_SPLIT = {"test": "train", "train": "test"}  # where the real-vs-real floor's images come from
 
 
+@dataclass(frozen=True)
+class Sampler:
+    """A generator as evaluation may use it beyond its samples: ``G`` maps z ~ N(0, I) (N x ``z_dim``) to
+    images in [-1, 1]; a style-based G also exposes ``mapping`` (z -> w) and ``synthesis`` (w -> images).
+    Only the metrics that walk the latent space (``ppl``) use it."""
+
+    G: nn.Module
+    z_dim: int
+
+
 class _SplitTooSmall(Exception):
     """The floor's split has fewer images than the sample count: no floor (not an error)."""
 
@@ -32,9 +44,10 @@ class EvalContext:
     """Lazily computed, shared inputs of the metrics of one evaluation."""
 
     def __init__(self, samples: torch.Tensor, protocol: Protocol, device: torch.device, data_root=None,
-                 labels: torch.Tensor | None = None):
+                 labels: torch.Tensor | None = None, generator: Sampler | None = None):
         self.samples = samples
         self.labels = labels  # the classes a conditional generator was asked for (None: unconditional)
+        self.generator = generator  # the generator behind the samples, when the caller has it (None: samples only)
         self.protocol = protocol
         self.device = device
         self.data_root = data_root
@@ -162,15 +175,18 @@ def check_samples(samples: torch.Tensor, protocol: Protocol, num_samples: int | 
 
 
 def evaluate(samples: torch.Tensor, protocol: Protocol, device: torch.device | str = "cpu",
-             data_root=None, context: dict | None = None, labels: torch.Tensor | None = None) -> dict[str, MetricResult]:
+             data_root=None, context: dict | None = None, labels: torch.Tensor | None = None,
+             generator: Sampler | None = None) -> dict[str, MetricResult]:
     """Compute the protocol's metric list on ``samples`` (uint8 N x C x H x W; the first num_samples are used).
     ``labels`` are the classes a conditional generator was asked for (the conditional metrics need them).
+    ``generator``, the generator behind the samples, is needed only by the latent-space metrics (``ppl``).
     ``context``, when given, receives the :class:`EvalContext` under "ctx" (cache hits, sources)."""
     check_samples(samples, protocol)
     n = protocol.eval.num_samples
     if labels is not None and len(labels) < n:
         raise GanbenchError(f"{len(labels)} labels for {n} evaluated samples: give one label per sample")
-    ctx = EvalContext(samples[:n], protocol, torch.device(device), data_root, None if labels is None else labels[:n])
+    ctx = EvalContext(samples[:n], protocol, torch.device(device), data_root, None if labels is None else labels[:n],
+                      generator)
     if context is not None:
         context["ctx"] = ctx
     results: dict[str, MetricResult] = {}

@@ -5,10 +5,25 @@ generators map z (N x z_dim) to images in [-1, 1]; discriminators map images to 
 per sample (a logit or a critic value: the loss plug-in decides what it means).
 """
 
+from typing import Any, Callable
+
 from ganbench.registry import Plugin, Registry
 
 NETS: Registry[Plugin] = Registry("architecture")
+# (g_arch, g_options, d_arch, d_options) -> None, raising GanbenchError when a G/D pair does not fit together
+PAIR_CHECKS: list[Callable[[str, Any, str, Any], None]] = []
 
-from ganbench.nets import dcgan28, dcgan64, mlp  # noqa: E402,F401  (registers their entries)
+
+def register_pair_check(check: Callable[[str, Any, str, Any], None]) -> None:
+    PAIR_CHECKS.append(check)
+
+
+def check_pair(g_arch: str, g_options: Any, d_arch: str, d_options: Any) -> None:
+    """Constraints between a model's G and D options (e.g. progan's shared growing schedule)."""
+    for check in PAIR_CHECKS:
+        check(g_arch, g_options, d_arch, d_options)
+
+
+from ganbench.nets import dcgan28, dcgan64, mlp, progan, stylegan  # noqa: E402,F401  (registers their entries)
 
 FLAT_INPUT = ("mlp-d", "mlp2d-d")  # D architectures that take a flat vector (conditional d_input "embedding")

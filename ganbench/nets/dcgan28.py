@@ -31,8 +31,13 @@ class DOptions:
 
 
 def init_dcgan_weights(module: nn.Module, gen: torch.Generator) -> None:
-    """N(0, 0.02) for conv/linear weights, N(1, 0.02) for norm gains, zero biases (Radford et al. sec. 4)."""
+    """N(0, 0.02) for conv/linear weights, N(1, 0.02) for norm gains, zero biases (Radford et al. sec. 4).
+    Layers with their own initialisation (the equalised-learning-rate layers of ``karras.py``, stored N(0, 1))
+    define ``init_weights(gen)`` and draw it from ``gen`` here."""
     for m in module.modules():
+        if hasattr(m, "init_weights"):
+            m.init_weights(gen)
+            continue
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02, generator=gen)
             if m.bias is not None:

@@ -103,7 +103,12 @@ def apply_spectral_norm(D: nn.Module) -> nn.Module:
     """Spectral normalisation of every convolution, linear layer and embedding of D (Miyato et al. 2018)."""
     from torch.nn.utils.parametrizations import spectral_norm
 
-    for module in list(D.modules()):
-        if isinstance(module, (nn.Conv2d, nn.Linear, nn.Embedding)):
-            spectral_norm(module)
+    from ganbench.errors import GanbenchError
+
+    layers = [m for m in D.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding))]
+    if not layers:
+        raise GanbenchError(f"tricks.spectral_norm: {type(D).__name__} has no Conv2d/Linear/Embedding layer to normalise "
+                            "(equalised-learning-rate layers scale their weights themselves)")
+    for module in layers:
+        spectral_norm(module)
     return D
