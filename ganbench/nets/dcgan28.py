@@ -15,6 +15,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.nets import NETS
+from ganbench.nets.layers import SequentialCritic
 from ganbench.registry import Plugin
 
 
@@ -70,7 +71,7 @@ def _norm(kind: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
-class Discriminator28(nn.Module):
+class Discriminator28(SequentialCritic):
     def __init__(self, channels: int, width: int, norm: str, dropout: float):
         super().__init__()
         w = width
@@ -82,16 +83,6 @@ class Discriminator28(nn.Module):
         )
         self.feature_dim = 4 * w * 4 * 4
 
-    @property
-    def head(self) -> nn.Module:
-        return self.net[-1]
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """phi(x): the flattened 4x4 map before the final linear layer."""
-        return self.net[:-1](x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
 
 
 def _check_shape(image_size: int) -> None:
@@ -106,12 +97,17 @@ def build_g(opts: GOptions, *, z_dim: int, channels: int, image_size: int) -> nn
     return Generator28(z_dim, channels, opts.width)
 
 
+def check_d_options(arch: str, opts) -> None:
+    """The norm/dropout options the DCGAN discriminators share."""
+    if opts.norm not in ("batch", "none", "layer"):
+        raise GanbenchError(f"{arch} norm must be 'batch', 'none' or 'layer', got {opts.norm!r}")
+    if not 0.0 <= opts.dropout < 1.0:
+        raise GanbenchError(f"{arch} dropout must be in [0, 1), got {opts.dropout}")
+
+
 def build_d(opts: DOptions, *, z_dim: int, channels: int, image_size: int) -> nn.Module:
     _check_shape(image_size)
-    if opts.norm not in ("batch", "none", "layer"):
-        raise GanbenchError(f"dcgan28-d norm must be 'batch', 'none' or 'layer', got {opts.norm!r}")
-    if not 0.0 <= opts.dropout < 1.0:
-        raise GanbenchError(f"dcgan28-d dropout must be in [0, 1), got {opts.dropout}")
+    check_d_options("dcgan28-d", opts)
     return Discriminator28(channels, opts.width, opts.norm, opts.dropout)
 
 

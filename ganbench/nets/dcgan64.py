@@ -17,7 +17,8 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.nets import NETS
-from ganbench.nets.dcgan28 import _norm
+from ganbench.nets.layers import SequentialCritic
+from ganbench.nets.dcgan28 import _norm, check_d_options
 from ganbench.registry import Plugin
 
 
@@ -47,7 +48,7 @@ class Generator64(nn.Module):
         return self.net(z[:, :, None, None])
 
 
-class Discriminator64(nn.Module):
+class Discriminator64(SequentialCritic):
     def __init__(self, channels: int, width: int, norm: str, dropout: float):
         super().__init__()
         w = width
@@ -59,15 +60,6 @@ class Discriminator64(nn.Module):
         self.net = nn.Sequential(*layers)
         self.feature_dim = 8 * w * 4 * 4
 
-    @property
-    def head(self) -> nn.Module:
-        return self.net[-1]
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net[:-1](x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
 
 
 def _check_shape(image_size: int) -> None:
@@ -83,10 +75,7 @@ def build_g(opts: G64Options, *, z_dim: int, channels: int, image_size: int) -> 
 
 def build_d(opts: D64Options, *, z_dim: int, channels: int, image_size: int) -> nn.Module:
     _check_shape(image_size)
-    if opts.norm not in ("batch", "none", "layer"):
-        raise GanbenchError(f"dcgan64-d norm must be 'batch', 'none' or 'layer', got {opts.norm!r}")
-    if not 0.0 <= opts.dropout < 1.0:
-        raise GanbenchError(f"dcgan64-d dropout must be in [0, 1), got {opts.dropout}")
+    check_d_options("dcgan64-d", opts)
     return Discriminator64(channels, opts.width, opts.norm, opts.dropout)
 
 

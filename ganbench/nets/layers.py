@@ -20,6 +20,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+class SequentialCritic(nn.Module):
+    """A discriminator whose ``net`` is a Sequential ending in its final linear layer: ``features`` is
+    everything before that layer (phi(x)), ``head`` the layer itself. Subclasses set ``net`` and ``feature_dim``."""
+
+    net: nn.Sequential
+    feature_dim: int
+
+    @property
+    def head(self) -> nn.Module:
+        return self.net[-1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net[:-1](x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)
+
+
 MBSTD_GROUP = 4  # Karras et al. 2018 (progressive_growing_of_gans, networks.py: group_size=4)
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ganbench.nets import NETS
+from ganbench.nets.layers import SequentialCritic
 from ganbench.registry import Plugin
 
 
@@ -47,7 +48,7 @@ class MLPGenerator(nn.Module):
         return self.net(z).view(-1, *self.out_shape)
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(SequentialCritic):
     def __init__(self, in_features: int, hidden: tuple[int, ...], dropout: float):
         super().__init__()
         layers, width = [nn.Flatten()], in_features
@@ -57,15 +58,6 @@ class MLPDiscriminator(nn.Module):
         layers.append(nn.Linear(width, 1))
         self.net, self.feature_dim = nn.Sequential(*layers), width
 
-    @property
-    def head(self) -> nn.Module:
-        return self.net[-1]
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net[:-1](x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(1)
 
 
 def _shape(channels: int, image_size: int) -> tuple[int, ...]:
