@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from ganbench.assets import cache_root
 
@@ -57,3 +58,12 @@ def tiny_protocol(tmp_path):
         return str(path)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """Short runs on a shared 2-core machine: one thread avoids spin-waiting between two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,12 +13,8 @@ from ganbench.track import TAG_FIRST_BAD_STEP, TAG_HEALTH, TAG_STATUS, TAG_STOP_
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Short runs on a shared 2-core machine: one thread avoids spin-waiting between two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread_module):
+    """Short runs on a shared 2-core machine (see conftest.one_thread_module)."""
 
 
 @pytest.mark.slow

@@ -28,12 +28,8 @@ CASES = {
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Short runs on a shared 2-core machine: one thread avoids spin-waiting between two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread_module):
+    """Short runs on a shared 2-core machine (see conftest.one_thread_module)."""
 
 
 @pytest.fixture(scope="module")
