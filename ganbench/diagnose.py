@@ -215,7 +215,7 @@ def rolling(series: pd.Series, th: Thresholds, how: str = "mean") -> pd.Series:
 
 def spans(steps: pd.Series, flags: pd.Series, th: Thresholds, windowed: bool = True) -> list[tuple[int, int]]:
     """Runs of True in ``flags`` as (first step, last step), at least ``th.min_span`` steps long. A flag on a
-    trailing window ending at step t covers steps t - window + 1 .. t."""
+    trailing window ending at step t covers steps t - window + 1 .. t; spans that then overlap are merged."""
     out, start, prev = [], None, None
     back = th.window - 1 if windowed else 0
     for s, f in zip(steps.tolist(), flags.fillna(False).astype(bool).tolist()):
@@ -228,8 +228,15 @@ def spans(steps: pd.Series, flags: pd.Series, th: Thresholds, windowed: bool = T
     if start is not None:
         out.append((start, prev))
     first = int(steps.iloc[0]) if len(steps) else 0
-    merged = [(max(first, a - back), b) for a, b in out]
-    return [(int(a), int(b)) for a, b in merged if b - a + 1 >= th.min_span]
+    merged: list[tuple[int, int]] = []
+    for a, b in ((max(first, a - back), b) for a, b in out):
+        if b - a + 1 < th.min_span:
+            continue
+        if merged and a <= merged[-1][1] + 1:  # reaching back a window can overlap the previous span: one finding
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return [(int(a), int(b)) for a, b in merged]
 
 
 def _between(df: pd.DataFrame, a: int, b: int) -> pd.DataFrame:

@@ -368,3 +368,17 @@ def test_mode_collapse_from_modes_covered_on_a_mixture_protocol():
     for step, modes in zip(range(10, 110, 10), [every] * 7 + [[0, 1, 3, 4, 6]] * 3):
         mon.probe(step, RingG(modes))
     assert "mode-collapse" not in names(dg.diagnose(healthy_bce(), mon.samples))
+
+
+def test_spans_reach_back_one_window_keep_the_minimum_length_and_merge_overlaps():
+    steps = pd.Series(np.arange(1, 101))
+    flags = pd.Series(np.zeros(100, dtype=bool))
+    flags[19:39] = True  # steps 20-39: 20 flagged windows
+    flags[42:62] = True  # steps 43-62: reaching back a window (to 36) overlaps the first span
+    flags[80:85] = True  # steps 81-85: 5 flagged windows, 12 steps with the window: shorter than min_span
+    th = dataclasses.replace(TH, window=8, min_span=16)
+    assert dg.spans(steps, flags, th) == [(13, 62)]
+    assert dg.spans(steps, flags, th, windowed=False) == [(20, 39), (43, 62)]
+    flags[:] = False
+    flags[0:20] = True  # a span at the start cannot reach back before the first step
+    assert dg.spans(steps, flags, th) == [(1, 20)]

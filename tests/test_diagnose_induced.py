@@ -24,6 +24,7 @@ CASES = {
     "fail-weak-d": (1024, 1, [("g-dominance", "warning", 12)]),
     "fail-wgan-no-gp": (1600, 2, [("critic-gap-explode", "failure", 8), ("divergence", "failure", 8)]),
     "fail-wgan-heavy-gp": (1600, 2, [("gp-dominates", "warning", 8)]),
+    "fail-oscillate": (2048, 1, [("oscillation", "warning", 12)]),  # 64 steps; onset at step 2-8 for seeds 0-2
 }
 
 
