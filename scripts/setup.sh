@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything ganbench needs into ./.venv: PyTorch, ganbench (editable) with its test extras,
+# Install everything ganbench needs into ./.venv: PyTorch, ganbench (editable) with its test extras (Ray included),
 # the datasets and the Inception weights (each pinned by SHA-256). Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
