@@ -33,6 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stop-on", choices=("failure", "warning"),
                    help="end a run early (status stopped, artifacts kept) when a health finding of this severity starts")
 
+    sw = sub.add_parser("sweep", help="run a grid of protocols x models x seeds here or on a Ray cluster; finished "
+                                      "cells are skipped, killed ones continued")
+    sw.add_argument("--protocol", required=True, nargs="+", dest="protocols", metavar="PROTOCOL",
+                    help="protocol names (see `ganbench list`) or paths to .toml files")
+    sw.add_argument("--models", nargs="+", help="only these models (default: each protocol's)")
+    sw.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: each protocol's)")
+    sw.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="local: one cell after another in this process (default); ray: one Ray task per cell")
+    sw.add_argument("--address", help="Ray cluster: ray://HOST:PORT (Ray Client, port 10001) or HOST:PORT (GCS, from "
+                                      "a cluster node; default: RAY_ADDRESS, a cluster started here, else a new local one)")
+    sw.add_argument("--tracking-uri", help="MLflow tracking URI every cell logs to (a server, http://HOST:PORT, for a "
+                                           "cluster of several machines)")
+    sw.add_argument("--device", default="auto", help="auto (a GPU per cell when there are GPUs), cpu, cuda "
+                                                     "(local executor: also cuda:N)")
+    sw.add_argument("--max-retries", type=int, default=3, help="Ray: times a cell is retried when its worker dies (default 3)")
+    sw.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs reserved by each cell (default 1)")
+    sw.add_argument("--data-root", help="folder with dataset files (default: GANBENCH_DATA, then the cache)")
+    sw.add_argument("--json", action="store_true", help="machine-readable summary")
+
     d = sub.add_parser("data", help="fetch or verify datasets and weights")
     dsub = d.add_subparsers(dest="data_command", required=True)
     f = dsub.add_parser("fetch", help="download/extract what is missing into the cache (pinned by SHA-256)")
@@ -183,6 +202,20 @@ def cmd_run(args) -> int:
             print(f"    {o.message}")
         print(f"    artifacts: {o.run_dir}")
     return 0 if all(o.status == "finished" for o in outcomes) else 1
+
+
+def cmd_sweep(args) -> int:
+    from ganbench.sweep import sweep, to_json
+
+    def show(c) -> None:
+        if not args.json:
+            print(f"{c.cell}: {c.status} ({c.action}) run {c.run_id or '-'}", flush=True)
+
+    result = sweep(args.protocols, args.models, args.seeds, args.executor, args.address, args.tracking_uri,
+                   args.device, args.data_root, args.max_retries, args.cpus_per_task, progress=not args.json,
+                   on_cell=show)
+    print(to_json(result) if args.json else "\n" + result.table())
+    return 0 if result.ok else 1
 
 
 def cmd_data(args) -> int:
@@ -355,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if argv is None:
         signal.signal(signal.SIGTERM, _interrupt)
-    handler = {"run": cmd_run, "data": cmd_data, "list": cmd_list, "show": cmd_show,
+    handler = {"run": cmd_run, "sweep": cmd_sweep, "data": cmd_data, "list": cmd_list, "show": cmd_show,
                "diagnose": cmd_diagnose, "eval": cmd_eval,
                "report": cmd_report, "compare": cmd_compare, "check": cmd_check, "baseline": cmd_baseline,
                "sample": cmd_sample, "interpolate": cmd_interpolate, "card": cmd_card,
