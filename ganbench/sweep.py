@@ -155,7 +155,7 @@ def discard_attempt(tracker: track.Tracker, run_id: str, why: str) -> None:
     """End a killed attempt that cannot be continued and delete its MLflow run (``mlflow gc`` purges it;
     ``mlflow runs restore`` brings it back), so that the cell ends as one run, not a killed one plus another."""
     tracker.end(run_id, "stopped", why)
-    tracker.client.delete_run(run_id)
+    tracker.delete(run_id)
 
 
 # --------------------------------------------------------------------------- one cell
@@ -238,7 +238,7 @@ def sweep(protocols: str | Sequence[str], models: list[str] | None = None, seeds
             on_cell(cells[i])
     todo = {i: spec for i, spec in enumerate(specs) if i not in cells}
     for experiment in dict.fromkeys(experiment_name(s) for s in todo.values()):
-        tracker.experiment_id(experiment)  # created here: concurrent tasks would race to create it
+        tracker.experiment_id(experiment)  # once here rather than in every task
     if todo and executor == "local":
         cells.update(_run_local(todo, tracker, device, data_root, progress, on_cell))
     elif todo:

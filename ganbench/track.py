@@ -62,7 +62,19 @@ class Tracker:
         location = None
         if self.uri.startswith("sqlite:") or self.uri.startswith("file:"):
             location = (ganbench_home() / "mlartifacts" / name.replace("/", "_")).as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # another process (a concurrent run or sweep task) created it after the lookup
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def delete(self, run_id: str) -> None:
+        """Move a run to MLflow's trash (``mlflow gc`` removes it for good)."""
+        self.client.delete_run(run_id)
 
     def start(self, experiment: str, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
         run = self.client.create_run(self.experiment_id(experiment), run_name=run_name,

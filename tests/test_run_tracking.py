@@ -60,3 +60,25 @@ def test_resume_continues_the_same_mlflow_run(tiny_protocol, tmp_path):
     assert second.run_id != first.run_id
     (again,) = run_protocol(str(two), resume=True, progress=False)
     assert again.run_id == second.run_id and again.status == "finished"
+
+
+def test_experiment_created_by_another_process_after_the_lookup_is_reused(tmp_path, monkeypatch):
+    """Concurrent runs (sweep tasks) race between "look the experiment up" and "create it": the loser gets
+    MLflow's RESOURCE_ALREADY_EXISTS from the real store and must take the winner's experiment."""
+    from ganbench.track import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'race.db'}"
+    winner = Tracker(uri).experiment_id("ganbench/race")
+    loser = Tracker(uri)
+    lookup = loser.client.get_experiment_by_name
+    calls = []
+
+    def late_lookup(name):  # the first lookup ran before the winner created the experiment
+        calls.append(name)
+        return None if len(calls) == 1 else lookup(name)
+
+    monkeypatch.setattr(loser.client, "get_experiment_by_name", late_lookup)
+    assert loser.experiment_id("ganbench/race") == winner and len(calls) == 2
+    run_id = loser.start("ganbench/race", "r", {}, {})
+    loser.delete(run_id)
+    assert MlflowClient(uri).get_run(run_id).info.lifecycle_stage == "deleted"
