@@ -126,6 +126,14 @@ def test_mode_collapse_by_class_entropy_alone():
     ent = [1.0, 2.0, 2.2, 2.2, 0.3, 0.2, 0.2]  # one class dominates from step 50
     f = only(dg.diagnose(healthy_bce(), samples_trace([10] * 7, entropy=ent)), "mode-collapse")
     assert (f.start_step, f.end_step) == (50, 70) and f.evidence["class_entropy"] == 0.2
+    # An early G whose blobs all land in one class from the first probe never had varied classes: no collapse
+    # (the trace of a wgan-gp at 96 G steps: entropy 0 with one blip of 0.08, real 2.24).
+    early = [0.0, 0.08, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert "mode-collapse" not in names(dg.diagnose(healthy_bce(), samples_trace([1.0, 1.7, 1.9, 1.8, 1.7, 1.6, 1.5],
+                                                                               entropy=early, real_entropy=2.24)))
+    # A drop from half the real entropy counts; from just below it does not.
+    assert "mode-collapse" in names(dg.diagnose(healthy_bce(), samples_trace([10] * 5, entropy=[1.15, 1.15, 0.2, 0.2, 0.2])))
+    assert "mode-collapse" not in names(dg.diagnose(healthy_bce(), samples_trace([10] * 5, entropy=[1.1, 1.1, 0.2, 0.2, 0.2])))
 
 
 def test_oscillation_fires_on_period_two_flipping_and_on_large_swings():
