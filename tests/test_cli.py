@@ -15,7 +15,7 @@ def ganbench(*args, env=None):
 
 
 def test_help_everywhere():
-    for args in ([], ["run"], ["data"], ["data", "fetch"], ["list"], ["show"]):
+    for args in ([], ["run"], ["data"], ["data", "fetch"], ["list"], ["show"], ["sweep"]):
         res = ganbench(*args, "--help")
         assert res.returncode == 0 and "usage: ganbench" in res.stdout
 
