@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(repeatable; the protocol hash follows)")
     r.add_argument("--stop-on", choices=("failure", "warning"),
                    help="end a run early (status stopped, artifacts kept) when a health finding of this severity starts")
+    r.add_argument("--plain", action="store_true",
+                   help="train on the plain path instead of the fast one (same losses up to float rounding; slower)")
 
     sw = sub.add_parser("sweep", help="run a grid of protocols x models x seeds here or on a Ray cluster; finished "
                                       "cells are skipped, killed ones continued")
@@ -192,7 +194,7 @@ def cmd_run(args) -> int:
 
     outcomes = run_protocol(args.protocol, args.models, args.seeds, args.device, args.resume,
                             args.tracking_uri, args.data_root, progress=True, stop_on=args.stop_on,
-                            overrides=parse_overrides(args.overrides))
+                            overrides=parse_overrides(args.overrides), fast=not args.plain)
     for o in outcomes:
         bookkeeping = ("last_step_", "images_seen", "epochs_done", "eval_time_s")
         shown = "  ".join(f"{k} {v:.4g}" for k, v in o.metrics.items()

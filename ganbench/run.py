@@ -91,10 +91,11 @@ def versions() -> dict[str, str]:
 def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int] | None = None,
                  device: str = "auto", resume: bool = False, tracking_uri: str | None = None,
                  data_root=None, progress: bool = True, stop_on: str | None = None,
-                 overrides: dict | None = None) -> list[RunOutcome]:
+                 overrides: dict | None = None, fast: bool = True) -> list[RunOutcome]:
     """Train and evaluate every (model, seed) of a protocol; returns one outcome per run. ``stop_on``
     ("failure" | "warning") ends a run early when the health diagnostics find that severity;
-    ``overrides`` (dotted keys such as ``tricks.ema``) change the chosen models' cards for this run."""
+    ``overrides`` (dotted keys such as ``tricks.ema``) change the chosen models' cards for this run;
+    ``fast=False`` trains on the plain path (see ``ganbench.train.train``)."""
     from ganbench.metrics.extractors import inception_weights
 
     proto = load_protocol(protocol)
@@ -105,12 +106,12 @@ def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int
     tracker = track.Tracker(tracking_uri)
     outcomes = []
     for spec in specs:
-        outcomes.append(run_one(spec, data, dev, tracker, resume, data_root, progress, stop_on))
+        outcomes.append(run_one(spec, data, dev, tracker, resume, data_root, progress, stop_on, fast))
     return outcomes
 
 
 def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
-            data_root=None, progress: bool = True, stop_on: str | None = None) -> RunOutcome:
+            data_root=None, progress: bool = True, stop_on: str | None = None, fast: bool = True) -> RunOutcome:
     from ganbench.metrics import evaluate
     from ganbench.data import is_points
     from ganbench.data.synthetic import MIXTURES
@@ -127,7 +128,7 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
     else:
         tags = {track.TAG_PROTOCOL: spec.protocol.name, track.TAG_PROTOCOL_HASH: spec.protocol_hash,
                 track.TAG_MODEL: spec.model.name, track.TAG_SEED: str(spec.seed)}
-        params = {**spec.to_dict(), "versions": versions(), "device": str(device),
+        params = {**spec.to_dict(), "versions": versions(), "device": str(device), "fast_path": fast,
                   "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"}
         run_id = tracker.start(f"ganbench/{spec.protocol.name}", f"{spec.model.name}-seed{spec.seed}", params, tags)
         id_file.write_text(run_id)
@@ -155,7 +156,7 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
         monitor = health_monitor(spec, data.images, run_dir, device, stop_on, resume, on_failure=lambda step: tracker.set_tags(
             run_id, {track.TAG_FIRST_BAD_STEP: str(step)}))  # logged live: a killed run still says when it went bad
         result = train(spec, data.images, run_dir, device, resume=resume, on_epoch=on_epoch, progress=progress,
-                       on_check=monitor, labels=data.labels)
+                       on_check=monitor, labels=data.labels, fast=fast)
         status, message = result.status, result.message
         if len(result.records):
             loss_plot(result.records, run_dir / "loss_curves.png", f"{spec.model.name} seed {spec.seed} on {spec.protocol.name}")

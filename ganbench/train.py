@@ -198,15 +198,28 @@ class Progress:
             self.bar.close()
 
 
+def fast_layout(*nets: nn.Module) -> None:
+    """The fast path's memory layout: 4-D weights (and so activations) channels_last, which oneDNN's
+    convolutions on CPU and cuDNN's on recent GPUs run faster; values are unchanged."""
+    for net in nets:
+        net.to(memory_format=torch.channels_last)
+
+
 def checkpoint_path(run_dir: Path) -> Path:
     return run_dir / "checkpoints" / "last.pt"
 
 
 def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.device | str = "cpu",
           resume: bool = False, on_epoch: Callable[[int, nn.Module, dict], None] | None = None,
-          progress: bool = True, on_check: OnCheck | None = None, labels: torch.Tensor | None = None) -> TrainResult:
+          progress: bool = True, on_check: OnCheck | None = None, labels: torch.Tensor | None = None,
+          fast: bool = True) -> TrainResult:
     """Train ``spec.model`` on uint8 ``images`` (N x C x H x W) under ``spec.protocol``'s budget;
     a conditional model also needs the images' ``labels``.
+
+    ``fast`` (the default) runs the same algorithm with less work: channels_last layouts and no gradients for
+    D's weights during G's step (they are discarded anyway). Same seed, same losses as the plain path
+    (``fast=False``) up to float rounding, which GAN dynamics amplify over hundreds of steps as any change
+    of kernels does (tests/test_train.py states the tolerance; benchmarks/bench_train.py the speed).
 
     ``on_check(step, G, rows, say)`` is called every ``check_every`` steps with the per-step rows so far
     and a function that prints a line in the progress output; a non-empty string it returns stops the
@@ -231,6 +244,8 @@ def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.devi
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(spec.seed)  # only dropout draws from the global generator
         G, D = build_models(spec, device, gen)
+        if fast:
+            fast_layout(G, D)
         opt_g = make_optimizer(G.parameters(), m.optim_g)
         opt_d = make_optimizer(D.parameters(), m.optim_d)
         loss = build_loss(m.loss.name, m.loss.options, m.tricks)
@@ -242,7 +257,7 @@ def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.devi
         elif resume:
             raise GanbenchError(f"--resume: no checkpoint at {ckpt}; run without --resume to start fresh")
         return _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_dir, device,
-                     g_steps_per_epoch, on_epoch, progress, on_check)
+                     g_steps_per_epoch, on_epoch, progress, on_check, fast)
 
 
 def instance_noise_sigma(spec: RunSpec, step: int, total_steps: int) -> float:
@@ -275,7 +290,7 @@ def _bind(D: nn.Module, y: torch.Tensor | None):
 
 
 def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_dir, device, g_steps_per_epoch,
-          on_epoch, show, on_check=None):
+          on_epoch, show, on_check=None, fast=False):
     tr, m, tricks = spec.protocol.train, spec.model, spec.model.tricks
     bs, n_critic = tr.batch_size, m.n_critic
     classes = num_classes(spec)
@@ -344,6 +359,9 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_
                     d_step(real, y, sigma)
             z = torch.randn(bs, m.z_dim, generator=gen).to(device)
             y_g = torch.randint(classes, (bs,), generator=gen).to(device) if classes else None
+            d_trainable = [p for p in D.parameters() if p.requires_grad] if fast else []
+            for p in d_trainable:  # G's step needs D's input gradients only; D's weight gradients would be thrown away
+                p.requires_grad_(False)
             fake = G(z, y_g) if classes else G(z)
             g_loss, g_stats = loss.g_loss(_bind(D, y_g), noisy(fake, sigma))
             if tricks.feature_matching:
@@ -352,6 +370,8 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_
                 g_stats = {**g_stats, "feature_matching": fm}
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
+            for p in d_trainable:
+                p.requires_grad_(True)
             g_norm = grad_norm(G)
             opt_g.step()
             if backup is not None:
