@@ -618,9 +618,19 @@ class Monitor:
     def samples(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
 
+    def save(self, path: Path) -> Path:
+        """The sample statistics so far, written atomically (at every checkpoint: a resumed run reads them)."""
+        from ganbench.assets import atomic_path
+
+        with atomic_path(path) as tmp:
+            self.samples.to_parquet(tmp, index=False)
+        return path
+
     def probe(self, step: int, G) -> None:
         from ganbench.train import generate
 
+        # a resumed run repeats the steps after its checkpoint: its probes there replace the stale ones
+        self.rows = [r for r in self.rows if r["step"] < step]
         samples = generate(G, self.z) if self.as_uint8 else generate(G, self.z, as_uint8=False)  # images | 2D points
         stats = sample_statistics(samples, self.space)
         self.rows.append({"step": step, **stats, "real_diversity": self.real["diversity"],
@@ -703,13 +713,11 @@ def record_health(tracker, run_id: str, run_dir: Path, result, monitor: Monitor,
     """Diagnose a finished (or stopped, or diverged) run; write and log the findings (JSON), the sample
     statistics and the timeline plot, and tag the worst severity and the first bad step."""
     from ganbench import track
-    from ganbench.assets import atomic_path
     from ganbench.plots import timeline_plot
 
     run_dir = Path(run_dir)
     samples = monitor.samples
-    with atomic_path(run_dir / SAMPLE_STATS_FILE) as tmp:
-        samples.to_parquet(tmp, index=False)
+    monitor.save(run_dir / SAMPLE_STATS_FILE)
     diag = diagnose(result.records, samples, monitor.th, monitor.space.name)
     write_diagnosis(diag, run_dir / DIAGNOSIS_FILE)
     timeline_plot(result.records, samples, diag.findings, run_dir / TIMELINE_FILE, title)

@@ -19,7 +19,7 @@ import torch
 
 from ganbench.assets import atomic_torch_save, atomic_write_bytes, ganbench_home
 from ganbench.data import ImageSet, load_split
-from ganbench.diagnose import health_monitor, record_health
+from ganbench.diagnose import SAMPLE_STATS_FILE, health_monitor, record_health
 from ganbench.errors import GanbenchError
 from ganbench.protocol import Protocol, RunSpec, load_protocol, resolve
 from ganbench import track
@@ -140,6 +140,7 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
     classes = num_classes(spec)
 
     def on_epoch(epoch: int, G, summary: dict) -> None:
+        monitor.save(run_dir / SAMPLE_STATS_FILE)  # beside the checkpoint just written: a resumed run continues them
         if points:  # 2D mixtures: a scatter of the fixed-z samples over the true modes
             picture = scatter_2d(generate(G, grid_z, as_uint8=False), MIXTURES[spec.protocol.data.dataset](),
                                  run_dir / "scatter" / f"epoch_{epoch:03d}.png", f"{spec.model.name} epoch {epoch}")

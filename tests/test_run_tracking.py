@@ -82,3 +82,26 @@ def test_experiment_created_by_another_process_after_the_lookup_is_reused(tmp_pa
     run_id = loser.start("ganbench/race", "r", {}, {})
     loser.delete(run_id)
     assert MlflowClient(uri).get_run(run_id).info.lifecycle_stage == "deleted"
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_with_its_health_probes(tiny_protocol, monkeypatch):
+    """The sample statistics behind the mode-collapse detector are saved beside every checkpoint, so a run
+    interrupted after epoch 1 and resumed is diagnosed over all its probes (steps 4 and 8), each once."""
+    import pandas as pd
+
+    import ganbench.plots
+    from ganbench.diagnose import SAMPLE_STATS_FILE
+
+    path = tiny_protocol(epochs=2, name="killed")  # 128 images, batch 32, a probe every 4 steps: one per epoch
+    save_grid = ganbench.plots.save_grid
+
+    def killed_once(*args, **kwargs):  # the process dies right after the epoch-1 checkpoint
+        monkeypatch.setattr(ganbench.plots, "save_grid", save_grid)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ganbench.plots, "save_grid", killed_once)
+    with pytest.raises(KeyboardInterrupt):
+        run_protocol(path, progress=False)
+    (again,) = run_protocol(path, resume=True, progress=False)
+    assert again.status == "finished"
+    assert list(pd.read_parquet(again.run_dir / SAMPLE_STATS_FILE)["step"]) == [4, 8]
