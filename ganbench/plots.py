@@ -42,11 +42,7 @@ def loss_plot(records: pd.DataFrame, path: Path, title: str = "") -> Path:
     ax2.set_xlabel("generator step")
     ax2.legend(loc="upper right")
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def scatter_2d(points: torch.Tensor, mixture, path: Path, title: str = "") -> Path:
@@ -69,11 +65,7 @@ def scatter_2d(points: torch.Tensor, mixture, path: Path, title: str = "") -> Pa
     ax.set_aspect("equal")
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 SEVERITY_COLORS = {"info": "tab:green", "warning": "tab:orange", "failure": "tab:red"}
@@ -123,6 +115,13 @@ def timeline_plot(records: pd.DataFrame, samples: pd.DataFrame | None, findings,
         axes[0].text(f.start_step, 1.02 + 0.09 * (i % 3), f.name, transform=axes[0].get_xaxis_transform(), fontsize=7,
                      color=SEVERITY_COLORS[f.severity], va="bottom")  # staggered: spans often start together
     fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write atomically as PNG and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
