@@ -60,6 +60,32 @@ def tiny_protocol(tmp_path):
     return make
 
 
+EVAL_PROTOCOL = """
+models = ["dcgan"]
+seeds = [0]
+[data]
+dataset = "fashion-mnist"
+[train]
+epochs = 1
+[eval]
+num_samples = {n}
+extractor = "{extractor}"
+metrics = {metrics}
+"""
+
+
+@pytest.fixture
+def eval_protocol(tmp_path):
+    """Write an evaluation-only protocol (the metric list on a given extractor); returns a function -> path."""
+
+    def make(n=500, extractor="domain", metrics=("fid", "kid", "is", "pr", "dc"), name="p") -> str:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(EVAL_PROTOCOL.format(n=n, extractor=extractor, metrics=str(list(metrics)).replace("'", '"')))
+        return str(path)
+
+    return make
+
+
 @pytest.fixture(scope="module")
 def one_thread_module():
     """Short runs on a shared 2-core machine: one thread avoids spin-waiting between two."""

@@ -12,25 +12,10 @@ import torch
 from ganbench.cli import main
 from ganbench.metrics.reference import reference_images
 
-PROTOCOL = """
-models = ["dcgan"]
-seeds = [0]
-[data]
-dataset = "fashion-mnist"
-[train]
-epochs = 1
-[eval]
-num_samples = 200
-extractor = "domain"
-metrics = ["fid", "kid"]
-"""
-
 
 @pytest.fixture
-def proto(tmp_path):
-    path = tmp_path / "evalp.toml"
-    path.write_text(PROTOCOL)
-    return str(path)
+def proto(eval_protocol):
+    return eval_protocol(n=200, metrics=("fid", "kid"), name="evalp")
 
 
 @pytest.fixture(scope="module")

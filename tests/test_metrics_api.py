@@ -15,24 +15,9 @@ from ganbench.metrics.fid import frechet_distance, gaussian_statistics
 from ganbench.metrics.reference import cache_path, check_comparable, reference_images
 from ganbench.protocol import load_protocol
 
-PROTOCOL = """
-models = ["dcgan"]
-seeds = [0]
-[data]
-dataset = "fashion-mnist"
-[train]
-epochs = 1
-[eval]
-num_samples = {n}
-extractor = "{extractor}"
-metrics = {metrics}
-"""
-
-
-def write_protocol(tmp_path, n=500, extractor="domain", metrics=("fid", "kid", "is", "pr", "dc"), name="p"):
-    path = tmp_path / f"{name}.toml"
-    path.write_text(PROTOCOL.format(n=n, extractor=extractor, metrics=str(list(metrics)).replace("'", '"')))
-    return load_protocol(str(path))
+@pytest.fixture
+def write_protocol(eval_protocol):
+    return lambda **kw: load_protocol(eval_protocol(**kw))
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +25,8 @@ def real_samples():
     return reference_images("fashion-mnist", "train", 500, 7)  # real images, not the floor's (seed 0)
 
 
-def test_recipe_names_values_and_floors(tmp_path, real_samples):
-    proto = write_protocol(tmp_path)
+def test_recipe_names_values_and_floors(real_samples, write_protocol):
+    proto = write_protocol()
     ctx = {}
     res = evaluate(real_samples, proto, context=ctx)
     assert sorted(res) == sorted(["domain_fid500_test", "domain_kid500_test", "domain_is500",
@@ -70,8 +55,8 @@ def test_recipe_names_values_and_floors(tmp_path, real_samples):
     assert "floor=fashion-mnist/train" in mlflow_tags(res.values())["ganbench.metric.domain_fid500_test"]
 
 
-def test_collapsed_samples_score_worse(tmp_path, real_samples):
-    proto = write_protocol(tmp_path, metrics=("fid", "pr", "dc"))
+def test_collapsed_samples_score_worse(real_samples, write_protocol):
+    proto = write_protocol(metrics=("fid", "pr", "dc"))
     collapsed = real_samples.clone()
     collapsed[:] = real_samples[0]
     good, bad = evaluate(real_samples, proto), evaluate(collapsed, proto)
@@ -80,8 +65,8 @@ def test_collapsed_samples_score_worse(tmp_path, real_samples):
     assert bad["domain_dc5005_test_coverage"].value < 0.05
 
 
-def test_cache_hit_and_corrupt_entry(tmp_path, real_samples):
-    proto = write_protocol(tmp_path, metrics=("fid",))
+def test_cache_hit_and_corrupt_entry(real_samples, write_protocol):
+    proto = write_protocol(metrics=("fid",))
     evaluate(real_samples, proto)  # fills the cache
     ctx = {}
     first = evaluate(real_samples, proto, context=ctx)
@@ -100,8 +85,8 @@ def test_cache_hit_and_corrupt_entry(tmp_path, real_samples):
     assert ctx3["ctx"].cache_hits["domain/test"] is True  # rewritten correctly
 
 
-def test_different_provenance_is_never_compared(tmp_path, real_samples):
-    proto = write_protocol(tmp_path, metrics=("fid",))
+def test_different_provenance_is_never_compared(real_samples, write_protocol):
+    proto = write_protocol(metrics=("fid",))
     ctx = {}
     evaluate(real_samples, proto, context=ctx)
     man = ctx["ctx"].side("domain", "reference")["manifest"]
@@ -112,10 +97,10 @@ def test_different_provenance_is_never_compared(tmp_path, real_samples):
         check_comparable(man, {**man, "num_samples": 499})
 
 
-def test_per_metric_extractor_and_unavailable_inception_score(tmp_path, real_samples):
+def test_per_metric_extractor_and_unavailable_inception_score(real_samples, write_protocol):
     from ganbench.metrics.extractors import inception_weights
 
-    proto = write_protocol(tmp_path, n=20, extractor="inception-v3-compat", metrics=("is", "is@domain"))
+    proto = write_protocol(n=20, extractor="inception-v3-compat", metrics=("is", "is@domain"))
     res = evaluate(real_samples[:20], proto)
     assert "domain_is20" in res and res["domain_is20"].value > 1
     if not inception_weights(allow_fetch=False).has_logits:
@@ -125,8 +110,8 @@ def test_per_metric_extractor_and_unavailable_inception_score(tmp_path, real_sam
         assert "unavailable=" in mlflow_tags(res.values())["ganbench.metric.is20"]
 
 
-def test_sample_checks(tmp_path, real_samples):
-    proto = write_protocol(tmp_path, metrics=("fid",))
+def test_sample_checks(real_samples, write_protocol):
+    proto = write_protocol(metrics=("fid",))
     with pytest.raises(GanbenchError, match="evaluates 500 samples, got 499"):
         evaluate(real_samples[:499], proto)
     with pytest.raises(GanbenchError, match="N x 1 x 28 x 28"):
@@ -135,8 +120,8 @@ def test_sample_checks(tmp_path, real_samples):
         evaluate(real_samples.float(), proto)
 
 
-def test_protocol_rejects_unknown_metric_or_extractor(tmp_path):
+def test_protocol_rejects_unknown_metric_or_extractor(write_protocol):
     with pytest.raises(GanbenchError, match="eval.metrics"):
-        write_protocol(tmp_path, metrics=("fid@vgg",))
+        write_protocol(metrics=("fid@vgg",))
     with pytest.raises(GanbenchError, match="eval.extractor"):
-        write_protocol(tmp_path, extractor="clip")
+        write_protocol(extractor="clip")
