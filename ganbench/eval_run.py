@@ -64,7 +64,7 @@ def eval_protocol(protocol: str, samples: str | None = None, generator: str | No
                 track.TAG_SOURCE: source}
         params = {"protocol": to_plain(proto_resolved), "protocol_hash": phash, "source": source,
                   "versions": versions(), "device": str(dev)}
-        run_id = tracker.start(f"ganbench/{proto.name}", f"eval-{name or 'external'}", params, tags)
+        run_id = tracker.start(track.experiment_name(proto.name), f"eval-{name or 'external'}", params, tags)
         tracker.log_metrics(run_id, {**mlflow_metrics(results.values()), "eval_time_s": seconds})
         tracker.set_tags(run_id, mlflow_tags(results.values()))
         tracker.end(run_id, "finished")

@@ -130,7 +130,7 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
                 track.TAG_MODEL: spec.model.name, track.TAG_SEED: str(spec.seed)}
         params = {**spec.to_dict(), "versions": versions(), "device": str(device), "fast_path": fast,
                   "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"}
-        run_id = tracker.start(f"ganbench/{spec.protocol.name}", f"{spec.model.name}-seed{spec.seed}", params, tags)
+        run_id = tracker.start(track.experiment_name(spec.protocol.name), f"{spec.model.name}-seed{spec.seed}", params, tags)
         id_file.write_text(run_id)
         spec_file = run_dir / "spec.json"  # what `ganbench sample`/`interpolate` rebuild the generator from
         atomic_write_bytes(spec_file, json.dumps(spec.to_dict(), indent=1, sort_keys=True).encode())

@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 from ganbench import track
 from ganbench.errors import GanbenchError
 from ganbench.protocol import RunSpec
+from ganbench.run import run_dir_for
 
 EXECUTORS = ("local", "ray")
 RAY_GCS_PORT = 6379  # `ray start --head` defaults: the GCS port and the Ray Client server port
@@ -105,13 +106,9 @@ def expand(protocols: Sequence[str], models: list[str] | None = None, seeds: lis
     return specs
 
 
-def experiment_name(spec: RunSpec) -> str:
-    return f"ganbench/{spec.protocol.name}"  # as ganbench.run names it
-
-
 def cell_runs(tracker: track.Tracker, spec: RunSpec):
     """The MLflow runs of one cell (same protocol hash, model, seed) as rows of ``Tracker.search``."""
-    runs = tracker.search([experiment_name(spec)])
+    runs = tracker.search([track.experiment_name(spec.protocol.name)])
     if runs.empty:
         return runs
     return runs[(runs["protocol_hash"] == spec.protocol_hash) & (runs["model"] == spec.model.name)
@@ -122,7 +119,7 @@ def finished_cells(tracker: track.Tracker, specs: list[RunSpec]) -> dict[int, st
     """Index in ``specs`` -> the run id of that cell's finished MLflow run, for cells that have one
     (one search per protocol experiment)."""
     out: dict[int, str] = {}
-    for experiment in dict.fromkeys(experiment_name(s) for s in specs):
+    for experiment in dict.fromkeys(track.experiment_name(s.protocol.name) for s in specs):
         runs = tracker.search([experiment])
         if runs.empty:
             continue
@@ -132,7 +129,7 @@ def finished_cells(tracker: track.Tracker, specs: list[RunSpec]) -> dict[int, st
         latest = {(h, m, int(s)): r for h, m, s, r in columns.itertuples(index=False)}
         for i, spec in enumerate(specs):
             key = (spec.protocol_hash, spec.model.name, spec.seed)
-            if experiment_name(spec) == experiment and key in latest:
+            if track.experiment_name(spec.protocol.name) == experiment and key in latest:
                 out[i] = str(latest[key])
     return out
 
@@ -164,7 +161,7 @@ def discard_attempt(tracker: track.Tracker, run_id: str, why: str) -> None:
 def run_cell(spec: RunSpec, data, device, tracker: track.Tracker, data_root=None, progress: bool = False) -> CellResult:
     """Run one cell through ``run_one``: skip it when finished, continue a killed attempt, else start it.
     Never raises for a failed cell (the result says why), only for KeyboardInterrupt."""
-    from ganbench.run import run_dir_for, run_one
+    from ganbench.run import run_one
     from ganbench.train import checkpoint_path
 
     run_dir = run_dir_for(spec)
@@ -233,11 +230,11 @@ def sweep(protocols: str | Sequence[str], models: list[str] | None = None, seeds
     for i, run_id in finished_cells(tracker, specs).items():  # no task for these (each task checks again)
         spec = specs[i]
         cells[i] = CellResult(spec.protocol.name, spec.protocol_hash, spec.model.name, spec.seed, "finished",
-                              "skipped", run_id, str(_run_dir(spec)))
+                              "skipped", run_id, str(run_dir_for(spec)))
         if on_cell:
             on_cell(cells[i])
     todo = {i: spec for i, spec in enumerate(specs) if i not in cells}
-    for experiment in dict.fromkeys(experiment_name(s) for s in todo.values()):
+    for experiment in dict.fromkeys(track.experiment_name(s.protocol.name) for s in todo.values()):
         tracker.experiment_id(experiment)  # once here rather than in every task
     if todo and executor == "local":
         cells.update(_run_local(todo, tracker, device, data_root, progress, on_cell))
@@ -382,12 +379,6 @@ def _run_ray(todo: dict[int, RunSpec], tracker, address, device, data_root, max_
     return cells
 
 
-def _run_dir(spec: RunSpec) -> Path:
-    from ganbench.run import run_dir_for
-
-    return run_dir_for(spec)
-
-
 def _task_result(ray, ref, spec: RunSpec, max_retries: int) -> CellResult:
     try:
         return ray.get(ref)
@@ -397,9 +388,9 @@ def _task_result(ray, ref, spec: RunSpec, max_retries: int) -> CellResult:
             why = f"the task's worker died {max_retries + 1} times ({type(err).__name__})"
         else:
             why = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
-        id_file = _run_dir(spec) / "mlflow_run_id"
+        id_file = run_dir_for(spec) / "mlflow_run_id"
         return CellResult(spec.protocol.name, spec.protocol_hash, spec.model.name, spec.seed, "failed", "ran",
-                          id_file.read_text().strip() if id_file.is_file() else "", str(_run_dir(spec)), why)
+                          id_file.read_text().strip() if id_file.is_file() else "", str(run_dir_for(spec)), why)
 
 
 def ray_cell(spec: RunSpec, env: dict[str, str], device: str, data_root, manifest: str) -> CellResult:

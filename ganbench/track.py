@@ -44,6 +44,11 @@ def flatten(d: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def experiment_name(protocol: str) -> str:
+    """The MLflow experiment of a protocol's runs (training, evaluation, sweeps)."""
+    return f"ganbench/{protocol}"
+
+
 class Tracker:
     def __init__(self, uri: str | None = None):
         import logging

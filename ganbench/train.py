@@ -297,6 +297,7 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_
     total_steps = tr.epochs * g_steps_per_epoch
     G_eval = G_ema if G_ema is not None else G
     hooked = [x for x in (G, D, G_ema, loss) if hasattr(x, "set_progress")]
+    d_trainable = [p for p in D.parameters() if p.requires_grad] if fast else []  # frozen in G's steps (fast path)
 
     def noisy(x: torch.Tensor, sigma: float) -> torch.Tensor:
         return x + sigma * torch.randn(x.shape, generator=gen).to(device) if sigma else x
@@ -359,7 +360,6 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_
                     d_step(real, y, sigma)
             z = torch.randn(bs, m.z_dim, generator=gen).to(device)
             y_g = torch.randint(classes, (bs,), generator=gen).to(device) if classes else None
-            d_trainable = [p for p in D.parameters() if p.requires_grad] if fast else []
             for p in d_trainable:  # G's step needs D's input gradients only; D's weight gradients would be thrown away
                 p.requires_grad_(False)
             fake = G(z, y_g) if classes else G(z)
