@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end a run early (status stopped, artifacts kept) when a health finding of this severity starts")
     r.add_argument("--plain", action="store_true",
                    help="train on the plain path instead of the fast one (same losses up to float rounding; slower)")
+    r.add_argument("--concurrent-seeds", action="store_true",
+                   help="train each model's seeds together in one process, batched (fills a GPU that one small "
+                        "GAN leaves idle); each seed stays its own MLflow run, with the losses it has alone up to "
+                        "float rounding")
 
     sw = sub.add_parser("sweep", help="run a grid of protocols x models x seeds here or on a Ray cluster; finished "
                                       "cells are skipped, killed ones continued")
@@ -194,7 +198,8 @@ def cmd_run(args) -> int:
 
     outcomes = run_protocol(args.protocol, args.models, args.seeds, args.device, args.resume,
                             args.tracking_uri, args.data_root, progress=True, stop_on=args.stop_on,
-                            overrides=parse_overrides(args.overrides), fast=not args.plain)
+                            overrides=parse_overrides(args.overrides), fast=not args.plain,
+                            together=args.concurrent_seeds)
     for o in outcomes:
         bookkeeping = ("last_step_", "images_seen", "epochs_done", "eval_time_s")
         shown = "  ".join(f"{k} {v:.4g}" for k, v in o.metrics.items()

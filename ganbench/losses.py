@@ -34,6 +34,7 @@ from torch import nn
 
 from ganbench.errors import GanbenchError
 from ganbench.registry import Plugin, Registry
+from ganbench.seeds import rand
 
 LOSSES: Registry[Plugin] = Registry("loss")
 Stats = dict[str, torch.Tensor]
@@ -46,10 +47,23 @@ class BCEOptions:
 
 
 class Loss:
-    """What every loss plug-in shares: no post-step hook unless it needs one."""
+    """What every loss plug-in shares: no post-step hook unless it needs one, and per-run means.
+
+    ``runs`` > 1 when the trainer trains the seeds of a model together (``ganbench.seeds``): the batches
+    are the runs' batches stacked, and every mean is taken per run, so losses and stats are vectors of
+    ``runs`` values (the trainer sums the losses: each run's weights get exactly its own gradient)."""
+
+    runs: int = 1
 
     def after_d_step(self, D: nn.Module) -> None:
         pass
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean() if self.runs == 1 else x.reshape(self.runs, -1).mean(1)
+
+    def nan(self, device) -> torch.Tensor:
+        """The value of a stat that does not apply (per run)."""
+        return torch.full(() if self.runs == 1 else (self.runs,), float("nan"), device=device)
 
 
 @dataclass(frozen=True)
@@ -72,7 +86,7 @@ class Targets:
     def _side(self, like: torch.Tensor, own: float, other: float, gen: torch.Generator) -> torch.Tensor:
         """Each sample's target: its own side's value moved up to ``noise`` of the gap towards the other
         side, or (with probability ``flip``) the other side's value moved likewise."""
-        u = torch.rand(2, len(like), generator=gen).to(device=like.device, dtype=like.dtype)
+        u = [rand(gen, (len(like),)).to(device=like.device, dtype=like.dtype) for _ in range(2)]
         step = self.noise * (other - own) * u[0]  # towards the other side
         return torch.where(u[1] < self.flip, other - step, own + step)
 
@@ -93,21 +107,21 @@ class BCELoss(Loss):
     def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, Stats]:
         out_real, out_fake = D(real), D(fake)
         t_real, t_fake = self.targets.sample(out_real, out_fake, gen)
-        loss = (F.binary_cross_entropy_with_logits(out_real, t_real)
-                + F.binary_cross_entropy_with_logits(out_fake, t_fake))
+        loss = (self.mean(F.binary_cross_entropy_with_logits(out_real, t_real, reduction="none"))
+                + self.mean(F.binary_cross_entropy_with_logits(out_fake, t_fake, reduction="none")))
         stats = {
-            "d_real": torch.sigmoid(out_real).mean(), "d_fake": torch.sigmoid(out_fake).mean(),
-            "d_acc_real": (out_real > 0).float().mean(), "d_acc_fake": (out_fake < 0).float().mean(),
+            "d_real": self.mean(torch.sigmoid(out_real)), "d_fake": self.mean(torch.sigmoid(out_fake)),
+            "d_acc_real": self.mean((out_real > 0).float()), "d_acc_fake": self.mean((out_fake < 0).float()),
         }
         return loss, stats
 
     def g_loss(self, D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         out = D(fake)
         if self.opts.g_objective == "non-saturating":
-            loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+            loss = self.mean(F.binary_cross_entropy_with_logits(out, torch.ones_like(out), reduction="none"))
         else:  # log(1 - sigmoid(out)) = -softplus(out)
-            loss = -F.softplus(out).mean()
-        return loss, {"d_fake_g": torch.sigmoid(out).mean()}
+            loss = -self.mean(F.softplus(out))
+        return loss, {"d_fake_g": self.mean(torch.sigmoid(out))}
 
 
 @dataclass(frozen=True)
@@ -117,11 +131,12 @@ class WGANGPOptions:
 
 
 def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Per sample (||grad D(x_hat)||_2 - 1)^2; the loss takes the mean."""
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)  # one mixing weight per sample, images or 2D points
-    alpha = torch.rand(shape, generator=gen, device="cpu").to(real.device)
+    alpha = rand(gen, shape).to(real.device)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    return (grad.flatten(1).norm(2, dim=1) - 1) ** 2
 
 
 class WGANGPLoss(Loss):
@@ -132,19 +147,20 @@ class WGANGPLoss(Loss):
 
     def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, Stats]:
         out_real, out_fake = D(real), D(fake)
-        gap = out_real.mean() - out_fake.mean()
-        gp = gradient_penalty(D, real, fake, gen)
+        d_real, d_fake = self.mean(out_real), self.mean(out_fake)
+        gap = d_real - d_fake
+        gp = self.mean(gradient_penalty(D, real, fake, gen))
         loss = -gap + self.opts.gp_weight * gp
         if self.opts.drift:
-            loss = loss + self.opts.drift * (out_real ** 2).mean()
-        nan = torch.full((), float("nan"), device=real.device)
-        stats = {"d_real": out_real.mean(), "d_fake": out_fake.mean(), "critic_gap": gap.detach(), "gp": gp.detach(),
+            loss = loss + self.opts.drift * self.mean(out_real ** 2)
+        nan = self.nan(real.device)
+        stats = {"d_real": d_real, "d_fake": d_fake, "critic_gap": gap.detach(), "gp": gp.detach(),
                  "d_acc_real": nan, "d_acc_fake": nan}
         return loss, stats
 
     def g_loss(self, D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
-        out = D(fake)
-        return -out.mean(), {"d_fake_g": out.mean()}
+        out = self.mean(D(fake))
+        return -out, {"d_fake_g": out}
 
 
 @dataclass(frozen=True)
@@ -160,14 +176,15 @@ class WGANLoss(Loss):
 
     def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, Stats]:
         out_real, out_fake = D(real), D(fake)
-        gap = out_real.mean() - out_fake.mean()
-        nan = torch.full((), float("nan"), device=real.device)
-        return -gap, {"d_real": out_real.mean(), "d_fake": out_fake.mean(), "critic_gap": gap.detach(),
+        d_real, d_fake = self.mean(out_real), self.mean(out_fake)
+        gap = d_real - d_fake
+        nan = self.nan(real.device)
+        return -gap, {"d_real": d_real, "d_fake": d_fake, "critic_gap": gap.detach(),
                       "d_acc_real": nan, "d_acc_fake": nan}
 
     def g_loss(self, D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
-        out = D(fake)
-        return -out.mean(), {"d_fake_g": out.mean()}
+        out = self.mean(D(fake))
+        return -out, {"d_fake_g": out}
 
     @torch.no_grad()
     def after_d_step(self, D: nn.Module) -> None:
@@ -192,16 +209,16 @@ class LSLoss(Loss):
     def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, Stats]:
         out_real, out_fake = D(real), D(fake)
         t_real, t_fake = self.targets.sample(out_real, out_fake, gen)
-        loss = 0.5 * ((out_real - t_real) ** 2).mean() + 0.5 * ((out_fake - t_fake) ** 2).mean()
+        loss = 0.5 * self.mean((out_real - t_real) ** 2) + 0.5 * self.mean((out_fake - t_fake) ** 2)
         mid = (self.opts.a + self.opts.b) / 2
         real_side = (out_real > mid) if self.opts.b > self.opts.a else (out_real < mid)
         fake_side = (out_fake < mid) if self.opts.b > self.opts.a else (out_fake > mid)
-        return loss, {"d_real": out_real.mean(), "d_fake": out_fake.mean(),
-                      "d_acc_real": real_side.float().mean(), "d_acc_fake": fake_side.float().mean()}
+        return loss, {"d_real": self.mean(out_real), "d_fake": self.mean(out_fake),
+                      "d_acc_real": self.mean(real_side.float()), "d_acc_fake": self.mean(fake_side.float())}
 
     def g_loss(self, D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         out = D(fake)
-        return 0.5 * ((out - self.opts.c) ** 2).mean(), {"d_fake_g": out.mean()}
+        return 0.5 * self.mean((out - self.opts.c) ** 2), {"d_fake_g": self.mean(out)}
 
 
 @dataclass(frozen=True)
@@ -218,13 +235,13 @@ class HingeLoss(Loss):
     def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, Stats]:
         out_real, out_fake = D(real), D(fake)
         m = self.opts.margin
-        loss = F.relu(m - out_real).mean() + F.relu(m + out_fake).mean()
-        return loss, {"d_real": out_real.mean(), "d_fake": out_fake.mean(),
-                      "d_acc_real": (out_real > 0).float().mean(), "d_acc_fake": (out_fake < 0).float().mean()}
+        loss = self.mean(F.relu(m - out_real)) + self.mean(F.relu(m + out_fake))
+        return loss, {"d_real": self.mean(out_real), "d_fake": self.mean(out_fake),
+                      "d_acc_real": self.mean((out_real > 0).float()), "d_acc_fake": self.mean((out_fake < 0).float())}
 
     def g_loss(self, D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
-        out = D(fake)
-        return -out.mean(), {"d_fake_g": out.mean()}
+        out = self.mean(D(fake))
+        return -out, {"d_fake_g": out}
 
 
 LOSSES.register("bce", Plugin("bce", BCEOptions, BCELoss))
@@ -260,25 +277,25 @@ class NSR1Loss(Loss):
         return bool(self.opts.gamma) and (self.images_seen // batch_size) % self.opts.interval == 0
 
     def d_loss(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, Stats]:
-        lazy = self.regularises(len(real))
+        lazy = self.regularises(len(real) // self.runs)
         x = real.detach().requires_grad_(True) if lazy else real
         out_real, out_fake = D(x), D(fake)
-        loss = F.softplus(out_fake).mean() + F.softplus(-out_real).mean()  # -log(1 - D(G(z))) - log D(x)
-        r1 = torch.full((), float("nan"), device=real.device)
+        loss = self.mean(F.softplus(out_fake)) + self.mean(F.softplus(-out_real))  # -log(1 - D(G(z))) - log D(x)
+        r1 = self.nan(real.device)
         if lazy:
             (grad,) = torch.autograd.grad(out_real.sum(), x, create_graph=True)
-            r1 = grad.square().flatten(1).sum(1).mean()
+            r1 = self.mean(grad.square().flatten(1).sum(1))
             loss = loss + self.opts.interval * self.opts.gamma / 2 * r1
         stats = {
-            "d_real": torch.sigmoid(out_real).mean(), "d_fake": torch.sigmoid(out_fake).mean(),
-            "d_acc_real": (out_real > 0).float().mean(), "d_acc_fake": (out_fake < 0).float().mean(),
+            "d_real": self.mean(torch.sigmoid(out_real)), "d_fake": self.mean(torch.sigmoid(out_fake)),
+            "d_acc_real": self.mean((out_real > 0).float()), "d_acc_fake": self.mean((out_fake < 0).float()),
             "r1": r1.detach(),  # E||grad D(x)||^2 on the regularised steps, NaN on the others
         }
         return loss, stats
 
     def g_loss(self, D: nn.Module, fake: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         out = D(fake)
-        return F.softplus(-out).mean(), {"d_fake_g": torch.sigmoid(out).mean()}
+        return self.mean(F.softplus(-out)), {"d_fake_g": self.mean(torch.sigmoid(out))}
 
 
 LOSSES.register("ns-r1", Plugin("ns-r1", NSR1Options, NSR1Loss))

@@ -91,11 +91,12 @@ def versions() -> dict[str, str]:
 def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int] | None = None,
                  device: str = "auto", resume: bool = False, tracking_uri: str | None = None,
                  data_root=None, progress: bool = True, stop_on: str | None = None,
-                 overrides: dict | None = None, fast: bool = True) -> list[RunOutcome]:
+                 overrides: dict | None = None, fast: bool = True, together: bool = False) -> list[RunOutcome]:
     """Train and evaluate every (model, seed) of a protocol; returns one outcome per run. ``stop_on``
     ("failure" | "warning") ends a run early when the health diagnostics find that severity;
     ``overrides`` (dotted keys such as ``tricks.ema``) change the chosen models' cards for this run;
-    ``fast=False`` trains on the plain path (see ``ganbench.train.train``)."""
+    ``fast=False`` trains on the plain path (see ``ganbench.train.train``); ``together`` trains each
+    model's seeds together in one process (``ganbench.seeds``), each still its own MLflow run."""
     from ganbench.metrics.extractors import inception_weights
 
     proto = load_protocol(protocol)
@@ -104,19 +105,39 @@ def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int
     specs = resolve(proto, weights.features_sha256, models, seeds, overrides)
     data = training_images(proto, data_root)
     tracker = track.Tracker(tracking_uri)
+    groups = [[s for s in specs if s.model.name == name] for name in dict.fromkeys(s.model.name for s in specs)]
+    if not together:
+        groups = [[s] for s in specs]
     outcomes = []
-    for spec in specs:
-        outcomes.append(run_one(spec, data, dev, tracker, resume, data_root, progress, stop_on, fast))
+    for group in groups:
+        outcomes.extend(run_together(group, data, dev, tracker, resume, data_root, progress, stop_on, fast))
     return outcomes
 
 
 def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
             data_root=None, progress: bool = True, stop_on: str | None = None, fast: bool = True) -> RunOutcome:
-    from ganbench.metrics import evaluate
+    """One (model, seed): train, evaluate, track."""
+    return run_together([spec], data, device, tracker, resume, data_root, progress, stop_on, fast)[0]
+
+
+@dataclass
+class _Opened:
+    """A run whose MLflow run and folder exist: what training and evaluation report to."""
+
+    spec: RunSpec
+    run_id: str
+    run_dir: Path
+    on_epoch: object = None
+    monitor: object = None
+
+
+def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: bool, fast: bool,
+          together: int) -> _Opened:
+    """Start (or on resume reopen) the run's MLflow run and folder; the per-epoch reporting callback."""
     from ganbench.data import is_points
     from ganbench.data.synthetic import MIXTURES
-    from ganbench.plots import loss_plot, save_grid, scatter_2d
-    from ganbench.train import fixed_labels, fixed_z, generate, num_classes, train
+    from ganbench.plots import save_grid, scatter_2d
+    from ganbench.train import fixed_z, generate
 
     run_dir = run_dir_for(spec)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -129,18 +150,19 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
         tags = {track.TAG_PROTOCOL: spec.protocol.name, track.TAG_PROTOCOL_HASH: spec.protocol_hash,
                 track.TAG_MODEL: spec.model.name, track.TAG_SEED: str(spec.seed)}
         params = {**spec.to_dict(), "versions": versions(), "device": str(device), "fast_path": fast,
+                  "concurrent_seeds": together,
                   "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"}
         run_id = tracker.start(track.experiment_name(spec.protocol.name), f"{spec.model.name}-seed{spec.seed}", params, tags)
         id_file.write_text(run_id)
         spec_file = run_dir / "spec.json"  # what `ganbench sample`/`interpolate` rebuild the generator from
         atomic_write_bytes(spec_file, json.dumps(spec.to_dict(), indent=1, sort_keys=True).encode())
         tracker.log_artifact(run_id, spec_file)
+    op = _Opened(spec, run_id, run_dir)
     points = is_points(spec.protocol.data.dataset)
     grid_z = fixed_z(ev.num_samples if points else ev.grid_size ** 2, spec.model.z_dim, ev.z_seed)
-    classes = num_classes(spec)
 
     def on_epoch(epoch: int, G, summary: dict) -> None:
-        monitor.save(run_dir / SAMPLE_STATS_FILE)  # beside the checkpoint just written: a resumed run continues them
+        op.monitor.save(run_dir / SAMPLE_STATS_FILE)  # beside the checkpoint just written: a resumed run continues them
         if points:  # 2D mixtures: a scatter of the fixed-z samples over the true modes
             picture = scatter_2d(generate(G, grid_z, as_uint8=False), MIXTURES[spec.protocol.data.dataset](),
                                  run_dir / "scatter" / f"epoch_{epoch:03d}.png", f"{spec.model.name} epoch {epoch}")
@@ -152,13 +174,65 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
         phase = G.progress_info() if hasattr(G, "progress_info") else {}
         tracker.log_metrics(run_id, {**{k: v for k, v in summary.items() if k != "epoch"}, **phase}, step=epoch)
 
-    status, message, metrics = "failed", "", {}
+    op.on_epoch = on_epoch
+    return op
+
+
+def _failed(ops: list[_Opened], err: BaseException, metrics: dict, tracker: track.Tracker) -> list[RunOutcome]:
+    """End the MLflow runs of runs that raised ``err``: interrupted -> "stopped" and re-raised; a usage
+    error -> "failed" and re-raised (the CLI says what to fix); anything else -> "failed" outcomes
+    (the traceback is printed and kept in the run)."""
+    stopped = isinstance(err, KeyboardInterrupt)
+    message = f"{type(err).__name__}: {err}"
+    trace = "".join(traceback.format_exception(err))
+    outcomes = []
+    for op in ops:
+        if stopped:
+            tracker.end(op.run_id, "stopped", "interrupted; resume with --resume")
+            continue
+        tracker.log_metrics(op.run_id, metrics) if metrics else None
+        tracker.end(op.run_id, "failed", message + "\n" + trace)
+        outcomes.append(RunOutcome(op.spec.model.name, op.spec.seed, "failed", op.run_id, op.run_dir, metrics, message))
+    if stopped or isinstance(err, GanbenchError):
+        raise err
+    print(trace, file=sys.stderr)
+    return outcomes
+
+
+def run_together(specs: list[RunSpec], data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
+                 data_root=None, progress: bool = True, stop_on: str | None = None,
+                 fast: bool = True) -> list[RunOutcome]:
+    """The seeds of one model trained together (one spec: trained alone), then each evaluated and tracked
+    as its own run. An error in training fails every run of the group; one in a run's evaluation, that run."""
+    from ganbench.train import train_together
+
+    opened = [_open(spec, device, tracker, resume, fast, len(specs)) for spec in specs]
     try:
-        monitor = health_monitor(spec, data.images, run_dir, device, stop_on, resume, on_failure=lambda step: tracker.set_tags(
-            run_id, {track.TAG_FIRST_BAD_STEP: str(step)}))  # logged live: a killed run still says when it went bad
-        result = train(spec, data.images, run_dir, device, resume=resume, on_epoch=on_epoch, progress=progress,
-                       on_check=monitor, labels=data.labels, fast=fast)
-        status, message = result.status, result.message
+        for op in opened:
+            op.monitor = health_monitor(op.spec, data.images, op.run_dir, device, stop_on, resume,
+                                        on_failure=lambda step, run_id=op.run_id: tracker.set_tags(
+                                            run_id, {track.TAG_FIRST_BAD_STEP: str(step)}))  # logged live
+        results = train_together(specs, data.images, [op.run_dir for op in opened], device, resume=resume,
+                                 on_epoch=[op.on_epoch for op in opened], progress=progress,
+                                 on_check=[op.monitor for op in opened], labels=data.labels, fast=fast)
+    except BaseException as err:
+        return _failed(opened, err, {}, tracker)
+    return [_finish(op, result, device, tracker, data_root) for op, result in zip(opened, results)]
+
+
+def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, data_root=None) -> RunOutcome:
+    """After training: loss curves, final losses, health findings, and for a finished run the final
+    checkpoint and the protocol's evaluation; the MLflow run ends with the run's status."""
+    from ganbench.metrics import evaluate
+    from ganbench.data import is_points
+    from ganbench.plots import loss_plot
+    from ganbench.train import fixed_labels, fixed_z, generate, num_classes
+
+    spec, run_id, run_dir, ev = op.spec, op.run_id, op.run_dir, op.spec.protocol.eval
+    points = is_points(spec.protocol.data.dataset)
+    classes = num_classes(spec)
+    status, message, metrics = result.status, result.message, {}
+    try:
         if len(result.records):
             loss_plot(result.records, run_dir / "loss_curves.png", f"{spec.model.name} seed {spec.seed} on {spec.protocol.name}")
             tracker.log_artifact(run_id, run_dir / "loss_curves.png")
@@ -171,7 +245,7 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
         if result.first_bad_step is not None:
             tracker.set_tags(run_id, {"ganbench.first_bad_step": str(result.first_bad_step)})
         if len(result.records):
-            record_health(tracker, run_id, run_dir, result, monitor, f"{spec.model.name} seed {spec.seed}")
+            record_health(tracker, run_id, run_dir, result, op.monitor, f"{spec.model.name} seed {spec.seed}")
         if status == "finished":
             final = run_dir / "final.pt"
             atomic_torch_save({"G": result.G.state_dict(), "D": result.D.state_dict(),
@@ -195,16 +269,7 @@ def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.
         elif (run_dir / "checkpoints" / "last.pt").is_file():
             tracker.log_artifact(run_id, run_dir / "checkpoints" / "last.pt", "checkpoints")
         tracker.log_metrics(run_id, metrics)
-    except KeyboardInterrupt:
-        tracker.end(run_id, "stopped", "interrupted; resume with --resume")
-        raise
-    except Exception as err:
-        message = f"{type(err).__name__}: {err}"
-        tracker.log_metrics(run_id, metrics) if metrics else None
-        tracker.end(run_id, "failed", message + "\n" + traceback.format_exc())
-        if isinstance(err, GanbenchError):
-            raise
-        print(traceback.format_exc(), file=sys.stderr)
-        return RunOutcome(spec.model.name, spec.seed, "failed", run_id, run_dir, metrics, message)
+    except BaseException as err:
+        return _failed([op], err, metrics, tracker)[0]
     tracker.end(run_id, status, message)
     return RunOutcome(spec.model.name, spec.seed, status, run_id, run_dir, metrics, message)

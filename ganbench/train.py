@@ -14,6 +14,7 @@ caller passes ``on_epoch`` and gets plain data (the generator, a summary dict).
 from __future__ import annotations
 
 import copy
+import json
 import math
 import sys
 import time
@@ -32,6 +33,8 @@ from ganbench.nets import FLAT_INPUT, NETS
 from ganbench.nets.dcgan28 import init_dcgan_weights
 from ganbench.nets.layers import ConditionalGenerator, WrappedDiscriminator, apply_spectral_norm
 from ganbench.protocol import OptimSpec, RunSpec
+from ganbench.seeds import (Generators, SeedStack, optimizer_state_of, per_run_norm, seed_state,
+                            stack_optimizer_states, unstack)
 
 RECORD_FIELDS = ("d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "d_grad_norm", "g_grad_norm")
 # on_check(step, G, rows so far, say) -> a stop reason or None (see ``train``)
@@ -109,13 +112,13 @@ def make_optimizer(params, spec: OptimSpec) -> torch.optim.Optimizer:
 
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    """L2 norm of all gradients (per run for seeds trained together)."""
+    return per_run_norm([p.grad for p in module.parameters() if p.grad is not None], getattr(module, "runs", 1))
 
 
 def weight_norm(module: nn.Module) -> torch.Tensor:
     """L2 norm of all parameters: exploding weights are the divergence signal when the losses stay finite."""
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm([p.detach() for p in module.parameters()])))
+    return per_run_norm([p.detach() for p in module.parameters()], getattr(module, "runs", 1))
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
@@ -225,10 +228,23 @@ def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.devi
     and a function that prints a line in the progress output; a non-empty string it returns stops the
     run with status "stopped" and that message (the artifacts written so far are kept). ``on_epoch``
     and ``on_check`` get the generator that evaluation uses (the EMA one when that trick is on)."""
+    return train_together([spec], images, [run_dir], device, resume, [on_epoch], progress, [on_check], labels, fast)[0]
+
+
+def train_together(specs: list[RunSpec], images: torch.Tensor, run_dirs: list[Path], device: torch.device | str = "cpu",
+                   resume: bool = False, on_epoch: list | None = None, progress: bool = True,
+                   on_check: list | None = None, labels: torch.Tensor | None = None,
+                   fast: bool = True) -> list[TrainResult]:
+    """Train the seeds of one model under one protocol together, batched in one process (``ganbench.seeds``):
+    per run the algorithm and the random draws of :func:`train` alone, up to float rounding. One run
+    directory, ``on_epoch`` and ``on_check`` (or None) per spec; one TrainResult per spec. A run that
+    diverges or is stopped ends there (its artifacts are kept) while the others go on. Each run's
+    checkpoint is the one it would write alone: it can be resumed alone, and vice versa."""
     device = torch.device(device)
+    spec, S = specs[0], len(specs)
+    check_together(specs)
     tr, m = spec.protocol.train, spec.model
-    run_dir = Path(run_dir)
-    gen = torch.Generator().manual_seed(spec.seed)
+    gens = Generators([torch.Generator().manual_seed(s.seed) for s in specs])
     data = images.to(device)
     if m.conditional is not None and (labels is None or len(labels) != len(images)):
         raise GanbenchError(f"model {m.name!r} is conditional: it needs one label per training image")
@@ -242,22 +258,97 @@ def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.devi
         raise GanbenchError(f"{batches} batches per epoch is fewer than n_critic = {m.n_critic}")
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(spec.seed)  # only dropout draws from the global generator
-        G, D = build_models(spec, device, gen)
-        if fast:
-            fast_layout(G, D)
+        torch.manual_seed(spec.seed)  # only dropout draws from the global generator (training alone only)
+        nets = [build_models(s, device, g) for s, g in zip(specs, gens.gens)]
+        Gs, Ds = [g for g, _ in nets], [d for _, d in nets]
+        if S > 1:
+            check_batchable(spec, Gs[0], Ds[0])
+        elif fast:
+            fast_layout(Gs[0], Ds[0])
+        G_emas = [copy.deepcopy(G).requires_grad_(False) for G in Gs] if m.tricks.ema else None
+        states = [dict(epoch=0, step=0, images_seen=0, wall_time_s=0.0, rows=[]) for _ in specs]
+        opt_states = []
+        for i, (s, run_dir) in enumerate(zip(specs, run_dirs)):
+            ckpt = checkpoint_path(Path(run_dir))
+            if resume and ckpt.is_file():
+                states[i], opt_g_state, opt_d_state = _load_checkpoint(ckpt, s, Gs[i], Ds[i], gens.gens[i],
+                                                                       G_emas[i] if G_emas else None)
+                opt_states.append((opt_g_state, opt_d_state))
+            elif resume:
+                raise GanbenchError(f"--resume: no checkpoint at {ckpt}; run without --resume to start fresh")
+        if len({(st["epoch"], st["step"]) for st in states}) > 1:
+            raise GanbenchError("--resume: the seeds' checkpoints are at different epochs ("
+                                + ", ".join(f"seed {s.seed}: {st['epoch']}" for s, st in zip(specs, states))
+                                + "); resume them one at a time (without --concurrent-seeds)")
+        G, D = (Gs[0], Ds[0]) if S == 1 else (SeedStack(Gs), SeedStack(Ds))
+        G_ema = None if G_emas is None else G_emas[0] if S == 1 else SeedStack(G_emas).requires_grad_(False)
         opt_g = make_optimizer(G.parameters(), m.optim_g)
         opt_d = make_optimizer(D.parameters(), m.optim_d)
+        if opt_states:
+            opt_g.load_state_dict(stack_optimizer_states([g for g, _ in opt_states]))
+            opt_d.load_state_dict(stack_optimizer_states([d for _, d in opt_states]))
         loss = build_loss(m.loss.name, m.loss.options, m.tricks)
-        G_ema = copy.deepcopy(G).requires_grad_(False) if m.tricks.ema else None
-        state = dict(epoch=0, step=0, images_seen=0, wall_time_s=0.0, rows=[])
-        ckpt = checkpoint_path(run_dir)
-        if resume and ckpt.is_file():
-            state = _load_checkpoint(ckpt, spec, G, D, opt_g, opt_d, gen, G_ema)
-        elif resume:
-            raise GanbenchError(f"--resume: no checkpoint at {ckpt}; run without --resume to start fresh")
-        return _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_dir, device,
-                     g_steps_per_epoch, on_epoch, progress, on_check, fast)
+        loss.runs = S
+        runs = [_Run(s, Path(d), cb, chk, st) for s, d, cb, chk, st in
+                zip(specs, run_dirs, on_epoch or [None] * S, on_check or [None] * S, states)]
+        return _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, device,
+                     g_steps_per_epoch, progress, fast)
+
+
+def check_together(specs: list[RunSpec]) -> None:
+    """Runs trained together must be one model under one protocol with distinct seeds."""
+    if not specs:
+        raise GanbenchError("no runs to train")
+    keys = {json.dumps({**s.to_dict(), "seed": None}, sort_keys=True, default=str) for s in specs}
+    if len(keys) > 1:
+        raise GanbenchError("seeds trained together must share the protocol and the model card; got "
+                            + ", ".join(sorted({f"{s.model.name} under {s.protocol.name}" for s in specs})))
+    seeds = [s.seed for s in specs]
+    if len(set(seeds)) != len(seeds):
+        raise GanbenchError(f"seeds trained together must differ, got {seeds}")
+
+
+def check_batchable(spec: RunSpec, G: nn.Module, D: nn.Module) -> None:
+    """What training seeds together cannot do: per-run draws from torch's global generator (dropout, the
+    style-based generator's noise and mixing), training-progress schedules (progressive growing, lazy
+    regularisation by step), spectral normalisation (in-place power iteration) and feature matching (it
+    calls D's features, not D)."""
+    why = []
+    for name, net in (("G", G), ("D", D)):
+        mods = list(net.modules())
+        if any(isinstance(x, nn.Dropout) and x.p > 0 for x in mods):
+            why.append(f"{name} has dropout (it draws from torch's global generator)")
+        if any(getattr(x, "draws_global_rng", False) for x in mods):
+            why.append(f"{name} draws noise from torch's global generator")
+        if any(hasattr(x, "set_progress") for x in mods):
+            why.append(f"{name} follows a training-progress schedule")
+    if spec.model.tricks.spectral_norm:
+        why.append("spectral normalisation's power iteration updates its vectors in place, which vmap cannot batch")
+    if spec.model.tricks.feature_matching:
+        why.append("the feature_matching trick calls D's features")
+    if why:
+        raise GanbenchError(f"{spec.model.name} cannot train its seeds together: {'; '.join(why)}. "
+                            "Train its seeds one after another (without --concurrent-seeds)")
+
+
+@dataclass
+class _Run:
+    """One run's bookkeeping in the loop: what its checkpoint holds (``state``), how it ended, its callbacks."""
+
+    spec: RunSpec
+    run_dir: Path
+    on_epoch: Callable[[int, nn.Module, dict], None] | None
+    on_check: OnCheck | None
+    state: dict  # epoch, step, images_seen, wall_time_s, rows
+    status: str = "finished"
+    message: str = ""
+    first_bad: int | None = None
+    summaries: list = field(default_factory=list)
+    result: TrainResult | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.result is None
 
 
 def instance_noise_sigma(spec: RunSpec, step: int, total_steps: int) -> float:
@@ -289,10 +380,9 @@ def _bind(D: nn.Module, y: torch.Tensor | None):
     return D if y is None else (lambda x: D(x, y))
 
 
-def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_dir, device, g_steps_per_epoch,
-          on_epoch, show, on_check=None, fast=False):
+def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, device, g_steps_per_epoch, show, fast=False):
     tr, m, tricks = spec.protocol.train, spec.model, spec.model.tricks
-    bs, n_critic = tr.batch_size, m.n_critic
+    S, bs, n_critic = len(runs), tr.batch_size, m.n_critic
     classes = num_classes(spec)
     total_steps = tr.epochs * g_steps_per_epoch
     G_eval = G_ema if G_ema is not None else G
@@ -300,53 +390,73 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_
     d_trainable = [p for p in D.parameters() if p.requires_grad] if fast else []  # frozen in G's steps (fast path)
 
     def noisy(x: torch.Tensor, sigma: float) -> torch.Tensor:
-        return x + sigma * torch.randn(x.shape, generator=gen).to(device) if sigma else x
+        return x + sigma * gens.randn(x.shape).to(device) if sigma else x
 
     def d_step(real, y, sigma):
-        z = torch.randn(bs, m.z_dim, generator=gen).to(device)
+        z = gens.randn(S * bs, m.z_dim).to(device)
         with torch.no_grad():
             fake = G(z, y) if classes else G(z)  # conditional: fakes of the real batch's labels
-        d_loss, d_stats = loss.d_loss(_bind(D, y), noisy(real, sigma), noisy(fake, sigma), gen)
+        d_loss, d_stats = loss.d_loss(_bind(D, y), noisy(real, sigma), noisy(fake, sigma), gens if S > 1 else gens.gens[0])
         opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
+        d_loss.sum().backward()  # runs trained together: the sum of independent losses
         d_norm = grad_norm(D)
         opt_d.step()
         loss.after_d_step(D)
         return d_loss, d_norm, d_stats
-    rows: list[dict] = state["rows"]
     names: list[str] | None = None
     pending: list[torch.Tensor] = []
-    bar = Progress(tr.epochs * g_steps_per_epoch, f"{m.name} seed {spec.seed}", state["step"]) if show else None
-    status, first_bad, message = "finished", None, ""
-    epoch, step, images_seen = state["epoch"], state["step"], state["images_seen"]
-    wall0, t_start = state["wall_time_s"], time.perf_counter()
-    summaries = []
+    first = runs[0].state
+    epoch, step, images_seen = first["epoch"], first["step"], first["images_seen"]
+    wall0, t_start = first["wall_time_s"], time.perf_counter()
+    seeds = ", ".join(str(r.spec.seed) for r in runs)
+    bar = Progress(tr.epochs * g_steps_per_epoch, f"{m.name} seed{'s' if S > 1 else ''} {seeds}", step) if show else None
+    say = bar.line if bar else _silent
     bar_step = step
 
-    def flush() -> bool:
-        """Move pending per-step stats to host rows; return False at the first non-finite loss."""
-        nonlocal pending, first_bad
+    def end(i: int, status: str = "finished", message: str = "") -> None:
+        """Run i ends here: its result is its networks and records now."""
+        r = runs[i]
+        if status != "finished":
+            write_records(r.state["rows"], r.run_dir / "records.parquet")
+        r.result = TrainResult(
+            status=status, epochs_done=epoch, steps=step, images_seen=images_seen,
+            wall_time_s=wall0 + time.perf_counter() - t_start, records=pd.DataFrame(r.state["rows"]),
+            G=unstack(G, i), D=unstack(D, i), first_bad_step=r.first_bad, message=message,
+            epoch_summaries=r.summaries, G_ema=unstack(G_ema, i) if G_ema is not None else None)
+
+    def prefix(i: int) -> str:
+        return f"seed {runs[i].spec.seed}: " if S > 1 else ""
+
+    def flush() -> None:
+        """Move pending per-step stats to each run's rows; a run with a non-finite loss ends as diverged."""
+        nonlocal pending
         if not pending:
-            return True
-        block = torch.stack(pending).cpu().tolist()
+            return
+        block = torch.stack(pending).cpu().tolist()  # steps x runs x stats
         base = step - len(pending)
         pending = []
-        for i, values in enumerate(block):
-            row = {"step": base + i + 1, "epoch": epoch + 1, **dict(zip(names, values))}
-            rows.append(row)
-            if first_bad is None and not (math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"])):
-                first_bad = row["step"]
-        return first_bad is None
+        for i, r in enumerate(runs):
+            if not r.active:
+                continue
+            for j, values in enumerate(block):
+                row = {"step": base + j + 1, "epoch": epoch + 1, **dict(zip(names, values[i]))}
+                r.state["rows"].append(row)
+                if r.first_bad is None and not (math.isfinite(row["d_loss"]) and math.isfinite(row["g_loss"])):
+                    r.first_bad = row["step"]
+            if r.first_bad is not None:
+                message = f"non-finite loss at step {r.first_bad}"
+                say(f"{prefix(i)}diverged: {message}; keeping the artifacts of epoch {epoch}")
+                end(i, "diverged", message)
 
-    while epoch < tr.epochs and status == "finished":
+    while epoch < tr.epochs and any(r.active for r in runs):
         t_epoch = time.perf_counter()
-        perm = torch.randperm(len(data), generator=gen).to(device)
+        perm = gens.randperm(len(data)).to(device)  # one permutation per run
         for s in range(g_steps_per_epoch):
             acc: dict[str, torch.Tensor] = {}
             sigma = instance_noise_sigma(spec, step, total_steps)
             for c in range(n_critic):
                 set_progress(hooked, images_seen + c * bs)
-                idx = perm[(s * n_critic + c) * bs:(s * n_critic + c + 1) * bs]
+                idx = perm[:, (s * n_critic + c) * bs:(s * n_critic + c + 1) * bs].reshape(-1)
                 real = data[idx]
                 real = to_model_range(real) if real.dtype == torch.uint8 else real  # images vs 2D points
                 y = targets[idx] if classes else None
@@ -358,8 +468,8 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_
                 backup = copy.deepcopy(D.state_dict()), copy.deepcopy(opt_d.state_dict())
                 for _ in range(tricks.unrolled_steps):
                     d_step(real, y, sigma)
-            z = torch.randn(bs, m.z_dim, generator=gen).to(device)
-            y_g = torch.randint(classes, (bs,), generator=gen).to(device) if classes else None
+            z = gens.randn(S * bs, m.z_dim).to(device)
+            y_g = gens.randint(classes, (S * bs,)).to(device) if classes else None
             for p in d_trainable:  # G's step needs D's input gradients only; D's weight gradients would be thrown away
                 p.requires_grad_(False)
             fake = G(z, y_g) if classes else G(z)
@@ -369,7 +479,7 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_
                 g_loss = g_loss + tricks.feature_matching * fm
                 g_stats = {**g_stats, "feature_matching": fm}
             opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
+            g_loss.sum().backward()
             for p in d_trainable:
                 p.requires_grad_(True)
             g_norm = grad_norm(G)
@@ -385,47 +495,51 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gen, state, run_
                         "g_weight_norm": weight_norm(G), "d_weight_norm": weight_norm(D)})
             if names is None:
                 names = list(RECORD_FIELDS) + sorted(set(acc) - set(RECORD_FIELDS))
-            pending.append(torch.stack([acc[k].float() for k in names]))
+            pending.append(torch.stack([acc[k].float().reshape(-1).expand(S) for k in names], 1))  # runs x stats
             step += 1
             images_seen += bs * n_critic
             if step % tr.check_every == 0 or s == g_steps_per_epoch - 1:
-                if not flush():
-                    status, message = "diverged", f"non-finite loss at step {first_bad}"
-                    if bar:
-                        bar.line(f"diverged: {message}; keeping the artifacts of epoch {epoch}")
-                    break
-                if bar:
-                    bar.update(step - bar_step, {"epoch": epoch + 1, "d": rows[-1]["d_loss"], "g": rows[-1]["g_loss"]})
+                flush()
+                active = [i for i, r in enumerate(runs) if r.active]
+                if bar and active:
+                    last = runs[active[0]].state["rows"][-1]
+                    bar.update(step - bar_step, {"epoch": epoch + 1, "d": last["d_loss"], "g": last["g_loss"]})
                     bar_step = step
-                stop = on_check(step, G_eval, rows, bar.line if bar else _silent) if on_check else None
-                if stop:
-                    status, message = "stopped", stop
+                for i in active:
+                    r = runs[i]
+                    stop = r.on_check(step, unstack(G_eval, i), r.state["rows"], say) if r.on_check else None
+                    if stop:
+                        end(i, "stopped", stop)
+                if not any(r.active for r in runs):
                     break
-        if status != "finished":
+        if not any(r.active for r in runs):
             break
         epoch += 1
         elapsed = time.perf_counter() - t_epoch
-        epoch_rows = pd.DataFrame([r for r in rows if r["epoch"] == epoch])
-        summary = {"epoch": epoch, "step": step, "images_seen": images_seen, "epoch_time_s": elapsed,
-                   "images_per_s": g_steps_per_epoch * bs * n_critic / max(elapsed, 1e-9),
-                   **{k: float(epoch_rows[k].mean()) for k in names}}
-        summaries.append(summary)
-        state.update(epoch=epoch, step=step, images_seen=images_seen,
-                     wall_time_s=wall0 + time.perf_counter() - t_start, rows=rows)
-        _save_checkpoint(checkpoint_path(run_dir), spec, G, D, opt_g, opt_d, gen, state, G_ema)
-        write_records(rows, run_dir / "records.parquet")
-        if bar:
-            bar.line(f"epoch {epoch}/{tr.epochs}  d_loss {summary['d_loss']:.4f}  g_loss {summary['g_loss']:.4f}  "
-                     f"{summary['images_per_s']:.0f} images/s")
-        if on_epoch:
-            on_epoch(epoch, G_eval, summary)
+        for i, r in enumerate(runs):
+            if not r.active:
+                continue
+            epoch_rows = pd.DataFrame([row for row in r.state["rows"] if row["epoch"] == epoch])
+            summary = {"epoch": epoch, "step": step, "images_seen": images_seen, "epoch_time_s": elapsed,
+                       "images_per_s": g_steps_per_epoch * bs * n_critic / max(elapsed, 1e-9),  # per run
+                       **{k: float(epoch_rows[k].mean()) for k in names}}
+            r.summaries.append(summary)
+            r.state.update(epoch=epoch, step=step, images_seen=images_seen,
+                           wall_time_s=wall0 + time.perf_counter() - t_start)
+            _save_checkpoint(checkpoint_path(r.run_dir), r.spec, seed_state(G, i), seed_state(D, i),
+                             optimizer_state_of(opt_g, i, S), optimizer_state_of(opt_d, i, S), gens.gens[i], r.state,
+                             seed_state(G_ema, i) if G_ema is not None else None)
+            write_records(r.state["rows"], r.run_dir / "records.parquet")
+            say(f"{prefix(i)}epoch {epoch}/{tr.epochs}  d_loss {summary['d_loss']:.4f}  g_loss {summary['g_loss']:.4f}  "
+                f"{summary['images_per_s']:.0f} images/s") if bar else None
+            if r.on_epoch:
+                r.on_epoch(epoch, unstack(G_eval, i), summary)
     if bar:
         bar.close()
-    if status != "finished":
-        write_records(rows, run_dir / "records.parquet")
-    return TrainResult(status=status, epochs_done=epoch, steps=step, images_seen=images_seen,
-                       wall_time_s=wall0 + time.perf_counter() - t_start, records=pd.DataFrame(rows), G=G, D=D,
-                       first_bad_step=first_bad, message=message, epoch_summaries=summaries, G_ema=G_ema)
+    for i, r in enumerate(runs):
+        if r.active:
+            end(i)
+    return [r.result for r in runs]
 
 
 def write_records(rows: list[dict], path: Path) -> None:
@@ -433,11 +547,11 @@ def write_records(rows: list[dict], path: Path) -> None:
         pd.DataFrame(rows).to_parquet(tmp, index=False)
 
 
-def _save_checkpoint(path, spec, G, D, opt_g, opt_d, gen, state, G_ema=None) -> None:
+def _save_checkpoint(path, spec, G_state, D_state, opt_g_state, opt_d_state, gen, state, G_ema_state=None) -> None:
     atomic_torch_save({
         "run_key": [spec.protocol_hash, spec.model.name, spec.seed],
-        "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-        **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}),
+        "G": G_state, "D": D_state, "opt_g": opt_g_state, "opt_d": opt_d_state,
+        **({"G_ema": G_ema_state} if G_ema_state is not None else {}),
         "gen_state": gen.get_state(), "torch_rng": torch.get_rng_state(),
         "epoch": state["epoch"], "step": state["step"], "images_seen": state["images_seen"],
         "wall_time_s": state["wall_time_s"],
@@ -445,7 +559,8 @@ def _save_checkpoint(path, spec, G, D, opt_g, opt_d, gen, state, G_ema=None) -> 
     }, path)
 
 
-def _load_checkpoint(path, spec, G, D, opt_g, opt_d, gen, G_ema=None) -> dict:
+def _load_checkpoint(path, spec, G, D, gen, G_ema=None) -> tuple[dict, dict, dict]:
+    """Load a run's checkpoint into its networks and generator; returns its loop state and optimiser states."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if list(ck["run_key"]) != [spec.protocol_hash, spec.model.name, spec.seed]:
         raise GanbenchError(f"{path} belongs to another run (protocol hash, model, seed = {ck['run_key']}); "
@@ -454,9 +569,8 @@ def _load_checkpoint(path, spec, G, D, opt_g, opt_d, gen, G_ema=None) -> dict:
     D.load_state_dict(ck["D"])
     if G_ema is not None:
         G_ema.load_state_dict(ck["G_ema"])
-    opt_g.load_state_dict(ck["opt_g"])
-    opt_d.load_state_dict(ck["opt_d"])
     gen.set_state(ck["gen_state"])
     torch.set_rng_state(ck["torch_rng"])
     rows = pd.DataFrame(ck["rows"]).to_dict(orient="records")
-    return dict(epoch=ck["epoch"], step=ck["step"], images_seen=ck["images_seen"], wall_time_s=ck["wall_time_s"], rows=rows)
+    state = dict(epoch=ck["epoch"], step=ck["step"], images_seen=ck["images_seen"], wall_time_s=ck["wall_time_s"], rows=rows)
+    return state, ck["opt_g"], ck["opt_d"]

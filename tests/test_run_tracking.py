@@ -3,6 +3,8 @@
 import dataclasses
 import math
 
+import numpy as np
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -105,3 +107,32 @@ def test_a_run_killed_after_a_checkpoint_resumes_with_its_health_probes(tiny_pro
     (again,) = run_protocol(path, resume=True, progress=False)
     assert again.status == "finished"
     assert list(pd.read_parquet(again.run_dir / SAMPLE_STATS_FILE)["step"]) == [4, 8]
+
+
+def test_concurrent_seeds_are_separate_mlflow_runs_with_their_alone_losses(tiny_protocol):
+    """`ganbench run --concurrent-seeds`: the seeds of a model train batched in one process, and each is still
+    its own MLflow run with its own folder, grids, checkpoint, health findings and evaluation; its per-epoch
+    losses are those of the seed trained alone up to float rounding (tests/test_train.py states the tolerance)."""
+    from ganbench.cli import main
+
+    path = tiny_protocol(models=["dcgan"], epochs=2, subset=128, num_samples=20)
+    assert main(["run", "--protocol", path, "--seeds", "0", "1", "--concurrent-seeds"]) == 0
+    client = MlflowClient(tracking_uri())
+    (exp,) = [e for e in client.search_experiments() if e.name.endswith("tiny")]
+    runs = {r.data.params["seed"]: r for r in client.search_runs([exp.experiment_id])}
+    assert set(runs) == {"0", "1"}
+    for seed, run in runs.items():
+        assert run.info.status == "FINISHED" and run.data.params["concurrent_seeds"] == "2"
+        assert math.isfinite(run.data.metrics["fid20_test"]) and run.data.metrics["epochs_done"] == 2
+        assert {f.path for f in client.list_artifacts(run.info.run_id, "grids")} == {"grids/epoch_001.png", "grids/epoch_002.png"}
+        assert "diagnosis.json" in {f.path for f in client.list_artifacts(run.info.run_id)}
+    def epoch_means(run_id: str) -> np.ndarray:
+        return np.array([[h.value for h in sorted(client.get_metric_history(run_id, k), key=lambda h: h.step)]
+                         for k in ("d_loss", "g_loss")])
+
+    together = {seed: epoch_means(r.info.run_id) for seed, r in runs.items()}
+    assert together["0"].shape == (2, 2) and not np.allclose(together["0"], together["1"])
+    for out in run_protocol(path, seeds=[0, 1], progress=False):  # the same seeds alone (new runs, same folders)
+        assert client.get_run(out.run_id).data.params["concurrent_seeds"] == "1"
+        alone = epoch_means(out.run_id)
+        assert np.all(abs(alone - together[str(out.seed)]) <= 1e-2 * abs(alone)), (alone, together[str(out.seed)])

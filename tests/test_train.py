@@ -11,7 +11,9 @@ from ganbench.losses import LOSSES, BCELoss, BCEOptions
 from ganbench.protocol import load_protocol, resolve
 from ganbench.registry import Plugin
 from ganbench.run import training_images
-from ganbench.train import build_models, checkpoint_path, fixed_z, generate, to_model_range, to_uint8, train
+from ganbench.errors import GanbenchError
+from ganbench.train import (build_models, checkpoint_path, fixed_z, generate, to_model_range, to_uint8, train,
+                            train_together)
 
 W = "0" * 64
 
@@ -66,9 +68,10 @@ def test_same_seed_same_losses_other_seed_differs(tmp_path, tiny_protocol):
 
 @pytest.mark.parametrize("model", ["dcgan", "wgan-gp"])
 def test_fast_path_gives_the_plain_paths_losses_up_to_float_rounding(tmp_path, tiny_protocol, model):
-    """Tolerance: the first step agrees to 1e-4 relative (float rounding of other kernels); later steps drift as
-    GAN dynamics amplify rounding (measured on dcgan: ~1e-4 by step 3, ~1e-3 by step 10), so the first
-    10 steps are held to 1e-2 relative. The same path twice is bit-identical."""
+    """Tolerance: the first step agrees to 1e-3 relative (float rounding of other kernels: measured up to
+    3e-4, on G's gradient norm, on an AMD EPYC CPU; 1e-5 on the losses); later steps drift as GAN dynamics
+    amplify rounding (~1e-3 by step 10, up to 7e-3), so the first 10 steps are held to 1e-2 relative. The
+    same path twice is bit-identical."""
     spec, images = spec_for(tiny_protocol, model, subset=320 if model == "dcgan" else 1600)
     plain = train(spec, images, tmp_path / "plain", progress=False, fast=False)
     fast = train(spec, images, tmp_path / "fast", progress=False, fast=True)
@@ -76,7 +79,7 @@ def test_fast_path_gives_the_plain_paths_losses_up_to_float_rounding(tmp_path, t
     for col in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm"):
         a, b = plain.records[col].to_numpy(), fast.records[col].to_numpy()
         rel = abs(a - b) / np.maximum(abs(a), 1e-3)
-        assert rel[0] < 1e-4 and rel.max() < 1e-2, (col, rel)
+        assert rel[0] < 1e-3 and rel.max() < 1e-2, (col, rel)
     assert all(p.requires_grad for p in fast.D.parameters())  # D is trainable again after G's steps
     again = train(spec, images, tmp_path / "fast2", progress=False, fast=True)
     pd.testing.assert_frame_equal(fast.records, again.records, check_exact=True)
@@ -150,3 +153,101 @@ def test_pixel_conversions_roundtrip_and_eval_mode_generation(tiny_protocol):
     assert a.dtype == torch.uint8 and a.shape == (10, 1, 28, 28)
     assert torch.equal(a, b)  # eval mode: a sample does not depend on its batch
     assert G.training
+
+
+def close_records(a: pd.DataFrame, b: pd.DataFrame, first: float = 1e-3, rest: float = 1e-2) -> None:
+    """Per-step losses and gradient norms of two runs that differ only by float rounding."""
+    assert len(a) == len(b) > 0
+    for col in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm"):
+        x, y = a[col].to_numpy(), b[col].to_numpy()
+        rel = abs(x - y) / np.maximum(abs(x), 1e-3)
+        assert rel[0] < first and rel.max() < rest, (col, rel)
+
+
+@pytest.mark.parametrize("model", ["dcgan", "wgan-gp", "cdcgan"])
+def test_seeds_trained_together_match_each_seed_trained_alone(tmp_path, tiny_protocol, model):
+    """Two seeds batched in one process (vmap over stacked weights) against each seed alone on the plain path.
+    Tolerance as for the fast path (measured: step 1 within 3e-4 relative, 10 steps within 7e-3): the
+    same draws, other kernels. The batched gradient penalty (double backward) is covered by wgan-gp,
+    labels by cdcgan."""
+    proto = load_protocol(tiny_protocol(models=[model], subset=320 if model != "wgan-gp" else 1600))
+    data = training_images(proto)
+    specs = resolve(proto, W, seeds=[0, 1])
+    together = train_together(specs, data.images, [tmp_path / "t0", tmp_path / "t1"], progress=False, labels=data.labels)
+    assert [r.status for r in together] == ["finished"] * 2
+    for spec, res in zip(specs, together):
+        alone = train(spec, data.images, tmp_path / f"alone{spec.seed}", progress=False, fast=False, labels=data.labels)
+        close_records(alone.records, res.records)
+        assert list(res.records["step"]) == list(alone.records["step"])
+        init, _ = build_models(spec, torch.device("cpu"), torch.Generator().manual_seed(spec.seed))
+        for name, x0 in init.state_dict().items():
+            # G's 10 updates agree to 25% of their norm. Adam's first steps are near lr * sign(g), so rounding
+            # flips the steps of weights whose gradient is near 0: measured up to 11% here and up to 15%
+            # between the fast and the plain path alone (a wrong seed's data or weights: > 100%).
+            x, y = alone.G.state_dict()[name], res.G.state_dict()[name]
+            if x.is_floating_point():
+                assert (x - y).norm() <= 0.25 * (x - x0).norm(), name
+    assert not np.allclose(together[0].records["d_loss"], together[1].records["d_loss"])  # two seeds, two runs
+
+
+def test_seeds_together_resume_equals_uninterrupted_and_checkpoints_resume_alone(tmp_path, tiny_protocol):
+    proto = load_protocol(tiny_protocol(epochs=2, subset=256))
+    images = training_images(proto).images
+    specs2 = resolve(proto, W, seeds=[0, 1])
+    full = train_together(specs2, images, [tmp_path / "f0", tmp_path / "f1"], progress=False)
+    specs1 = [dataclasses.replace(s, protocol=dataclasses.replace(s.protocol, train=dataclasses.replace(s.protocol.train, epochs=1)))
+              for s in specs2]
+    dirs = [tmp_path / "p0", tmp_path / "p1"]
+    train_together(specs1, images, dirs, progress=False)
+    resumed = train_together(specs2, images, dirs, resume=True, progress=False)
+    for a, b in zip(full, resumed):
+        assert b.epochs_done == 2 and b.steps == a.steps
+        for (name, x), y in zip(a.G.state_dict().items(), b.G.state_dict().values()):
+            assert torch.equal(x, y), name
+        pd.testing.assert_frame_equal(a.records, b.records, check_exact=True)
+    # a seed's checkpoint is the one it writes alone: seed 1 resumes alone from the batched epoch 1
+    alone = train(specs2[1], images, dirs[1], resume=True, progress=False)
+    assert alone.epochs_done == 2 and alone.steps == full[1].steps
+    pd.testing.assert_frame_equal(alone.records.iloc[:8], full[1].records.iloc[:8], check_exact=True)
+    close_records(full[1].records.iloc[8:].reset_index(drop=True), alone.records.iloc[8:].reset_index(drop=True))
+
+
+@pytest.mark.parametrize("model", ["sngan", "progan-lite"])
+def test_seeds_together_refuse_models_vmap_cannot_batch(tmp_path, tiny_protocol, model):
+    proto = load_protocol(tiny_protocol(models=[model]))
+    specs = resolve(proto, W, seeds=[0, 1])
+    images = training_images(proto).images
+    if model == "progan-lite":  # a 32x32 protocol; the refusal comes before any training
+        images = torch.zeros(128, 1, 32, 32, dtype=torch.uint8)
+        specs = [dataclasses.replace(s, protocol=dataclasses.replace(s.protocol, data=dataclasses.replace(s.protocol.data, image_size=32)))
+                 for s in specs]
+    with pytest.raises(GanbenchError, match="cannot train its seeds together"):
+        train_together(specs, images, [tmp_path / "a", tmp_path / "b"], progress=False)
+
+
+class NanInRun1(BCELoss):
+    """Seeds trained together: run 1's loss turns NaN from the 6th D evaluation on, run 0's stays finite."""
+
+    calls = 0
+
+    def d_loss(self, D, real, fake, gen):
+        loss, stats = super().d_loss(D, real, fake, gen)
+        NanInRun1.calls += 1
+        return (loss * torch.tensor([1.0, float("nan")]) if NanInRun1.calls > 5 else loss), stats
+
+
+def test_a_diverging_seed_ends_alone_while_the_other_seeds_train_on(tmp_path, tiny_protocol):
+    NanInRun1.calls = 0
+    LOSSES.register("nan-in-run-1", Plugin("nan-in-run-1", BCEOptions, NanInRun1))
+    try:
+        proto = load_protocol(tiny_protocol(epochs=3))  # 4 steps per epoch: NaN from step 6 (epoch 2)
+        specs = [dataclasses.replace(s, model=dataclasses.replace(s.model, loss=dataclasses.replace(s.model.loss, name="nan-in-run-1", options={})))
+                 for s in resolve(proto, W, seeds=[0, 1])]
+        dirs = [tmp_path / "a", tmp_path / "b"]
+        ok, bad = train_together(specs, training_images(proto).images, dirs, progress=False)
+    finally:
+        del LOSSES["nan-in-run-1"]
+    assert ok.status == "finished" and ok.epochs_done == 3 and ok.records["d_loss"].notna().all()
+    assert bad.status == "diverged" and bad.first_bad_step == 6 and bad.epochs_done == 1
+    assert torch.load(checkpoint_path(dirs[1]), weights_only=True)["epoch"] == 1  # its last good epoch is kept
+    assert torch.load(checkpoint_path(dirs[0]), weights_only=True)["epoch"] == 3

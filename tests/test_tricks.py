@@ -131,9 +131,10 @@ def test_minibatch_std_closed_form_and_batch_dependence(tiny_protocol):
 
 def test_spectral_norm_bounds_every_d_layer(tiny_protocol):
     spec, _ = spec_with(tiny_protocol, spectral_norm=True)
+    torch.manual_seed(0)  # spectral_norm draws its first u, v from the global generator (the trainer seeds it)
     _, D = build_models(spec, torch.device("cpu"), torch.Generator().manual_seed(0))
     x = torch.randn(16, 1, 28, 28)
-    for _ in range(30):  # power iterations run in training mode
+    for _ in range(100):  # power iterations run in training mode (30 left one layer 2% off for some u, v)
         D(x)
     for m in D.modules():
         if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
