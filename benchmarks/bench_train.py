@@ -8,7 +8,12 @@ plain path and once on the fast path, with the same per-step records and health 
 ``ganbench run`` makes. Each loop trains the same number of images; the script prints images/s
 and the ratios, and checks that the plain and fast paths give the same losses.
 
-    python benchmarks/bench_train.py [--images 25600] [--device cpu|cuda] [--model dcgan|wgan-gp]
+Concurrent seeds (``ganbench run --concurrent-seeds``): ``--seeds N`` seeds trained together in one
+process (``ganbench.train.train_together``) against one seed on the fast path, the same images per seed;
+it prints the wall-time ratio (goal on a GPU: 4 seeds in at most 2.5x one seed's time; one after
+another is 4x) and how far seed 0's losses together are from seed 0 alone.
+
+    python benchmarks/bench_train.py [--images 25600] [--device cpu|cuda] [--model dcgan|wgan-gp] [--seeds 4]
 """
 
 from __future__ import annotations
@@ -96,11 +101,45 @@ def ganbench_way(spec, train_images: torch.Tensor, device: torch.device, fast: b
     return summary["images_per_s"], res.records
 
 
+def together_way(specs, train_images: torch.Tensor, device: torch.device, folder: Path):
+    """The seeds of ``specs`` trained together, each with its health monitor; returns (wall s, seed 0's records)."""
+    from ganbench.diagnose import health_monitor
+    from ganbench.train import train_together
+
+    dirs = [Path(tempfile.mkdtemp(dir=folder)) for _ in specs]
+    monitors = [health_monitor(s, train_images, d, device) for s, d in zip(specs, dirs)]
+    t0 = time.perf_counter()
+    results = train_together(specs, train_images, dirs, device, progress=False, on_check=monitors)
+    return time.perf_counter() - t0, results[0].records
+
+
+def seeds_side_by_side(proto, model: str, images: torch.Tensor, device: torch.device, n: int, folder: Path) -> None:
+    from ganbench.diagnose import health_monitor
+    from ganbench.protocol import resolve
+    from ganbench.train import train
+
+    specs = resolve(proto, "0" * 64, models=[model], seeds=list(range(n)))
+    together_way(specs, images[:1024], device, folder)  # warm-up
+    run_dir = Path(tempfile.mkdtemp(dir=folder))
+    t0 = time.perf_counter()
+    alone = train(specs[0], images, run_dir, device, progress=False, on_check=health_monitor(specs[0], images, run_dir, device))
+    t_one = time.perf_counter() - t0
+    t_all, rec = together_way(specs, images, device, folder)
+    rel = {k: ((alone.records[k] - rec[k]).abs() / alone.records[k].abs().clip(lower=1e-3)) for k in ("d_loss", "g_loss")}
+    print(f"  concurrent seeds: one seed {t_one:.1f} s ({len(images) / t_one:.0f} images/s); {n} seeds together "
+          f"{t_all:.1f} s ({n * len(images) / t_all:.0f} images/s in all) = {t_all / t_one:.2f}x one seed's wall time "
+          f"(one after another: {n}x)")
+    print(f"  seed 0 together vs alone, relative loss difference: step 1 d {rel['d_loss'][0]:.1e} g {rel['g_loss'][0]:.1e}; "
+          f"steps 1-10 at most d {rel['d_loss'][:10].max():.1e} g {rel['g_loss'][:10].max():.1e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=25600, help="training images per loop (one epoch of a subset)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", default="dcgan")
+    ap.add_argument("--seeds", type=int, default=4, help="seeds trained together in the concurrent-seeds comparison (0: skip)")
+    ap.add_argument("--only-seeds", action="store_true", help="run the concurrent-seeds comparison only")
     args = ap.parse_args()
     from ganbench.data import load_split
     from ganbench.protocol import load_protocol, resolve
@@ -114,6 +153,10 @@ def main() -> None:
     print(f"torch {torch.__version__} on {name}; model {args.model}; {args.images} images per loop, batch "
           f"{proto.train.batch_size}")
     with tempfile.TemporaryDirectory() as tmp:
+        if args.seeds:
+            seeds_side_by_side(proto, args.model, images, device, args.seeds, Path(tmp))
+        if args.only_seeds:
+            return
         folder = Path(tmp)
         ganbench_way(spec, images[:1024], device, True, folder)  # warm-up (allocator, kernels, caches)
         rate_plain, rec_plain = ganbench_way(spec, images, device, False, folder)
