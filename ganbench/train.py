@@ -9,6 +9,10 @@ Every random draw (weight init, permutations, z, the gradient-penalty mix) comes
 ``torch.Generator`` seeded by the run's seed, and its state is checkpointed, so a resumed run
 ends with the same weights as an uninterrupted one. Reporting is decoupled from writing: the
 caller passes ``on_epoch`` and gets plain data (the generator, a summary dict).
+
+The same loop trains the seeds of one model together (:func:`train_together`, ``ganbench.seeds``):
+G and D are then S stacked copies behind one vmapped forward, each batch is the runs' batches stacked,
+and every draw and every loss is per run; training alone is the case S = 1, with plain modules.
 """
 
 from __future__ import annotations
