@@ -128,6 +128,7 @@ class _Opened:
     run_id: str
     run_dir: Path
     on_epoch: object = None
+    on_phase: object = None
     monitor: object = None
 
 
@@ -174,7 +175,13 @@ def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: b
         phase = G.progress_info() if hasattr(G, "progress_info") else {}
         tracker.log_metrics(run_id, {**{k: v for k, v in summary.items() if k != "epoch"}, **phase}, step=epoch)
 
-    op.on_epoch = on_epoch
+    def on_phase(k: int, G, info: dict) -> None:
+        """The end of phase k of a growing model: its grid (as drawn then) and its numbers, MLflow step = k."""
+        name = f"phase_{k:02d}_{int(info['resolution'])}px_{'fade' if k % 2 else 'stable'}.png"
+        tracker.log_artifact(run_id, save_grid(generate(G, grid_z), run_dir / "grids" / name, nrow=ev.grid_size), "grids")
+        tracker.log_metrics(run_id, {f"phase_{key}": v for key, v in info.items() if key != "step"}, step=k)
+
+    op.on_epoch, op.on_phase = on_epoch, on_phase
     return op
 
 
@@ -214,7 +221,8 @@ def run_together(specs: list[RunSpec], data: ImageSet, device: torch.device, tra
                                             run_id, {track.TAG_FIRST_BAD_STEP: str(step)}))  # logged live
         results = train_together(specs, data.images, [op.run_dir for op in opened], device, resume=resume,
                                  on_epoch=[op.on_epoch for op in opened], progress=progress,
-                                 on_check=[op.monitor for op in opened], labels=data.labels, fast=fast)
+                                 on_check=[op.monitor for op in opened], labels=data.labels, fast=fast,
+                                 on_phase=[op.on_phase for op in opened])
     except BaseException as err:
         return _failed(opened, err, {}, tracker)
     return [_finish(op, result, device, tracker, data_root) for op, result in zip(opened, results)]

@@ -219,7 +219,7 @@ def checkpoint_path(run_dir: Path) -> Path:
 def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.device | str = "cpu",
           resume: bool = False, on_epoch: Callable[[int, nn.Module, dict], None] | None = None,
           progress: bool = True, on_check: OnCheck | None = None, labels: torch.Tensor | None = None,
-          fast: bool = True) -> TrainResult:
+          fast: bool = True, on_phase: Callable[[int, nn.Module, dict], None] | None = None) -> TrainResult:
     """Train ``spec.model`` on uint8 ``images`` (N x C x H x W) under ``spec.protocol``'s budget;
     a conditional model also needs the images' ``labels``.
 
@@ -231,17 +231,22 @@ def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.devi
     ``on_check(step, G, rows, say)`` is called every ``check_every`` steps with the per-step rows so far
     and a function that prints a line in the progress output; a non-empty string it returns stops the
     run with status "stopped" and that message (the artifacts written so far are kept). ``on_epoch``
-    and ``on_check`` get the generator that evaluation uses (the EMA one when that trick is on)."""
-    return train_together([spec], images, [run_dir], device, resume, [on_epoch], progress, [on_check], labels, fast)[0]
+    and ``on_check`` get the generator that evaluation uses (the EMA one when that trick is on).
+
+    A growing model (``phase_index``, ProGAN-lite) also reports the end of each phase of its schedule:
+    ``on_phase(k, G, info)`` with info = step, images_seen, the resolution and fade-in alpha G was at,
+    and the phase's mean losses."""
+    return train_together([spec], images, [run_dir], device, resume, [on_epoch], progress, [on_check], labels, fast,
+                          [on_phase])[0]
 
 
 def train_together(specs: list[RunSpec], images: torch.Tensor, run_dirs: list[Path], device: torch.device | str = "cpu",
                    resume: bool = False, on_epoch: list | None = None, progress: bool = True,
                    on_check: list | None = None, labels: torch.Tensor | None = None,
-                   fast: bool = True) -> list[TrainResult]:
+                   fast: bool = True, on_phase: list | None = None) -> list[TrainResult]:
     """Train the seeds of one model under one protocol together, batched in one process (``ganbench.seeds``):
     per run the algorithm and the random draws of :func:`train` alone, up to float rounding. One run
-    directory, ``on_epoch`` and ``on_check`` (or None) per spec; one TrainResult per spec. A run that
+    directory, ``on_epoch``, ``on_check`` and ``on_phase`` (or None) per spec; one TrainResult per spec. A run that
     diverges or is stopped ends there (its artifacts are kept) while the others go on. Each run's
     checkpoint is the one it would write alone: it can be resumed alone, and vice versa."""
     device = torch.device(device)
@@ -293,8 +298,8 @@ def train_together(specs: list[RunSpec], images: torch.Tensor, run_dirs: list[Pa
             opt_d.load_state_dict(stack_optimizer_states([d for _, d in opt_states]))
         loss = build_loss(m.loss.name, m.loss.options, m.tricks)
         loss.runs = S
-        runs = [_Run(s, Path(d), cb, chk, st) for s, d, cb, chk, st in
-                zip(specs, run_dirs, on_epoch or [None] * S, on_check or [None] * S, states)]
+        runs = [_Run(s, Path(d), cb, chk, st, ph) for s, d, cb, chk, st, ph in
+                zip(specs, run_dirs, on_epoch or [None] * S, on_check or [None] * S, states, on_phase or [None] * S)]
         return _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, device,
                      g_steps_per_epoch, progress, fast)
 
@@ -344,6 +349,7 @@ class _Run:
     on_epoch: Callable[[int, nn.Module, dict], None] | None
     on_check: OnCheck | None
     state: dict  # epoch, step, images_seen, wall_time_s, rows
+    on_phase: Callable[[int, nn.Module, dict], None] | None = None
     status: str = "finished"
     message: str = ""
     first_bad: int | None = None
@@ -416,6 +422,8 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, devi
     bar = Progress(tr.epochs * g_steps_per_epoch, f"{m.name} seed{'s' if S > 1 else ''} {seeds}", step) if show else None
     say = bar.line if bar else _silent
     bar_step = step
+    phased = G if hasattr(G, "phase_index") else None  # a growing G: report the end of each phase
+    phase, phase_start = (phased.phase_index(images_seen), step) if phased is not None else (None, step)
 
     def end(i: int, status: str = "finished", message: str = "") -> None:
         """Run i ends here: its result is its networks and records now."""
@@ -502,6 +510,15 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, devi
             pending.append(torch.stack([acc[k].float().reshape(-1).expand(S) for k in names], 1))  # runs x stats
             step += 1
             images_seen += bs * n_critic
+            if phased is not None and phased.phase_index(images_seen) != phase:
+                flush()
+                for i, r in enumerate(runs):
+                    if r.active and r.on_phase:
+                        rows = pd.DataFrame([row for row in r.state["rows"] if row["step"] > phase_start])
+                        r.on_phase(phase, unstack(G_eval, i), {"step": step, "images_seen": images_seen, **phased.progress_info(),
+                                                               "d_loss": float(rows["d_loss"].mean()),
+                                                               "g_loss": float(rows["g_loss"].mean())})
+                phase, phase_start = phased.phase_index(images_seen), step
             if step % tr.check_every == 0 or s == g_steps_per_epoch - 1:
                 flush()
                 active = [i for i, r in enumerate(runs) if r.active]

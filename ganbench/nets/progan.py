@@ -85,6 +85,11 @@ class Progressive(nn.Module):
             self._seen = int(self.images_seen)
         return schedule(self._seen, self.phase_images, self.max_level)
 
+    def phase_index(self, images_seen: int) -> int:
+        """The half-phase ``images_seen`` falls in: 0 = 4x4 stable, 1 = 8x8 fading in, 2 = 8x8 stable, ...,
+        2 * max_level = fully grown (the trainer reports the end of each one: ``on_phase``)."""
+        return min(images_seen // self.phase_images, 2 * self.max_level)
+
     def progress_info(self, images_seen: int | None = None) -> dict[str, float]:
         """The resolution and fade-in alpha (after ``images_seen``, default: now), for per-epoch logs."""
         ph = self.phase() if images_seen is None else schedule(images_seen, self.phase_images, self.max_level)
