@@ -211,8 +211,11 @@ def run_together(specs: list[RunSpec], data: ImageSet, device: torch.device, tra
                  fast: bool = True) -> list[RunOutcome]:
     """The seeds of one model trained together (one spec: trained alone), then each evaluated and tracked
     as its own run. An error in training fails every run of the group; one in a run's evaluation, that run."""
-    from ganbench.train import train_together
+    from ganbench.train import build_models, check_batchable, check_together, train_together
 
+    if len(specs) > 1:  # refuse before any MLflow run exists
+        check_together(specs)
+        check_batchable(specs[0], *build_models(specs[0], torch.device("cpu"), torch.Generator().manual_seed(0)))
     opened = [_open(spec, device, tracker, resume, fast, len(specs)) for spec in specs]
     try:
         for op in opened:

@@ -30,6 +30,8 @@ def test_list_shows_protocols_and_models():
     (["run", "--protocol", "nope"], "Unknown protocol 'nope'. Available:"),
     (["run", "--protocol", "fashion-smoke", "--models", "lsgan"], "not part of protocol"),
     (["run", "--protocol", "fashion-smoke", "--device", "cuda:0"], "CUDA is not available"),
+    (["run", "--protocol", "fashion32-smoke", "--models", "progan-lite", "--seeds", "0", "1", "--concurrent-seeds"],
+     "progan-lite cannot train its seeds together: G follows a training-progress schedule"),
     (["data", "fetch", "cifar"], "Unknown data name 'cifar'"),
     (["show", "0123456789abcdef"], "no run '0123456789abcdef'"),
 ])
