@@ -257,3 +257,19 @@ def test_a_diverging_seed_ends_alone_while_the_other_seeds_train_on(tmp_path, ti
     assert bad.status == "diverged" and bad.first_bad_step == 6 and bad.epochs_done == 1
     assert torch.load(checkpoint_path(dirs[1]), weights_only=True)["epoch"] == 1  # its last good epoch is kept
     assert torch.load(checkpoint_path(dirs[0]), weights_only=True)["epoch"] == 3
+
+
+def test_generators_give_each_run_the_draws_it_makes_alone():
+    from ganbench.seeds import Generators
+
+    def alone(seed):
+        return torch.Generator().manual_seed(seed)
+
+    gens = Generators([alone(3), alone(4)])
+    perm, z, u = gens.randperm(10), gens.randn(8, 5), gens.rand((6, 1, 1, 1))
+    g3, g4 = alone(3), alone(4)
+    assert torch.equal(perm, torch.stack([torch.randperm(10, generator=g3), torch.randperm(10, generator=g4)]))
+    assert torch.equal(z, torch.cat([torch.randn(4, 5, generator=g3), torch.randn(4, 5, generator=g4)]))
+    assert torch.equal(u, torch.cat([torch.rand(3, 1, 1, 1, generator=g3), torch.rand(3, 1, 1, 1, generator=g4)]))
+    with pytest.raises(ValueError, match="cannot be split between 2 runs"):
+        gens.randn(5, 2)
