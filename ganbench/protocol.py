@@ -101,6 +101,7 @@ class TricksSpec:
     instance_noise: float = 0.0  # sigma of Gaussian noise on every D input, annealed linearly to 0 (Sonderby et al. 2017)
     instance_noise_steps: int | None = None  # G steps over which the noise anneals (None: the whole run)
     ema: float = 0.0  # decay of an exponential moving average of G's weights (Karras et al. 2018; 0.999 is usual)
+    ema_rampup: float = 0.0  # the EMA's half-life in images is at most ema_rampup x images seen (StyleGAN2-ADA: 0.05); 0 = off
     minibatch_std: bool = False  # D sees the batch's feature standard deviation (Karras et al. 2018 sec. 3)
     spectral_norm: bool = False  # spectral normalisation of every D weight (Miyato et al. 2018)
     feature_matching: float = 0.0  # weight of ||E f(x) - E f(G(z))||^2 on D's penultimate features (Salimans et al. 2016 sec. 3.1)
@@ -333,6 +334,8 @@ def _validate_tricks(m: ModelSpec, path: Path | str) -> None:
     need(t.instance_noise >= 0.0, "tricks.instance_noise", "a non-negative sigma")
     need(t.instance_noise_steps is None or t.instance_noise_steps > 0, "tricks.instance_noise_steps", "a positive number of G steps")
     need(0.0 <= t.ema < 1.0, "tricks.ema", "a decay in [0, 1)")
+    need(t.ema_rampup >= 0.0 and (t.ema or not t.ema_rampup), "tricks.ema_rampup",
+         "a non-negative fraction, with tricks.ema set")
     need(t.feature_matching >= 0.0, "tricks.feature_matching", "a non-negative weight")
     need(t.unrolled_steps >= 0, "tricks.unrolled_steps", "a non-negative number of D steps")
     if (t.label_noise or t.label_flip) and m.loss.name not in ("bce", "ls"):

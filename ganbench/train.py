@@ -169,6 +169,17 @@ def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 500, as_uint8: boo
         G.train(was_training)
 
 
+def ema_decay(decay: float, rampup: float, images_seen: int, batch: int) -> float:
+    """The EMA's decay for one G step of ``batch`` images: ``decay``, or with a ramp-up (StyleGAN2-ADA,
+    Karras et al. 2020, ``ema_rampup``) the decay whose half-life in images is at most ``rampup`` x the
+    images seen, so that early in training (and right after a new ProGAN block starts) the average
+    follows G instead of dragging its initial weights along: beta = 0.5 ** (batch / half-life)."""
+    if not rampup:
+        return decay
+    half_life = min(batch * math.log(0.5) / math.log(decay), rampup * images_seen)
+    return 0.5 ** (batch / max(half_life, 1e-8))
+
+
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model for parameters; buffers (batch-norm statistics) are copied."""
@@ -500,7 +511,7 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, devi
                 D.load_state_dict(backup[0])
                 opt_d.load_state_dict(backup[1])
             if G_ema is not None:
-                ema_update(G_ema, G, tricks.ema)
+                ema_update(G_ema, G, ema_decay(tricks.ema, tricks.ema_rampup, images_seen, bs))
             if tricks.instance_noise:
                 g_stats = {**g_stats, "instance_noise": torch.tensor(sigma)}
             acc.update({"g_loss": g_loss.detach(), "g_grad_norm": g_norm, **{k: v.detach() for k, v in g_stats.items()},

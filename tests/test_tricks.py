@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -95,6 +96,31 @@ def test_ema_converges_to_a_constant_model_and_differs_while_training(tmp_path, 
     assert any(not torch.equal(raw[k], avg[k]) for k in raw if raw[k].is_floating_point())
     ck = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert all(torch.equal(ck["G_ema"][k], avg[k]) for k in avg)
+
+
+def test_ema_rampup_caps_the_half_life_at_a_fraction_of_the_images_seen():
+    from ganbench.train import ema_decay
+
+    assert ema_decay(0.999, 0.0, 10_000, 64) == 0.999  # no ramp-up: the card's decay
+    assert ema_decay(0.999, 0.05, 0, 64) == 0.0  # nothing seen yet: the average is G itself
+    # 64k images seen, ramp 0.05: half-life 3.2k images = 50 steps of 64, so 50 steps halve the gap
+    assert math.isclose(ema_decay(0.999, 0.05, 64_000, 64) ** 50, 0.5, rel_tol=1e-9)
+    # late in training the card's decay (half-life ln 0.5 / ln 0.999 = 693 steps) takes over again
+    assert math.isclose(ema_decay(0.999, 0.05, 10**9, 64), 0.999, rel_tol=1e-12)
+
+
+def test_ema_rampup_lets_the_average_follow_g_early(tmp_path, tiny_protocol):
+    """1 epoch of 4 steps: with decay 0.999 alone the EMA is still ~the initial G; with the ramp-up it is ~G."""
+    proto = load_protocol(tiny_protocol(models=["dcgan"], subset=128))
+    data = training_images(proto)
+    init, _ = build_models(resolve(proto, W)[0], torch.device("cpu"), torch.Generator().manual_seed(0))
+    gaps = {}
+    for ramp in (0.0, 0.05):
+        spec = resolve(proto, W, overrides={"tricks.ema": 0.999, "tricks.ema_rampup": ramp})[0]
+        res = train(spec, data.images, tmp_path / str(ramp), progress=False)
+        w, w_ema, w0 = res.G.fc[0].weight, res.G_ema.fc[0].weight, init.fc[0].weight
+        gaps[ramp] = float((w_ema - w0).norm() / (w - w0).norm())  # how far the EMA has moved with G
+    assert gaps[0.0] < 0.01 and gaps[0.05] > 0.5, gaps
 
 
 def test_ema_resume_matches_an_uninterrupted_run(tmp_path, tiny_protocol):
