@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from ganbench.errors import GanbenchError
 from ganbench.registry import Registry
@@ -611,6 +612,8 @@ class Monitor:
             raise GanbenchError(f"--stop-on must be 'failure' or 'warning', got {stop_on!r}")
         self.z, self.space, self.th, self.stop_on, self.as_uint8 = z, space, thresholds, stop_on, as_uint8
         self.real = sample_statistics(real, space) if real is not None else {"diversity": float("nan"), "class_entropy": float("nan")}
+        self.real_images = real if real is not None and as_uint8 else None
+        self.real_by_resolution: dict[int, dict] = {}
         self.rows: list[dict] = samples.to_dict(orient="records") if samples is not None and len(samples) else []
         self.announced: set[tuple[str, int]] = set()
         self.on_failure = on_failure  # called with the first bad step whenever it moves earlier (MLflow tag)
@@ -636,8 +639,24 @@ class Monitor:
         self.rows = [r for r in self.rows if r["step"] < step]
         samples = generate(G, self.z) if self.as_uint8 else generate(G, self.z, as_uint8=False)  # images | 2D points
         stats = sample_statistics(samples, self.space)
-        self.rows.append({"step": step, **stats, "real_diversity": self.real["diversity"],
-                          "real_class_entropy": self.real["class_entropy"]})
+        real = self.real_at(G)
+        self.rows.append({"step": step, **stats, "real_diversity": real["diversity"],
+                          "real_class_entropy": real["class_entropy"]})
+
+    def real_at(self, G) -> dict:
+        """The real reference at the resolution G draws now. A growing G (ProGAN-lite: ``progress_info``) at 8x8
+        is compared with the real images at 8x8 (average-pooled, then upsampled by nearest neighbour as G's
+        output is), not with full-resolution ones, whose finer detail is more diverse than any 8x8 image."""
+        if self.real_images is None or not hasattr(G, "progress_info"):
+            return self.real
+        size, res = self.real_images.shape[-1], int(G.progress_info()["resolution"])
+        if res >= size:
+            return self.real
+        if res not in self.real_by_resolution:
+            k = size // res
+            low = F.interpolate(F.avg_pool2d(self.real_images.float(), k), scale_factor=k, mode="nearest")
+            self.real_by_resolution[res] = sample_statistics(low.round().clamp(0, 255).to(torch.uint8), self.space)
+        return self.real_by_resolution[res]
 
     def __call__(self, step: int, G, rows: list[dict], say: Callable[[str], None]) -> str | None:
         self.probe(step, G)
