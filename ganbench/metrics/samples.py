@@ -32,7 +32,7 @@ def to_uint8_nchw(array, channels: int, size: int, what: str) -> torch.Tensor:
     if x.dim() != 4 or tuple(x.shape[1:]) != (channels, size, size):
         raise GanbenchError(f"{what}: expected images {expected}, got shape {tuple(x.shape)}")
     if x.dtype == torch.uint8:
-        return x.contiguous()
+        return _standard_layout(x)
     if not x.is_floating_point():
         raise GanbenchError(f"{what}: expected uint8 pixels in [0, 255] or floats in [-1, 1], got {x.dtype}")
     if not torch.isfinite(x).all():
@@ -42,7 +42,14 @@ def to_uint8_nchw(array, channels: int, size: int, what: str) -> torch.Tensor:
     if lo < -1.0 - 1e-6 or hi > 1.0 + 1e-6:
         raise GanbenchError(f"{what}: float pixels must lie in [-1, 1] (the models' range), got [{lo:.4g}, {hi:.4g}]; "
                             f"pass uint8 in [0, 255] or rescale")
-    return ((x.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return _standard_layout(((x.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8))
+
+
+def _standard_layout(x: torch.Tensor) -> torch.Tensor:
+    """NCHW with the standard strides. NHWC input keeps its strides through the arithmetic (and with one channel
+    ``contiguous()`` keeps them too), and the extractors' kernels, hence the last bits of FID, depend on the
+    layout: the same images must give the same numbers from any file."""
+    return x.clone(memory_format=torch.contiguous_format)
 
 
 def load_npz(path: Path, channels: int, size: int) -> torch.Tensor:
