@@ -84,7 +84,9 @@ def test_truncation_psi_zero_gives_one_image_for_every_z():
     assert not torch.allclose(plain[0], plain[1])
     set_truncation(G, 0.0)
     out = generate(G, z, as_uint8=False)
-    assert torch.equal(out, out[:1].expand_as(out))  # every z -> the image of w_avg (fixed eval-mode noise)
+    # every z -> the image of w_avg (fixed eval-mode noise), up to the rounding of batched kernels: rows of one
+    # batch can take different vector paths (1e-7 seen on an AMD EPYC), while distinct z differ by ~1e-1
+    assert (out - out[:1]).abs().max() < 1e-5 < (plain - plain[:1]).abs().max()
     set_truncation(G, 1.0)
     assert torch.equal(generate(G, z, as_uint8=False), plain)
     progan, _ = build_models(tiny("progan-lite")[0], torch.device("cpu"), torch.Generator().manual_seed(0))
