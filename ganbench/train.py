@@ -361,8 +361,6 @@ class _Run:
     on_check: OnCheck | None
     state: dict  # epoch, step, images_seen, wall_time_s, rows
     on_phase: Callable[[int, nn.Module, dict], None] | None = None
-    status: str = "finished"
-    message: str = ""
     first_bad: int | None = None
     summaries: list = field(default_factory=list)
     result: TrainResult | None = None
