@@ -189,11 +189,14 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 class Progress:
-    """A tqdm bar on a terminal, plain log lines otherwise."""
+    """A tqdm bar on a terminal; otherwise (a log file, a batch job, a sweep worker) a plain line at most
+    every ``every_s`` seconds with the step, the share done, the per-run images/s and the losses."""
 
-    def __init__(self, total_steps: int, desc: str, start: int = 0):
+    def __init__(self, total_steps: int, desc: str, start: int = 0, images_per_step: int = 0, every_s: float = 60.0):
         self.tty = sys.stderr.isatty()
-        self.desc = desc
+        self.desc, self.total, self.step = desc, total_steps, start
+        self.images_per_step, self.every_s = images_per_step, every_s
+        self.last_t, self.last_step = time.perf_counter(), start
         self.bar = None
         if self.tty:
             from tqdm import tqdm
@@ -201,9 +204,19 @@ class Progress:
             self.bar = tqdm(total=total_steps, initial=start, desc=desc, unit="step", dynamic_ncols=True)
 
     def update(self, steps: int, info: dict) -> None:
+        self.step += steps
         if self.bar is not None:
             self.bar.update(steps)
             self.bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in info.items()}, refresh=False)
+            return
+        now = time.perf_counter()
+        if now - self.last_t < self.every_s:
+            return
+        rate = (self.step - self.last_step) * self.images_per_step / (now - self.last_t)
+        values = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items())
+        self.line(f"step {self.step}/{self.total} ({100 * self.step / max(self.total, 1):.0f}%)  {values}"
+                  + (f"  {rate:.0f} images/s" if self.images_per_step else ""))
+        self.last_t, self.last_step = now, self.step
 
     def line(self, text: str) -> None:
         if self.bar is not None:
@@ -428,7 +441,8 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, devi
     epoch, step, images_seen = first["epoch"], first["step"], first["images_seen"]
     wall0, t_start = first["wall_time_s"], time.perf_counter()
     seeds = ", ".join(str(r.spec.seed) for r in runs)
-    bar = Progress(tr.epochs * g_steps_per_epoch, f"{m.name} seed{'s' if S > 1 else ''} {seeds}", step) if show else None
+    bar = Progress(tr.epochs * g_steps_per_epoch, f"{m.name} seed{'s' if S > 1 else ''} {seeds}", step,
+                   bs * n_critic) if show else None
     say = bar.line if bar else _silent
     bar_step = step
     phased = G if hasattr(G, "phase_index") else None  # a growing G: report the end of each phase

@@ -12,7 +12,7 @@ from ganbench.protocol import load_protocol, resolve
 from ganbench.registry import Plugin
 from ganbench.run import training_images
 from ganbench.errors import GanbenchError
-from ganbench.train import (build_models, checkpoint_path, fixed_z, generate, to_model_range, to_uint8, train,
+from ganbench.train import (Progress, build_models, checkpoint_path, fixed_z, generate, to_model_range, to_uint8, train,
                             train_together)
 
 W = "0" * 64
@@ -273,3 +273,16 @@ def test_generators_give_each_run_the_draws_it_makes_alone():
     assert torch.equal(u, torch.cat([torch.rand(3, 1, 1, 1, generator=g3), torch.rand(3, 1, 1, 1, generator=g4)]))
     with pytest.raises(ValueError, match="cannot be split between 2 runs"):
         gens.randn(5, 2)
+
+
+def test_progress_off_a_terminal_prints_a_line_per_interval(capsys):
+    """Logged runs (a file, a batch job, a sweep worker) still show where training is between epochs."""
+    bar = Progress(200, "dcgan seed 0", start=50, images_per_step=64, every_s=3600.0)
+    bar.update(10, {"epoch": 1, "d": 1.25, "g": 0.5})
+    assert capsys.readouterr().err == ""  # within the interval: nothing
+    bar.every_s = 0.0
+    bar.update(30, {"epoch": 1, "d": 1.25, "g": 0.5})
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("[dcgan seed 0] step 90/200 (45%)  epoch 1  d 1.25  g 0.5  ")
+    rate = float(line.split()[-2])  # 40 steps x 64 images since the start, over the elapsed time
+    assert line.endswith("images/s") and rate > 0
