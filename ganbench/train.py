@@ -193,18 +193,18 @@ class Progress:
     every ``every_s`` seconds with the step, the share done, the per-run images/s and the losses."""
 
     def __init__(self, total_steps: int, desc: str, start: int = 0, images_per_step: int = 0, every_s: float = 60.0):
-        self.tty = sys.stderr.isatty()
         self.desc, self.total, self.step = desc, total_steps, start
         self.images_per_step, self.every_s = images_per_step, every_s
         self.last_t, self.last_step = time.perf_counter(), start
         self.bar = None
-        if self.tty:
+        if sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total_steps, initial=start, desc=desc, unit="step", dynamic_ncols=True)
 
-    def update(self, steps: int, info: dict) -> None:
-        self.step += steps
+    def update(self, step: int, info: dict) -> None:
+        """Training has reached ``step`` (counted from the run's start)."""
+        steps, self.step = step - self.step, step
         if self.bar is not None:
             self.bar.update(steps)
             self.bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in info.items()}, refresh=False)
@@ -444,7 +444,6 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, devi
     bar = Progress(tr.epochs * g_steps_per_epoch, f"{m.name} seed{'s' if S > 1 else ''} {seeds}", step,
                    bs * n_critic) if show else None
     say = bar.line if bar else _silent
-    bar_step = step
     phased = G if hasattr(G, "phase_index") else None  # a growing G: report the end of each phase
     phase, phase_start = (phased.phase_index(images_seen), step) if phased is not None else (None, step)
 
@@ -547,8 +546,7 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, devi
                 active = [i for i, r in enumerate(runs) if r.active]
                 if bar and active:
                     last = runs[active[0]].state["rows"][-1]
-                    bar.update(step - bar_step, {"epoch": epoch + 1, "d": last["d_loss"], "g": last["g_loss"]})
-                    bar_step = step
+                    bar.update(step, {"epoch": epoch + 1, "d": last["d_loss"], "g": last["g_loss"]})
                 for i in active:
                     r = runs[i]
                     stop = r.on_check(step, unstack(G_eval, i), r.state["rows"], say) if r.on_check else None

@@ -278,10 +278,10 @@ def test_generators_give_each_run_the_draws_it_makes_alone():
 def test_progress_off_a_terminal_prints_a_line_per_interval(capsys):
     """Logged runs (a file, a batch job, a sweep worker) still show where training is between epochs."""
     bar = Progress(200, "dcgan seed 0", start=50, images_per_step=64, every_s=3600.0)
-    bar.update(10, {"epoch": 1, "d": 1.25, "g": 0.5})
+    bar.update(60, {"epoch": 1, "d": 1.25, "g": 0.5})
     assert capsys.readouterr().err == ""  # within the interval: nothing
     bar.every_s = 0.0
-    bar.update(30, {"epoch": 1, "d": 1.25, "g": 0.5})
+    bar.update(90, {"epoch": 1, "d": 1.25, "g": 0.5})
     line = capsys.readouterr().err.strip()
     assert line.startswith("[dcgan seed 0] step 90/200 (45%)  epoch 1  d 1.25  g 0.5  ")
     rate = float(line.split()[-2])  # 40 steps x 64 images since the start, over the elapsed time
