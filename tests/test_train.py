@@ -46,6 +46,7 @@ def test_one_epoch_per_loss_updates_both_nets(tmp_path, tiny_protocol, model):
 
 def test_bce_label_smoothing_changes_the_d_target():
     gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 1), torch.nn.Flatten(0))
     real, fake = torch.randn(8, 4, generator=gen), torch.randn(8, 4, generator=gen)
     plain, _ = BCELoss(BCEOptions(real_label=1.0)).d_loss(net, real, fake, gen)
@@ -53,7 +54,7 @@ def test_bce_label_smoothing_changes_the_d_target():
     out = net(real)
     expected_delta = torch.nn.functional.binary_cross_entropy_with_logits(out, torch.full_like(out, 0.9)) - \
         torch.nn.functional.binary_cross_entropy_with_logits(out, torch.ones_like(out))
-    assert torch.allclose(smooth - plain, expected_delta)
+    assert torch.allclose(smooth - plain, expected_delta, rtol=0, atol=1e-6)  # a difference of float32 losses ~1.45
 
 
 def test_same_seed_same_losses_other_seed_differs(tmp_path, tiny_protocol):
