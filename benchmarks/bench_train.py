@@ -1,12 +1,14 @@
-"""Training speed: a DCGAN loop written the usual way vs ganbench's trainer, side by side in one process.
+"""Training speed: a DCGAN (or WGAN-GP) loop written the usual way vs ganbench's trainer, side by side in one process.
 
 The usual way (as in PyTorch's DCGAN tutorial): torchvision's FashionMNIST dataset with
-ToTensor + Normalize, a shuffling DataLoader, batch 128, eager PyTorch, the same 28x28 DCGAN
-(zoo ``dcgan``) and Adam(2e-4, beta1 = 0.5). ganbench: ``ganbench.train.train`` on the protocol
+ToTensor + Normalize, a shuffling DataLoader, batch 128, eager PyTorch, the same 28x28 networks and
+optimisers as the zoo card (``dcgan``: Adam(2e-4, beta1 = 0.5); ``wgan-gp``: 5 critic steps with the
+gradient penalty per G step). ganbench: ``ganbench.train.train`` on the protocol
 ``fashion-50ep`` (data resident as uint8 on the device, one permutation per epoch), once on the
 plain path and once on the fast path, with the same per-step records and health checks a
 ``ganbench run`` makes. Each loop trains the same number of images; the script prints images/s
-and the ratios, and checks that the plain and fast paths give the same losses.
+and the ratios, and checks that the plain and fast paths give the same losses. On a GPU the fast path
+replays its step as a CUDA graph (``ganbench.cudagraph``); the script says how many steps it replayed.
 
 Concurrent seeds (``ganbench run --concurrent-seeds``): ``--seeds N`` seeds trained together in one
 process (``ganbench.train.train_together``) against one seed on the fast path, the same images per seed;
@@ -46,7 +48,10 @@ def torchvision_root(folder: Path) -> Path:
 
 
 def usual_way(spec, root: Path, images: int, device: torch.device) -> float:
-    """The tutorial loop; returns images/s over ``images`` training images (after a warm-up of 5 steps)."""
+    """The tutorial loop; returns images/s over ``images`` training images (after a warm-up of 5 steps).
+    DCGAN as in PyTorch's DCGAN tutorial (BCE, G reuses the D step's fakes); WGAN-GP as in Gulrajani et
+    al.'s Algorithm 1 written the same way (n_critic critic steps on the next batches of the loader, the
+    penalty by ``torch.autograd.grad`` with ``create_graph``, then one G step)."""
     import torchvision
     from torchvision import transforms
 
@@ -56,41 +61,71 @@ def usual_way(spec, root: Path, images: int, device: torch.device) -> float:
         [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
     loader = torch.utils.data.DataLoader(data, batch_size=128, shuffle=True, drop_last=True)
     G, D = build_models(spec, device, torch.Generator().manual_seed(0))
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    m = spec.model
+    opt_g = torch.optim.Adam(G.parameters(), lr=m.optim_g.lr, betas=m.optim_g.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=m.optim_d.lr, betas=m.optim_d.betas)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    seen, t0, warm = 0, None, 5
-    while True:
-        for i, (x, _) in enumerate(loader):
-            if warm == 0 and t0 is None:
-                sync()
-                t0 = time.perf_counter()
-            x = x.to(device)
-            z = torch.randn(len(x), spec.model.z_dim, device=device)
-            fake = G(z)
-            real_logits, fake_logits = D(x), D(fake.detach())
-            d_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
-                F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    wgan = m.loss.name == "wgan-gp"
+
+    def batches():
+        while True:
+            for x, _ in loader:
+                yield x.to(device)
+
+    def dcgan_step(it) -> int:
+        x = next(it)
+        z = torch.randn(len(x), m.z_dim, device=device)
+        fake = G(z)
+        real_logits, fake_logits = D(x), D(fake.detach())
+        d_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
+            F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        out = D(fake)
+        g_loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        d_loss.item(), g_loss.item()  # what a tutorial loop prints/logs each step
+        return len(x)
+
+    def wgan_gp_step(it) -> int:
+        seen = 0
+        for _ in range(m.n_critic):
+            x = next(it)
+            z = torch.randn(len(x), m.z_dim, device=device)
+            fake = G(z).detach()
+            alpha = torch.rand(len(x), 1, 1, 1, device=device)
+            x_hat = (alpha * x + (1 - alpha) * fake).requires_grad_(True)
+            (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+            gp = ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+            d_loss = D(fake).mean() - D(x).mean() + m.loss.options["gp_weight"] * gp
             opt_d.zero_grad()
             d_loss.backward()
             opt_d.step()
-            out = D(fake)
-            g_loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
-            opt_g.zero_grad()
-            g_loss.backward()
-            opt_g.step()
-            d_loss.item(), g_loss.item()  # what a tutorial loop prints/logs each step
-            if t0 is None:
-                warm -= 1
-                continue
             seen += len(x)
-            if seen >= images:
-                sync()
-                return seen / (time.perf_counter() - t0)
+        g_loss = -D(G(torch.randn(len(x), m.z_dim, device=device))).mean()
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        d_loss.item(), g_loss.item()
+        return seen
+
+    step = wgan_gp_step if wgan else dcgan_step
+    it = batches()
+    for _ in range(5):  # warm-up
+        step(it)
+    sync()
+    t0, seen = time.perf_counter(), 0
+    while seen < images:
+        seen += step(it)
+    sync()
+    return seen / (time.perf_counter() - t0)
 
 
 def ganbench_way(spec, train_images: torch.Tensor, device: torch.device, fast: bool, folder: Path):
-    """ganbench's trainer with the health monitor of ``ganbench run``; returns (images/s, records)."""
+    """ganbench's trainer with the health monitor of ``ganbench run``; returns (images/s, records, steps replayed)."""
     from ganbench.diagnose import health_monitor
     from ganbench.train import train
 
@@ -98,7 +133,7 @@ def ganbench_way(spec, train_images: torch.Tensor, device: torch.device, fast: b
     monitor = health_monitor(spec, train_images, run_dir, device)
     res = train(spec, train_images, run_dir, device, progress=False, on_check=monitor, fast=fast)
     (summary,) = res.epoch_summaries
-    return summary["images_per_s"], res.records
+    return summary["images_per_s"], res.records, res.replayed_steps
 
 
 def together_way(specs, train_images: torch.Tensor, device: torch.device, folder: Path):
@@ -159,15 +194,16 @@ def main() -> None:
             return
         folder = Path(tmp)
         ganbench_way(spec, images[:1024], device, True, folder)  # warm-up (allocator, kernels, caches)
-        rate_plain, rec_plain = ganbench_way(spec, images, device, False, folder)
-        rate_fast, rec_fast = ganbench_way(spec, images, device, True, folder)
-        rate_usual = usual_way(spec, torchvision_root(folder / "tv"), args.images, device) if args.model == "dcgan" else None
+        rate_plain, rec_plain, _ = ganbench_way(spec, images, device, False, folder)
+        rate_fast, rec_fast, replayed = ganbench_way(spec, images, device, True, folder)
+        if args.model not in ("dcgan", "wgan-gp"):
+            raise SystemExit("the usual-way loop is written for dcgan and wgan-gp")
+        rate_usual = usual_way(spec, torchvision_root(folder / "tv"), args.images, device)
     rel = {k: ((rec_plain[k] - rec_fast[k]).abs() / rec_plain[k].abs().clip(lower=1e-3)) for k in ("d_loss", "g_loss")}
-    if rate_usual:
-        print(f"  usual way (torchvision + DataLoader)  {rate_usual:9.1f} images/s")
+    print(f"  usual way (torchvision + DataLoader)  {rate_usual:9.1f} images/s")
     for label, rate in (("ganbench plain path", rate_plain), ("ganbench fast path", rate_fast)):
-        ratio = f"   {rate / rate_usual:.2f}x the usual way" if rate_usual else ""
-        print(f"  {label:36s} {rate:9.1f} images/s{ratio}")
+        print(f"  {label:36s} {rate:9.1f} images/s   {rate / rate_usual:.2f}x the usual way")
+    print(f"  fast path: {replayed} of {len(rec_fast)} steps replayed as a CUDA graph")
     print(f"  fast / plain {rate_fast / rate_plain:.2f}x; relative loss difference fast vs plain: step 1 "
           f"d {rel['d_loss'][0]:.1e} g {rel['g_loss'][0]:.1e}; steps 1-10 at most "
           f"d {rel['d_loss'][:10].max():.1e} g {rel['g_loss'][:10].max():.1e} (rounding, amplified by the "

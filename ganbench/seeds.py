@@ -50,11 +50,15 @@ class Generators:
         return self._draw(torch.rand, _shape(shape))
 
     def randint(self, high: int, shape) -> torch.Tensor:
-        return self._draw(lambda s, generator: torch.randint(high, s, generator=generator), shape)
+        return self._draw(_randint, shape, high=high)
 
     def randperm(self, n: int) -> torch.Tensor:
         """One permutation of ``range(n)`` per run: S x n."""
         return torch.stack([torch.randperm(n, generator=g) for g in self.gens])
+
+
+def _randint(shape, generator: torch.Generator, high: int) -> torch.Tensor:
+    return torch.randint(high, shape, generator=generator)
 
 
 def _shape(shape) -> tuple:
@@ -135,6 +139,8 @@ def per_run_norm(tensors: list[torch.Tensor], runs: int) -> torch.Tensor:
 def optimizer_state_of(opt: torch.optim.Optimizer, s: int, runs: int) -> dict:
     """Run ``s``'s part of an optimiser over stacked weights: the state dict of the optimiser of run ``s`` alone."""
     sd = opt.state_dict()
+    # a checkpoint is device-neutral: the CUDA-graph path's capturable flag would refuse CPU parameters on resume
+    sd["param_groups"] = [{**g, "capturable": False} if g.get("capturable") else g for g in sd["param_groups"]]
     if runs == 1:
         return sd
     shapes = [p.shape for group in opt.param_groups for p in group["params"]]

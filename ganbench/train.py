@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ganbench import cudagraph
 from ganbench.assets import atomic_path, atomic_torch_save
 from ganbench.errors import GanbenchError
 from ganbench.losses import build_loss
@@ -63,6 +64,7 @@ class TrainResult:
     message: str = ""
     epoch_summaries: list[dict] = field(default_factory=list)
     G_ema: nn.Module | None = None  # the EMA generator when the ema trick is on (evaluation uses it)
+    replayed_steps: int = 0  # steps taken as a CUDA-graph replay (the fast path on a GPU)
 
     @property
     def G_eval(self) -> nn.Module:
@@ -247,8 +249,9 @@ def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.devi
     """Train ``spec.model`` on uint8 ``images`` (N x C x H x W) under ``spec.protocol``'s budget;
     a conditional model also needs the images' ``labels``.
 
-    ``fast`` (the default) runs the same algorithm with less work: channels_last layouts and no gradients for
-    D's weights during G's step (they are discarded anyway). Same seed, same losses as the plain path
+    ``fast`` (the default) runs the same algorithm with less work: channels_last layouts, no gradients for
+    D's weights during G's step (they are discarded anyway) and, on a GPU, the whole step replayed as a CUDA
+    graph where the step allows it (``ganbench.cudagraph``). Same seed, same losses as the plain path
     (``fast=False``) up to float rounding, which GAN dynamics amplify over hundreds of steps as any change
     of kernels does (tests/test_train.py states the tolerance; benchmarks/bench_train.py the speed).
 
@@ -341,11 +344,11 @@ def check_together(specs: list[RunSpec]) -> None:
         raise GanbenchError(f"seeds trained together must differ, got {seeds}")
 
 
-def check_batchable(spec: RunSpec, G: nn.Module, D: nn.Module) -> None:
-    """What training seeds together cannot do: per-run draws from torch's global generator (dropout, the
-    style-based generator's noise and mixing), training-progress schedules (progressive growing, lazy
-    regularisation by step), spectral normalisation (in-place power iteration) and feature matching (it
-    calls D's features, not D)."""
+def step_dependencies(G: nn.Module, D: nn.Module) -> list[str]:
+    """What makes a training step of G and D depend on more than its inputs and the runs' generators:
+    draws from torch's global generator (dropout, the style-based generator's noise and mixing) and
+    training-progress schedules (progressive growing). Seeds cannot be trained together, nor a step
+    replayed as a CUDA graph, with any of these."""
     why = []
     for name, net in (("G", G), ("D", D)):
         mods = list(net.modules())
@@ -355,6 +358,13 @@ def check_batchable(spec: RunSpec, G: nn.Module, D: nn.Module) -> None:
             why.append(f"{name} draws noise from torch's global generator")
         if any(hasattr(x, "set_progress") for x in mods):
             why.append(f"{name} follows a training-progress schedule")
+    return why
+
+
+def check_batchable(spec: RunSpec, G: nn.Module, D: nn.Module) -> None:
+    """What training seeds together cannot do: :func:`step_dependencies`, spectral normalisation (in-place
+    power iteration) and feature matching (it calls D's features, not D)."""
+    why = step_dependencies(G, D)
     if spec.model.tricks.spectral_norm:
         why.append("spectral normalisation's power iteration updates its vectors in place, which vmap cannot batch")
     if spec.model.tricks.feature_matching:
@@ -421,20 +431,69 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, devi
     hooked = [x for x in (G, D, G_ema, loss) if hasattr(x, "set_progress")]
     d_trainable = [p for p in D.parameters() if p.requires_grad] if fast else []  # frozen in G's steps (fast path)
 
-    def noisy(x: torch.Tensor, sigma: float) -> torch.Tensor:
-        return x + sigma * gens.randn(x.shape).to(device) if sigma else x
+    def noisy(x: torch.Tensor, sigma: float, draws: Generators) -> torch.Tensor:
+        return x + sigma * draws.randn(x.shape).to(device) if sigma else x
 
-    def d_step(real, y, sigma):
-        z = gens.randn(S * bs, m.z_dim).to(device)
+    def d_step(real, y, sigma, draws):
+        z = draws.randn(S * bs, m.z_dim).to(device)
         with torch.no_grad():
             fake = G(z, y) if classes else G(z)  # conditional: fakes of the real batch's labels
-        d_loss, d_stats = loss.d_loss(_bind(D, y), noisy(real, sigma), noisy(fake, sigma), gens if S > 1 else gens.gens[0])
+        d_loss, d_stats = loss.d_loss(_bind(D, y), noisy(real, sigma, draws), noisy(fake, sigma, draws), draws)
         opt_d.zero_grad(set_to_none=True)
         d_loss.sum().backward()  # runs trained together: the sum of independent losses
         d_norm = grad_norm(D)
         opt_d.step()
         loss.after_d_step(D)
         return d_loss, d_norm, d_stats
+
+    def one_step(rows: torch.Tensor, draws: Generators, sigma: float) -> torch.Tensor:
+        """One G step after n_critic D steps on the data rows ``rows`` (runs x n_critic * batch) with the
+        random draws of ``draws``: the step's stats, runs x len(names). No host sync, so that the fast
+        path on a GPU can replay it as a CUDA graph (``ganbench.cudagraph``)."""
+        nonlocal names
+        acc: dict[str, torch.Tensor] = {}
+        for c in range(n_critic):
+            set_progress(hooked, images_seen + c * bs)
+            idx = rows[:, c * bs:(c + 1) * bs].reshape(-1)
+            real = data[idx]
+            real = to_model_range(real) if real.dtype == torch.uint8 else real  # images vs 2D points
+            y = targets[idx] if classes else None
+            d_loss, d_norm, d_stats = d_step(real, y, sigma, draws)
+            for k, v in {"d_loss": d_loss.detach(), "d_grad_norm": d_norm, **d_stats}.items():
+                acc[k] = acc.get(k, 0.0) + v.detach() / n_critic
+        backup = None
+        if tricks.unrolled_steps:  # Metz et al. 2017: G answers D after k more steps; D is restored after
+            backup = copy.deepcopy(D.state_dict()), copy.deepcopy(opt_d.state_dict())
+            for _ in range(tricks.unrolled_steps):
+                d_step(real, y, sigma, draws)
+        z = draws.randn(S * bs, m.z_dim).to(device)
+        y_g = draws.randint(classes, (S * bs,)).to(device) if classes else None
+        for p in d_trainable:  # G's step needs D's input gradients only; D's weight gradients would be thrown away
+            p.requires_grad_(False)
+        fake = G(z, y_g) if classes else G(z)
+        g_loss, g_stats = loss.g_loss(_bind(D, y_g), noisy(fake, sigma, draws))
+        if tricks.feature_matching:
+            fm = feature_matching(D, noisy(real, sigma, draws), noisy(fake, sigma, draws), y, y_g)
+            g_loss = g_loss + tricks.feature_matching * fm
+            g_stats = {**g_stats, "feature_matching": fm}
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.sum().backward()
+        for p in d_trainable:
+            p.requires_grad_(True)
+        g_norm = grad_norm(G)
+        opt_g.step()
+        if backup is not None:
+            D.load_state_dict(backup[0])
+            opt_d.load_state_dict(backup[1])
+        if G_ema is not None:
+            ema_update(G_ema, G, ema_decay(tricks.ema, tricks.ema_rampup, images_seen, bs))
+        if tricks.instance_noise:
+            g_stats = {**g_stats, "instance_noise": torch.tensor(sigma, device=device)}
+        acc.update({"g_loss": g_loss.detach(), "g_grad_norm": g_norm, **{k: v.detach() for k, v in g_stats.items()},
+                    "g_weight_norm": weight_norm(G), "d_weight_norm": weight_norm(D)})
+        if names is None:
+            names = list(RECORD_FIELDS) + sorted(set(acc) - set(RECORD_FIELDS))
+        return torch.stack([acc[k].float().reshape(-1).expand(S) for k in names], 1)  # runs x stats
     names: list[str] | None = None
     pending: list[torch.Tensor] = []
     first = runs[0].state
@@ -446,6 +505,16 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, devi
     say = bar.line if bar else _silent
     phased = G if hasattr(G, "phase_index") else None  # a growing G: report the end of each phase
     phase, phase_start = (phased.phase_index(images_seen), step) if phased is not None else (None, step)
+    graph = None  # the fast path on a GPU: the step replayed as a CUDA graph (ganbench.cudagraph)
+    backend = cudagraph.backend_for(device) if fast else None
+    if backend is not None:
+        blockers = cudagraph.replay_blockers(spec, step_dependencies(G, D), loss)
+        if blockers:
+            say(f"CUDA graph off, training eagerly: {'; '.join(blockers)}")
+        else:
+            graph = cudagraph.StepGraph(lambda rows, draws: one_step(rows, draws, 0.0), gens, device,
+                                        [x for x in (G, D, G_ema) if x is not None], [opt_g, opt_d], backend, say,
+                                        (S, n_critic * bs))
 
     def end(i: int, status: str = "finished", message: str = "") -> None:
         """Run i ends here: its result is its networks and records now."""
@@ -456,7 +525,8 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, devi
             status=status, epochs_done=epoch, steps=step, images_seen=images_seen,
             wall_time_s=wall0 + time.perf_counter() - t_start, records=pd.DataFrame(r.state["rows"]),
             G=unstack(G, i), D=unstack(D, i), first_bad_step=r.first_bad, message=message,
-            epoch_summaries=r.summaries, G_ema=unstack(G_ema, i) if G_ema is not None else None)
+            epoch_summaries=r.summaries, G_ema=unstack(G_ema, i) if G_ema is not None else None,
+            replayed_steps=graph.replayed if graph is not None else 0)
 
     def prefix(i: int) -> str:
         return f"seed {runs[i].spec.seed}: " if S > 1 else ""
@@ -486,60 +556,20 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, devi
         t_epoch = time.perf_counter()
         perm = gens.randperm(len(data)).to(device)  # one permutation per run
         for s in range(g_steps_per_epoch):
-            acc: dict[str, torch.Tensor] = {}
             sigma = instance_noise_sigma(spec, step, total_steps)
-            for c in range(n_critic):
-                set_progress(hooked, images_seen + c * bs)
-                idx = perm[:, (s * n_critic + c) * bs:(s * n_critic + c + 1) * bs].reshape(-1)
-                real = data[idx]
-                real = to_model_range(real) if real.dtype == torch.uint8 else real  # images vs 2D points
-                y = targets[idx] if classes else None
-                d_loss, d_norm, d_stats = d_step(real, y, sigma)
-                for k, v in {"d_loss": d_loss.detach(), "d_grad_norm": d_norm, **d_stats}.items():
-                    acc[k] = acc.get(k, 0.0) + v.detach() / n_critic
-            backup = None
-            if tricks.unrolled_steps:  # Metz et al. 2017: G answers D after k more steps; D is restored after
-                backup = copy.deepcopy(D.state_dict()), copy.deepcopy(opt_d.state_dict())
-                for _ in range(tricks.unrolled_steps):
-                    d_step(real, y, sigma)
-            z = gens.randn(S * bs, m.z_dim).to(device)
-            y_g = gens.randint(classes, (S * bs,)).to(device) if classes else None
-            for p in d_trainable:  # G's step needs D's input gradients only; D's weight gradients would be thrown away
-                p.requires_grad_(False)
-            fake = G(z, y_g) if classes else G(z)
-            g_loss, g_stats = loss.g_loss(_bind(D, y_g), noisy(fake, sigma))
-            if tricks.feature_matching:
-                fm = feature_matching(D, noisy(real, sigma), noisy(fake, sigma), y, y_g)
-                g_loss = g_loss + tricks.feature_matching * fm
-                g_stats = {**g_stats, "feature_matching": fm}
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.sum().backward()
-            for p in d_trainable:
-                p.requires_grad_(True)
-            g_norm = grad_norm(G)
-            opt_g.step()
-            if backup is not None:
-                D.load_state_dict(backup[0])
-                opt_d.load_state_dict(backup[1])
-            if G_ema is not None:
-                ema_update(G_ema, G, ema_decay(tricks.ema, tricks.ema_rampup, images_seen, bs))
-            if tricks.instance_noise:
-                g_stats = {**g_stats, "instance_noise": torch.tensor(sigma)}
-            acc.update({"g_loss": g_loss.detach(), "g_grad_norm": g_norm, **{k: v.detach() for k, v in g_stats.items()},
-                        "g_weight_norm": weight_norm(G), "d_weight_norm": weight_norm(D)})
-            if names is None:
-                names = list(RECORD_FIELDS) + sorted(set(acc) - set(RECORD_FIELDS))
-            pending.append(torch.stack([acc[k].float().reshape(-1).expand(S) for k in names], 1))  # runs x stats
+            rows = perm[:, s * n_critic * bs:(s + 1) * n_critic * bs]
+            stats = graph(rows) if graph is not None else None
+            pending.append(one_step(rows, gens, sigma) if stats is None else stats)
             step += 1
             images_seen += bs * n_critic
             if phased is not None and phased.phase_index(images_seen) != phase:
                 flush()
                 for i, r in enumerate(runs):
                     if r.active and r.on_phase:
-                        rows = pd.DataFrame([row for row in r.state["rows"] if row["step"] > phase_start])
+                        done = pd.DataFrame([row for row in r.state["rows"] if row["step"] > phase_start])
                         r.on_phase(phase, unstack(G_eval, i), {"step": step, "images_seen": images_seen, **phased.progress_info(),
-                                                               "d_loss": float(rows["d_loss"].mean()),
-                                                               "g_loss": float(rows["g_loss"].mean())})
+                                                               "d_loss": float(done["d_loss"].mean()),
+                                                               "g_loss": float(done["g_loss"].mean())})
                 phase, phase_start = phased.phase_index(images_seen), step
             if step % tr.check_every == 0 or s == g_steps_per_epoch - 1:
                 flush()
