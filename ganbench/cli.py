@@ -201,7 +201,7 @@ def cmd_run(args) -> int:
                             overrides=parse_overrides(args.overrides), fast=not args.plain,
                             together=args.concurrent_seeds)
     for o in outcomes:
-        bookkeeping = ("last_step_", "images_seen", "epochs_done", "eval_time_s")
+        bookkeeping = ("last_step_", "images_seen", "epochs_done", "eval_time_s", "replayed_steps")
         shown = "  ".join(f"{k} {v:.4g}" for k, v in o.metrics.items()
                           if not k.startswith(bookkeeping) and not k.endswith(("_std", "_floor")))
         print(f"{o.model:10s} seed {o.seed}  {o.status:9s} run {o.run_id}  {shown}")

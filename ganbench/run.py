@@ -252,7 +252,8 @@ def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, d
             metrics.update(final_d_loss=float(last_epoch["d_loss"].mean()), final_g_loss=float(last_epoch["g_loss"].mean()),
                            last_step_d_loss=float(result.records["d_loss"].iloc[-1]),
                            last_step_g_loss=float(result.records["g_loss"].iloc[-1]))
-        metrics.update(wall_time_s=result.wall_time_s, images_seen=result.images_seen, epochs_done=result.epochs_done)
+        metrics.update(wall_time_s=result.wall_time_s, images_seen=result.images_seen, epochs_done=result.epochs_done,
+                       replayed_steps=result.replayed_steps)  # > 0: the fast path's CUDA graph ran
         if result.first_bad_step is not None:
             tracker.set_tags(run_id, {"ganbench.first_bad_step": str(result.first_bad_step)})
         if len(result.records):
