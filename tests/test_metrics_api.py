@@ -125,3 +125,26 @@ def test_protocol_rejects_unknown_metric_or_extractor(write_protocol):
         write_protocol(metrics=("fid@vgg",))
     with pytest.raises(GanbenchError, match="eval.extractor"):
         write_protocol(extractor="clip")
+
+
+def test_metrics_run_in_ieee_fp32_and_leave_the_precision_flags_as_they_were(real_samples, write_protocol, monkeypatch):
+    """cuDNN may use TF32 for convolutions by default; evaluation switches TF32 off for every metric (it moves
+    FID by an unmeasured amount) and restores the caller's flags. The flags are what cuDNN and cuBLAS read,
+    so a metric that records them sees what its convolutions would run in."""
+    from ganbench.metrics import METRICS, MetricDef
+
+    seen = []
+
+    def probe(ctx, extractor):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return []
+
+    monkeypatch.setitem(METRICS, "precision_probe", MetricDef("precision_probe", False, probe))
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        evaluate(real_samples, write_protocol(metrics=("precision_probe",)))
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+    assert seen == [(False, False)]

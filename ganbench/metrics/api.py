@@ -9,8 +9,9 @@ samples and on the floor side and wraps both in :class:`MetricResult`.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -190,8 +191,23 @@ def evaluate(samples: torch.Tensor, protocol: Protocol, device: torch.device | s
     if context is not None:
         context["ctx"] = ctx
     results: dict[str, MetricResult] = {}
-    for spec in protocol.eval.metrics:
-        metric, extractor = parse_metric(spec, protocol.eval.extractor)
-        for r in metric.compute(ctx, extractor):
-            results[r.name] = r
+    with full_fp32():
+        for spec in protocol.eval.metrics:
+            metric, extractor = parse_metric(spec, protocol.eval.extractor)
+            for r in metric.compute(ctx, extractor):
+                results[r.name] = r
     return results
+
+
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """Metrics in IEEE float32 on a GPU too. PyTorch lets cuDNN's convolutions use TF32 (a 10-bit mantissa)
+    by default, which moves the features, and FID with them, by an amount nobody has measured for our
+    extractors; a faster precision is adopted only once benchmarks/bench_fid_precision.py shows FID moving
+    by less than 0.1. The flags are restored afterwards (training keeps PyTorch's defaults)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
