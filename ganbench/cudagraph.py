@@ -164,7 +164,7 @@ class StepGraph:
             self.draws.fill()  # the same numbers again: the generators are back where the eager step began
             got = self.backend.replay()
         except Exception as e:  # noqa: BLE001  (whatever CUDA refused, the eager step remains)
-            return self._give_up(before, f"capture failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})")
+            return self._give_up(before, f"capture failed ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})")
         if not torch.allclose(got, expected, rtol=RTOL, atol=ATOL, equal_nan=True):
             worst = ((got - expected).abs() / expected.abs().clamp(min=ATOL)).nan_to_num().max().item()
             return self._give_up(before, f"the replayed step differs from the eager one (relative {worst:.1e})")
