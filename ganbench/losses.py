@@ -54,6 +54,9 @@ class Loss:
     ``runs`` values (the trainer sums the losses: each run's weights get exactly its own gradient)."""
 
     runs: int = 1
+    # Every D step differentiates D's input gradient (a gradient penalty by double backward): the fast
+    # path then keeps D in the default memory layout (``ganbench.train.fast_layout``).
+    double_backward: bool = False
 
     def after_d_step(self, D: nn.Module) -> None:
         pass
@@ -140,6 +143,8 @@ def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, gen: 
 
 
 class WGANGPLoss(Loss):
+    double_backward = True
+
     def __init__(self, opts: WGANGPOptions, tricks=None):
         if opts.gp_weight < 0 or opts.drift < 0:
             raise GanbenchError("wgan-gp gp_weight and drift must be non-negative")
@@ -272,6 +277,10 @@ class NSR1Loss(Loss):
 
     def set_progress(self, images_seen: int) -> None:
         self.images_seen = images_seen
+
+    @property
+    def double_backward(self) -> bool:  # lazy R1 differentiates D's input gradient on 1 D step in ``interval``
+        return bool(self.opts.gamma) and self.opts.interval == 1
 
     def regularises(self, batch_size: int) -> bool:
         return bool(self.opts.gamma) and (self.images_seen // batch_size) % self.opts.interval == 0

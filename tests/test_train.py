@@ -82,6 +82,10 @@ def test_fast_path_gives_the_plain_paths_losses_up_to_float_rounding(tmp_path, t
         rel = abs(a - b) / np.maximum(abs(a), 1e-3)
         assert rel[0] < 1e-3 and rel.max() < 1e-2, (col, rel)
     assert all(p.requires_grad for p in fast.D.parameters())  # D is trainable again after G's steps
+    # channels_last for G; for D only without WGAN-GP's double backward (see ganbench.train.fast_layout)
+    cl = {name: [w.is_contiguous(memory_format=torch.channels_last) for w in net.parameters() if w.dim() == 4 and min(w.shape[:2]) > 1]
+          for name, net in (("G", fast.G), ("D", fast.D))}
+    assert all(cl["G"]) and cl["D"] and all(cl["D"]) == (model == "dcgan") and any(cl["D"]) == (model == "dcgan"), cl
     again = train(spec, images, tmp_path / "fast2", progress=False, fast=True)
     pd.testing.assert_frame_equal(fast.records, again.records, check_exact=True)
 
