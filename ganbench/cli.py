@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--models", nargs="+", help="only these models (default: each protocol's)")
     sw.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: each protocol's)")
     sw.add_argument("--executor", choices=("local", "ray"), default="local",
-                    help="local: one cell after another in this process (default); ray: one Ray task per cell")
+                    help="local: one cell after another in this process (default); ray: one Ray task per cell "
+                         "(per model and protocol with --concurrent-seeds)")
     sw.add_argument("--address", help="Ray cluster: ray://HOST:PORT (Ray Client, port 10001) or HOST:PORT (GCS, from "
                                       "a cluster node; default: RAY_ADDRESS, a cluster started here, else a new local one)")
     sw.add_argument("--tracking-uri", help="MLflow tracking URI every cell logs to (a server, http://HOST:PORT, for a "
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--max-retries", type=int, default=3, help="Ray: times a cell is retried when its worker dies (default 3)")
     sw.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs reserved by each cell (default 1)")
     sw.add_argument("--data-root", help="folder with dataset files (default: GANBENCH_DATA, then the cache)")
+    sw.add_argument("--concurrent-seeds", action="store_true",
+                    help="train the unfinished seeds of each model together, one task (one GPU) per model and "
+                         "protocol; each seed stays its own cell and MLflow run (models that cannot batch their "
+                         "seeds train them one after another)")
     sw.add_argument("--json", action="store_true", help="machine-readable summary")
 
     d = sub.add_parser("data", help="fetch or verify datasets and weights")
@@ -220,7 +225,7 @@ def cmd_sweep(args) -> int:
 
     result = sweep(args.protocols, args.models, args.seeds, args.executor, args.address, args.tracking_uri,
                    args.device, args.data_root, args.max_retries, args.cpus_per_task, progress=not args.json,
-                   on_cell=show)
+                   on_cell=show, concurrent_seeds=args.concurrent_seeds)
     print(to_json(result) if args.json else "\n" + result.table())
     return 0 if result.ok else 1
 

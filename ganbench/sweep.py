@@ -1,8 +1,10 @@
 """``ganbench sweep``: a grid of runs (protocol × model × seed) on this machine or on a Ray cluster.
 
-Every cell of the grid is one :func:`ganbench.run.run_one` call, the same path as ``ganbench run``;
-this module only decides which cells still need work, where they run, and how a cell that was
-killed goes on:
+Every cell of the grid is one :func:`ganbench.run.run_one` call, the same path as ``ganbench run``
+(with ``concurrent_seeds``, the unfinished seeds of one model under one protocol are one
+:func:`ganbench.run.run_together` call, as ``ganbench run --concurrent-seeds``, each seed still its
+own cell); this module only decides which cells still need work, where they run, and how a cell
+that was killed goes on:
 
 - a cell with a finished MLflow run (same protocol hash, model and seed) is skipped, so a sweep
   that was stopped is resumed by starting it again;
@@ -12,7 +14,7 @@ killed goes on:
   deleted and the cell starts again. Either way the cell ends as exactly one MLflow run.
 
 The local executor runs the cells one after another in this process. The Ray executor runs each
-cell as a Ray task (one GPU per task when the cluster has GPUs, else ``cpus_per_task`` CPUs) that
+cell (or group of seeds) as a Ray task (one GPU per task when the cluster has GPUs, else ``cpus_per_task`` CPUs) that
 Ray retries when its worker dies; tasks get the driver's ganbench home, cache and tracking URI, so
 on a cluster of several machines the ganbench home (run folders, checkpoints) must be shared storage
 and the tracking store an MLflow server whose artifacts every node can reach.
@@ -20,6 +22,7 @@ and the tracking store an MLflow server whose artifacts every node can reach.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -158,41 +161,125 @@ def discard_attempt(tracker: track.Tracker, run_id: str, why: str) -> None:
 # --------------------------------------------------------------------------- one cell
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """How a cell that needs work goes on: continue its killed attempt from the checkpoint (``resume``,
+    at epoch ``epoch``) or start; ``killed``: an earlier attempt was killed; ``note`` says which."""
+
+    resume: bool
+    killed: bool
+    note: str
+    epoch: int = 0
+
+
+def plan_cell(spec: RunSpec, tracker: track.Tracker) -> CellResult | _Plan:
+    """A finished cell's result (skipped), or the plan of a cell that needs work. Killed attempts that
+    cannot be continued are discarded here, and a fresh start removes a stale checkpoint."""
+    from ganbench.train import checkpoint_path
+
+    run_dir = run_dir_for(spec)
+    runs = cell_runs(tracker, spec)
+    done = finished_run(runs)
+    if done is not None:
+        return CellResult(**_cell_fields(spec), status="finished", action="skipped", run_id=done)
+    id_file = run_dir / "mlflow_run_id"
+    previous = id_file.read_text().strip() if id_file.is_file() else None
+    killed = interrupted_runs(runs)
+    ckpt = checkpoint_path(run_dir)
+    resume = previous in killed and ckpt.is_file()
+    for run_id in killed:
+        if not (resume and run_id == previous):
+            discard_attempt(tracker, run_id, "a killed attempt with no checkpoint to continue; the cell started again")
+    if not resume:  # a fresh start: a checkpoint left by an older attempt must not be continued later
+        ckpt.unlink(missing_ok=True)
+    note = ("continued the killed attempt's run from its last checkpoint" if resume else
+            "the killed attempt left no checkpoint: started again" if killed else "")
+    epoch = int(_torch_load(ckpt)["epoch"]) if resume else 0
+    return _Plan(resume, bool(killed), note, epoch)
+
+
+def _torch_load(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _cell_fields(spec: RunSpec) -> dict:
+    return dict(protocol=spec.protocol.name, protocol_hash=spec.protocol_hash, model=spec.model.name,
+                seed=spec.seed, run_dir=str(run_dir_for(spec)))
+
+
+def _ran(spec: RunSpec, plan: _Plan, outcome) -> CellResult:
+    return CellResult(**_cell_fields(spec), status=outcome.status, action="retried" if plan.killed else "ran",
+                      run_id=outcome.run_id, note="; ".join(x for x in (plan.note, outcome.message) if x))
+
+
+def _failed_cell(spec: RunSpec, err: BaseException) -> CellResult:
+    """A cell that raised; run_one/run_together have already ended its MLflow run."""
+    print("".join(traceback.format_exception(err)), file=sys.stderr)
+    id_file = run_dir_for(spec) / "mlflow_run_id"
+    return CellResult(**_cell_fields(spec), status="failed", action="ran",
+                      run_id=id_file.read_text().strip() if id_file.is_file() else "", note=f"{type(err).__name__}: {err}")
+
+
 def run_cell(spec: RunSpec, data, device, tracker: track.Tracker, data_root=None, progress: bool = False) -> CellResult:
     """Run one cell through ``run_one``: skip it when finished, continue a killed attempt, else start it.
     Never raises for a failed cell (the result says why), only for KeyboardInterrupt."""
     from ganbench.run import run_one
-    from ganbench.train import checkpoint_path
 
-    run_dir = run_dir_for(spec)
-    result = dict(protocol=spec.protocol.name, protocol_hash=spec.protocol_hash, model=spec.model.name,
-                  seed=spec.seed, run_dir=str(run_dir))
     try:
-        runs = cell_runs(tracker, spec)
-        done = finished_run(runs)
-        if done is not None:
-            return CellResult(**result, status="finished", action="skipped", run_id=done)
-        id_file = run_dir / "mlflow_run_id"
-        previous = id_file.read_text().strip() if id_file.is_file() else None
-        killed = interrupted_runs(runs)
-        resume = previous in killed and checkpoint_path(run_dir).is_file()
-        for run_id in killed:
-            if not (resume and run_id == previous):
-                discard_attempt(tracker, run_id, "a killed attempt with no checkpoint to continue; the cell started again")
-        if not resume:  # a fresh start: a checkpoint left by an older attempt must not be continued later
-            checkpoint_path(run_dir).unlink(missing_ok=True)
-        note = ("continued the killed attempt's run from its last checkpoint" if resume else
-                "the killed attempt left no checkpoint: started again" if killed else "")
-        outcome = run_one(spec, data, device, tracker, resume, data_root, progress)
-        message = "; ".join(x for x in (note, outcome.message) if x)
-        return CellResult(**result, status=outcome.status, action="retried" if killed else "ran",
-                          run_id=outcome.run_id, note=message)
-    except Exception as err:  # a failed cell must not end the sweep; run_one has already ended its MLflow run
-        print(traceback.format_exc(), file=sys.stderr)
-        id_file = run_dir / "mlflow_run_id"
-        return CellResult(**result, status="failed", action="ran",
-                          run_id=id_file.read_text().strip() if id_file.is_file() else "",
-                          note=f"{type(err).__name__}: {err}")
+        plan = plan_cell(spec, tracker)
+        if isinstance(plan, CellResult):
+            return plan
+        return _ran(spec, plan, run_one(spec, data, device, tracker, plan.resume, data_root, progress))
+    except Exception as err:  # a failed cell must not end the sweep
+        return _failed_cell(spec, err)
+
+
+def why_not_together(spec: RunSpec) -> str:
+    """Why the seeds of ``spec``'s model cannot train together ("" when they can)."""
+    import torch
+
+    from ganbench.train import batch_blockers, build_models
+
+    return "; ".join(batch_blockers(spec, *build_models(spec, torch.device("cpu"), torch.Generator().manual_seed(0))))
+
+
+def run_group(specs: list[RunSpec], data, device, tracker: track.Tracker, data_root=None,
+              progress: bool = False) -> list[CellResult]:
+    """The cells of one model under one protocol (its seeds), trained together where they can be
+    (``ganbench run --concurrent-seeds``), each still its own cell and MLflow run: finished cells are
+    skipped as in :func:`run_cell`, the cells that start train together, and so do the killed attempts
+    that stopped at the same epoch (their checkpoints continue together). A model whose seeds cannot be
+    batched runs its cells one after another. Never raises for a failed cell."""
+    from ganbench.run import run_together
+
+    why = why_not_together(specs[0]) if len(specs) > 1 else None
+    if len(specs) == 1 or why:
+        cells = [run_cell(spec, data, device, tracker, data_root, progress) for spec in specs]
+        return [c if not why or c.action == "skipped" else
+                dataclasses.replace(c, note="; ".join(x for x in (f"trained alone: {why}", c.note) if x)) for c in cells]
+    results: dict[int, CellResult] = {}
+    waves: dict[tuple[bool, int], list[tuple[int, _Plan]]] = {}
+    for i, spec in enumerate(specs):
+        try:
+            plan = plan_cell(spec, tracker)
+        except Exception as err:
+            results[i] = _failed_cell(spec, err)
+            continue
+        if isinstance(plan, CellResult):
+            results[i] = plan
+        else:
+            waves.setdefault((plan.resume, plan.epoch), []).append((i, plan))
+    for (resume, _), members in waves.items():
+        group = [specs[i] for i, _ in members]
+        try:
+            outcomes = run_together(group, data, device, tracker, resume, data_root, progress)
+        except Exception as err:
+            outcomes = [err] * len(group)
+        for (i, plan), spec, outcome in zip(members, group, outcomes):
+            results[i] = _failed_cell(spec, outcome) if isinstance(outcome, Exception) else _ran(spec, plan, outcome)
+    return [results[i] for i in range(len(specs))]
 
 
 # --------------------------------------------------------------------------- executors
@@ -201,13 +288,18 @@ def run_cell(spec: RunSpec, data, device, tracker: track.Tracker, data_root=None
 def sweep(protocols: str | Sequence[str], models: list[str] | None = None, seeds: list[int] | None = None,
           executor: str = "local", address: str | None = None, tracking_uri: str | None = None,
           device: str = "auto", data_root=None, max_retries: int = 3, cpus_per_task: float = 1,
-          progress: bool = True, on_cell: Callable[[CellResult], None] | None = None) -> SweepResult:
+          progress: bool = True, on_cell: Callable[[CellResult], None] | None = None,
+          concurrent_seeds: bool = False) -> SweepResult:
     """Run every cell of the grid that has not finished yet; returns one result per cell, in grid order.
 
     ``executor`` "local" runs the cells here one after another; "ray" runs each as a Ray task on the
     cluster at ``address`` (``ray://HOST:PORT`` through Ray Client, ``HOST:PORT`` from a cluster node,
     None: ``RAY_ADDRESS``, a cluster started on this machine, or a new local one), retried up to
-    ``max_retries`` times when its worker dies. ``on_cell`` is called as each cell ends."""
+    ``max_retries`` times when its worker dies. ``on_cell`` is called as each cell ends.
+
+    ``concurrent_seeds``: the unfinished seeds of each (protocol, model) train together in one process,
+    one task (and one GPU) per group instead of per cell (:func:`run_group`); each seed stays its own
+    cell and MLflow run."""
     if executor not in EXECUTORS:
         raise GanbenchError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
     if max_retries < 0 or cpus_per_task <= 0:
@@ -236,26 +328,40 @@ def sweep(protocols: str | Sequence[str], models: list[str] | None = None, seeds
     todo = {i: spec for i, spec in enumerate(specs) if i not in cells}
     for experiment in dict.fromkeys(track.experiment_name(s.protocol.name) for s in todo.values()):
         tracker.experiment_id(experiment)  # once here rather than in every task
-    if todo and executor == "local":
-        cells.update(_run_local(todo, tracker, device, data_root, progress, on_cell))
-    elif todo:
-        cells.update(_run_ray(todo, tracker, address, device, data_root, max_retries, cpus_per_task, on_cell))
+    units = tasks(todo, concurrent_seeds)
+    if units and executor == "local":
+        cells.update(_run_local(units, tracker, device, data_root, progress, on_cell))
+    elif units:
+        cells.update(_run_ray(units, tracker, address, device, data_root, max_retries, cpus_per_task, on_cell))
     ordered = [cells[i] for i in range(len(specs))]
     counts = {k: sum(c.action == k for c in ordered) for k in ("skipped", "ran", "retried")}
     return SweepResult(ordered, executor, tracker.uri, address, counts)
 
 
-def _run_local(todo: dict[int, RunSpec], tracker, device, data_root, progress, on_cell) -> dict[int, CellResult]:
+def tasks(todo: dict[int, RunSpec], concurrent_seeds: bool) -> list[dict[int, RunSpec]]:
+    """The units of work, each one :func:`run_group` call: one cell each, or with ``concurrent_seeds`` the
+    cells of one model under one protocol (same hash) together, in grid order."""
+    if not concurrent_seeds:
+        return [{i: spec} for i, spec in todo.items()]
+    groups: dict[tuple, dict[int, RunSpec]] = {}
+    for i, spec in todo.items():
+        groups.setdefault((spec.protocol.name, spec.protocol_hash, spec.model.name), {})[i] = spec
+    return list(groups.values())
+
+
+def _run_local(units: list[dict[int, RunSpec]], tracker, device, data_root, progress, on_cell) -> dict[int, CellResult]:
     from ganbench.run import resolve_device, training_images
 
     dev = resolve_device(device)
     cells, data = {}, {}
-    for i, spec in todo.items():
-        if spec.protocol.name not in data:  # one protocol's cells share its training data
-            data = {spec.protocol.name: training_images(spec.protocol, data_root)}
-        cells[i] = run_cell(spec, data[spec.protocol.name], dev, tracker, data_root, progress)
-        if on_cell:
-            on_cell(cells[i])
+    for unit in units:
+        protocol = next(iter(unit.values())).protocol
+        if protocol.name not in data:  # one protocol's cells share its training data
+            data = {protocol.name: training_images(protocol, data_root)}
+        for i, cell in zip(unit, run_group(list(unit.values()), data[protocol.name], dev, tracker, data_root, progress)):
+            cells[i] = cell
+            if on_cell:
+                on_cell(cell)
     return cells
 
 
@@ -327,7 +433,7 @@ def _connect(ray, address: str | None):
                             f"{type(err).__name__}: {err}{hint}") from err
 
 
-def _run_ray(todo: dict[int, RunSpec], tracker, address, device, data_root, max_retries, cpus_per_task,
+def _run_ray(units: list[dict[int, RunSpec]], tracker, address, device, data_root, max_retries, cpus_per_task,
              on_cell) -> dict[int, CellResult]:
     from ganbench.assets import atomic_write_bytes, cache_root, ganbench_home
 
@@ -349,27 +455,30 @@ def _run_ray(todo: dict[int, RunSpec], tracker, address, device, data_root, max_
         manifest = ganbench_home() / "sweeps" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
         atomic_write_bytes(manifest, json.dumps({
             "address": address, "tracking_uri": tracker.uri, "device": device,
-            "cells": [[s.protocol.name, s.protocol_hash, s.model.name, s.seed] for s in todo.values()]},
+            "cells": [[s.protocol.name, s.protocol_hash, s.model.name, s.seed] for u in units for s in u.values()]},
             indent=1).encode())
         env = {"GANBENCH_HOME": str(ganbench_home()), "GANBENCH_CACHE": str(cache_root()),
                "MLFLOW_TRACKING_URI": tracker.uri}
-        task = ray.remote(ray_cell)
+        task = ray.remote(ray_group)
         refs = {}
-        for i, spec in todo.items():
-            ref = task.options(name=f"ganbench-sweep {spec.protocol.name} {spec.model.name} seed{spec.seed}",
+        for unit in units:
+            specs = list(unit.values())
+            seeds = ",".join(str(s.seed) for s in specs)
+            ref = task.options(name=f"ganbench-sweep {specs[0].protocol.name} {specs[0].model.name} seed{seeds}",
                                num_cpus=cpus_per_task, num_gpus=1 if use_gpu else 0, max_retries=max_retries,
-                               retry_exceptions=False).remote(spec, env, "cuda" if use_gpu else "cpu", data_root,
+                               retry_exceptions=False).remote(specs, env, "cuda" if use_gpu else "cpu", data_root,
                                                               str(manifest))
-            refs[ref] = i
+            refs[ref] = unit
         pending = list(refs)
         try:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 for ref in ready:
-                    i = refs[ref]
-                    cells[i] = _task_result(ray, ref, todo[i], max_retries)
-                    if on_cell:
-                        on_cell(cells[i])
+                    unit = refs[ref]
+                    for i, cell in zip(unit, _task_result(ray, ref, list(unit.values()), max_retries)):
+                        cells[i] = cell
+                        if on_cell:
+                            on_cell(cell)
         except KeyboardInterrupt:
             for ref in pending:  # killed attempts stay `running` in MLflow: the next sweep continues them
                 ray.cancel(ref, force=True)
@@ -379,7 +488,7 @@ def _run_ray(todo: dict[int, RunSpec], tracker, address, device, data_root, max_
     return cells
 
 
-def _task_result(ray, ref, spec: RunSpec, max_retries: int) -> CellResult:
+def _task_result(ray, ref, specs: list[RunSpec], max_retries: int) -> list[CellResult]:
     try:
         return ray.get(ref)
     except ray.exceptions.RayError as err:  # workers died more than max_retries times, a task raised, ...
@@ -388,13 +497,16 @@ def _task_result(ray, ref, spec: RunSpec, max_retries: int) -> CellResult:
             why = f"the task's worker died {max_retries + 1} times ({type(err).__name__})"
         else:
             why = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
-        id_file = run_dir_for(spec) / "mlflow_run_id"
-        return CellResult(spec.protocol.name, spec.protocol_hash, spec.model.name, spec.seed, "failed", "ran",
-                          id_file.read_text().strip() if id_file.is_file() else "", str(run_dir_for(spec)), why)
+        out = []
+        for spec in specs:
+            id_file = run_dir_for(spec) / "mlflow_run_id"
+            out.append(CellResult(**_cell_fields(spec), status="failed", action="ran",
+                                  run_id=id_file.read_text().strip() if id_file.is_file() else "", note=why))
+        return out
 
 
-def ray_cell(spec: RunSpec, env: dict[str, str], device: str, data_root, manifest: str) -> CellResult:
-    """The body of one Ray task: the driver's ganbench home, cache and tracking URI, then :func:`run_cell`."""
+def ray_group(specs: list[RunSpec], env: dict[str, str], device: str, data_root, manifest: str) -> list[CellResult]:
+    """The body of one Ray task: the driver's ganbench home, cache and tracking URI, then :func:`run_group`."""
     os.environ.update(env)
     if not Path(manifest).is_file():
         raise GanbenchError(f"GANBENCH_HOME {env['GANBENCH_HOME']} on {socket.gethostname()} does not hold {manifest}, "
@@ -402,8 +514,8 @@ def ray_cell(spec: RunSpec, env: dict[str, str], device: str, data_root, manifes
                             "(shared storage such as NFS), or a retried cell cannot find its checkpoints")
     from ganbench.run import resolve_device, training_images
 
-    data = training_images(spec.protocol, data_root)
-    return run_cell(spec, data, resolve_device(device), track.Tracker(env["MLFLOW_TRACKING_URI"]), data_root)
+    data = training_images(specs[0].protocol, data_root)
+    return run_group(specs, data, resolve_device(device), track.Tracker(env["MLFLOW_TRACKING_URI"]), data_root)
 
 
 def to_json(result: SweepResult) -> str:

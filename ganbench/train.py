@@ -367,14 +367,20 @@ def step_dependencies(G: nn.Module, D: nn.Module) -> list[str]:
     return why
 
 
-def check_batchable(spec: RunSpec, G: nn.Module, D: nn.Module) -> None:
-    """What training seeds together cannot do: :func:`step_dependencies`, spectral normalisation (in-place
-    power iteration) and feature matching (it calls D's features, not D)."""
+def batch_blockers(spec: RunSpec, G: nn.Module, D: nn.Module) -> list[str]:
+    """What training seeds together cannot do (empty: nothing): :func:`step_dependencies`, spectral
+    normalisation (in-place power iteration) and feature matching (it calls D's features, not D)."""
     why = step_dependencies(G, D)
     if spec.model.tricks.spectral_norm:
         why.append("spectral normalisation's power iteration updates its vectors in place, which vmap cannot batch")
     if spec.model.tricks.feature_matching:
         why.append("the feature_matching trick calls D's features")
+    return why
+
+
+def check_batchable(spec: RunSpec, G: nn.Module, D: nn.Module) -> None:
+    """Refuse, saying why, a model whose seeds cannot train together (:func:`batch_blockers`)."""
+    why = batch_blockers(spec, G, D)
     if why:
         raise GanbenchError(f"{spec.model.name} cannot train its seeds together: {'; '.join(why)}. "
                             "Train its seeds one after another (without --concurrent-seeds)")

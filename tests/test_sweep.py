@@ -5,6 +5,7 @@ while it trains, and checks that every cell ends as exactly one finished MLflow 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -18,14 +19,16 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from ganbench.cli import main
 from ganbench.errors import GanbenchError
-from ganbench.run import run_dir_for
-from ganbench.sweep import expand, sweep
+from ganbench.run import run_dir_for, training_images
+from ganbench.sweep import expand, run_group, sweep, tasks, why_not_together
 from ganbench.track import TAG_MODEL, TAG_PROTOCOL_HASH, TAG_SEED, TAG_STATUS, Tracker, tracking_uri
 
 RING8 = Path(__file__).resolve().parent.parent / "protocols" / "ring8.toml"
@@ -77,6 +80,45 @@ def test_local_sweep_runs_each_cell_once_and_skips_finished_cells(tmp_path, one_
     third = sweep(proto, seeds=[0, 1, 2], progress=False)
     assert [c.action for c in third.cells] == ["skipped", "skipped", "ran"] * 2
     assert {c.run_id for c in third.cells if c.action == "skipped"} == {c.run_id for c in first.cells}
+
+
+def test_concurrent_seeds_sweep_trains_each_models_seeds_together_as_separate_cells(tmp_path, one_thread_module, capsys):
+    proto = ring8_copy(tmp_path, "ring8-together", epochs=1, subset=2560)
+    specs = expand([proto], seeds=[0, 1])
+    assert [[(s.model.name, s.seed) for s in unit.values()] for unit in tasks(dict(enumerate(specs)), True)] == \
+        [[("gan-mlp2d", 0), ("gan-mlp2d", 1)], [("wgan-gp-mlp2d", 0), ("wgan-gp-mlp2d", 1)]]
+    assert main(["sweep", "--protocol", proto, "--seeds", "0", "1", "--concurrent-seeds"]) == 0
+    assert "4 cells (0 skipped, 4 ran, 0 retried); 0 not finished" in capsys.readouterr().out
+    client = MlflowClient(tracking_uri())
+    runs = cell_runs(client, "ganbench/ring8-together")
+    assert len(runs) == 4 and all(len(r) == 1 and r[0].info.status == "FINISHED" for r in runs.values())
+    assert {r[0].data.params["concurrent_seeds"] for r in runs.values()} == {"2"}  # trained in pairs
+    # Seed 0 trained together took the steps it takes alone, up to float rounding (tests/test_train.py's
+    # 1e-2 over 10 steps; measured 1e-5), unlike seed 1 (measured 0.5).
+    alone = sweep(ring8_copy(tmp_path, "ring8-alone", epochs=1, subset=2560), models=["gan-mlp2d"], seeds=[0],
+                  progress=False).cells[0]
+    a, b, other = (pd.read_parquet(Path(d) / "records.parquet").head(10)["d_grad_norm"]
+                   for d in (alone.run_dir, run_dir_for(specs[0]), run_dir_for(specs[1])))
+    assert ((a - b).abs() / a).max() < 1e-2 and ((a - other).abs() / a).max() > 0.1, (a, b, other)
+
+    # The grid grows by a seed: the finished pairs are skipped, the new seed of each model trains (alone).
+    grown = sweep(proto, seeds=[0, 1, 2], progress=False, concurrent_seeds=True)
+    assert [c.action for c in grown.cells] == ["skipped", "skipped", "ran"] * 2 and grown.ok
+    runs = cell_runs(client, "ganbench/ring8-together")
+    assert len(runs) == 6 and all(len(r) == 1 for r in runs.values())
+    assert runs[(specs[0].protocol_hash, "gan-mlp2d", 2)][0].data.params["concurrent_seeds"] == "1"
+
+
+def test_a_model_that_cannot_batch_its_seeds_runs_them_one_after_another(tmp_path, one_thread_module):
+    proto = ring8_copy(tmp_path, "ring8-sn", epochs=1, subset=1280)
+    specs = [dataclasses.replace(s, model=dataclasses.replace(s.model, tricks=dataclasses.replace(s.model.tricks, spectral_norm=True)))
+             for s in expand([proto], ["gan-mlp2d"], [0, 1])]
+    assert "spectral normalisation" in why_not_together(specs[0]) and why_not_together(expand([proto], ["gan-mlp2d"], [0])[0]) == ""
+    cells = run_group(specs, training_images(specs[0].protocol), torch.device("cpu"), Tracker())
+    assert [(c.seed, c.status, c.action) for c in cells] == [(0, "finished", "ran"), (1, "finished", "ran")]
+    assert all(c.note.startswith("trained alone: spectral normalisation") for c in cells), cells
+    client = MlflowClient(tracking_uri())
+    assert [client.get_run(c.run_id).data.params["concurrent_seeds"] for c in cells] == ["1", "1"]
 
 
 def test_attempt_killed_before_its_first_checkpoint_is_replaced_not_kept(tmp_path, one_thread_module):
@@ -237,41 +279,51 @@ def ray_worker(task_name: str) -> int | None:
 
 
 @pytest.mark.slow
-def test_ray_sweep_survives_a_killed_worker_with_one_finished_run_per_cell(tmp_path, ganbench_home, ray_and_mlflow):
+@pytest.mark.parametrize("together", [False, True], ids=["cells", "concurrent-seeds"])
+def test_ray_sweep_survives_a_killed_worker_with_one_finished_run_per_cell(tmp_path, ganbench_home, ray_and_mlflow,
+                                                                           together):
+    """One task per cell, or with --concurrent-seeds one per model (its two seeds trained together): the
+    worker of a task whose cells have a checkpoint and are still training is killed; Ray retries the task,
+    and each of its cells continues its own MLflow run from its checkpoint."""
     ray_cluster, mlflow_server = ray_and_mlflow
     epochs = 6
     proto = ring8_copy(tmp_path, "ring8-ray", epochs=epochs, subset=12800)
     t0 = time.time()
     sweep_cmd = [sys.executable, "-m", "ganbench.cli", "sweep", "--protocol", proto, "--seeds", "0", "1",
                  "--executor", "ray", "--address", ray_cluster, "--tracking-uri", mlflow_server]
-    proc = subprocess.Popen(sweep_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "RAY_AUTH_MODE": "disabled"})  # as the cluster
-    victim = killed_run = None
+    proc = subprocess.Popen(sweep_cmd + (["--concurrent-seeds"] if together else []), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    victims: dict[tuple, str] = {}  # killed cell -> its MLflow run
     deadline = time.time() + 150
-    while victim is None:  # the first cell that has a checkpoint and is still training: kill its worker
+    while not victims:  # the first task whose cells all have a checkpoint and still train: kill its worker
         assert proc.poll() is None, proc.communicate()
         assert time.time() < deadline, "no cell reached its first checkpoint"
-        for ckpt in ganbench_home.glob("runs/ring8-ray/*/*/seed*/checkpoints/last.pt"):
-            run_dir = ckpt.parent.parent
-            epochs_done = len(list((run_dir / "scatter").glob("epoch_*.png")))
-            pid = ray_worker(f"ganbench-sweep ring8-ray {run_dir.parent.name} {run_dir.name}")
-            if pid and 1 <= epochs_done <= epochs - 2:
-                killed_run = (run_dir / "mlflow_run_id").read_text().strip()
-                os.kill(pid, signal.SIGKILL)
-                victim = (run_dir.parent.name, int(run_dir.name.removeprefix("seed")))
+        for model_dir in ganbench_home.glob("runs/ring8-ray/*/*"):
+            seeds = [0, 1] if together else [s for s in (0, 1) if (model_dir / f"seed{s}" / "checkpoints" / "last.pt").is_file()]
+            for task_seeds in ([seeds] if together else [[s] for s in seeds]):
+                dirs = [model_dir / f"seed{s}" for s in task_seeds]
+                done = [len(list((d / "scatter").glob("epoch_*.png"))) for d in dirs]
+                pid = ray_worker(f"ganbench-sweep ring8-ray {model_dir.name} seed{','.join(map(str, task_seeds))}")
+                if pid and all(1 <= k <= epochs - 2 for k in done):
+                    victims = {(model_dir.name, s): (d / "mlflow_run_id").read_text().strip() for s, d in zip(task_seeds, dirs)}
+                    os.kill(pid, signal.SIGKILL)
+                    break
+            if victims:
                 break
         time.sleep(0.05)
     out, err = proc.communicate(timeout=180)
     elapsed = time.time() - t0
     assert proc.returncode == 0, out + err[-5000:]
 
-    # The summary: four finished cells; the killed one was retried in the MLflow run it had started.
+    # The summary: four finished cells; the killed ones were retried in the MLflow runs they had started.
     rows = {(m, int(s)): (status, action, run) for m, s, status, action, run in
             re.findall(r"^ring8-ray (\S+) seed (\d) +(\S+) +(\S+) +(\S+)$", out, re.M)}
     assert set(rows) == {(m, s) for m in ("gan-mlp2d", "wgan-gp-mlp2d") for s in (0, 1)}, out
-    assert rows[victim] == ("finished", "retried", killed_run), out
-    assert all(r[:2] == ("finished", "ran") for cell, r in rows.items() if cell != victim), out
-    assert f"4 cells (0 skipped, 3 ran, 1 retried); 0 not finished; executor ray at {ray_cluster}" in out
+    for cell, run in victims.items():
+        assert rows[cell] == ("finished", "retried", run), out
+    assert all(r[:2] == ("finished", "ran") for cell, r in rows.items() if cell not in victims), out
+    k = len(victims)
+    assert f"4 cells (0 skipped, {4 - k} ran, {k} retried); 0 not finished; executor ray at {ray_cluster}" in out
 
     # MLflow (the server every task logged to): exactly one run per cell, finished; nothing left running.
     client = MlflowClient(mlflow_server)
@@ -283,7 +335,9 @@ def test_ray_sweep_survives_a_killed_worker_with_one_finished_run_per_cell(tmp_p
         (run,) = runs
         assert run.info.status == "FINISHED" and run.data.tags[TAG_STATUS] == "finished", cell
         assert run.info.run_id == rows[cell[1:]][2]
+        assert run.data.params["concurrent_seeds"] == ("2" if together else "1")
         assert any(re.fullmatch(r"modes\d+", k) for k in run.data.metrics), run.data.metrics  # evaluated
         steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "d_loss"))
         assert steps[-1] == epochs, (cell, steps)
-    print(f"ray sweep of 4 cells with one killed worker: {elapsed:.1f}s")
+    print(f"ray sweep of 4 cells ({'seeds together' if together else 'one task per cell'}) with one killed "
+          f"worker: {elapsed:.1f}s")
