@@ -13,6 +13,15 @@ from ganbench.assets import cache_root
 
 
 @pytest.fixture(autouse=True)
+def seeded_global_generator():
+    """torch seeds its global generator at random in every process, so a test whose modules or tensors draw
+    from it (nn.Linear's default initialisation, torch.randn without a generator) would see other numbers
+    in every run; seeded here, each such test sees the same numbers every run and a failure reproduces.
+    Library code takes its own torch.Generator and is not affected."""
+    torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
 def ganbench_home(tmp_path, monkeypatch) -> Path:
     cache = cache_root()  # resolved before GANBENCH_HOME moves
     home = tmp_path / "ganbench-home"
