@@ -14,8 +14,8 @@ that was killed goes on:
   deleted and the cell starts again. Either way the cell ends as exactly one MLflow run.
 
 The local executor runs the cells one after another in this process. The Ray executor runs each
-cell (or group of seeds) as a Ray task (one GPU per task when the cluster has GPUs, else ``cpus_per_task`` CPUs) that
-Ray retries when its worker dies; tasks get the driver's ganbench home, cache and tracking URI, so
+cell (or group of seeds) as a Ray task (one GPU per task when the cluster has GPUs, else
+``cpus_per_task`` CPUs) that Ray retries when its worker dies; tasks get the driver's ganbench home, cache and tracking URI, so
 on a cluster of several machines the ganbench home (run folders, checkpoints) must be shared storage
 and the tracking store an MLflow server whose artifacts every node can reach.
 """
@@ -175,6 +175,8 @@ class _Plan:
 def plan_cell(spec: RunSpec, tracker: track.Tracker) -> CellResult | _Plan:
     """A finished cell's result (skipped), or the plan of a cell that needs work. Killed attempts that
     cannot be continued are discarded here, and a fresh start removes a stale checkpoint."""
+    import torch
+
     from ganbench.train import checkpoint_path
 
     run_dir = run_dir_for(spec)
@@ -194,14 +196,8 @@ def plan_cell(spec: RunSpec, tracker: track.Tracker) -> CellResult | _Plan:
         ckpt.unlink(missing_ok=True)
     note = ("continued the killed attempt's run from its last checkpoint" if resume else
             "the killed attempt left no checkpoint: started again" if killed else "")
-    epoch = int(_torch_load(ckpt)["epoch"]) if resume else 0
+    epoch = int(torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]) if resume else 0
     return _Plan(resume, bool(killed), note, epoch)
-
-
-def _torch_load(path: Path) -> dict:
-    import torch
-
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _cell_fields(spec: RunSpec) -> dict:
