@@ -249,21 +249,40 @@ def _healthy(uri: str) -> bool:
         return False
 
 
-@pytest.fixture
-def ray_and_mlflow(tmp_path):
-    """(Ray address, tracking URI) of a Ray head and an MLflow server of this test, started side by side."""
-    temp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
-    ray_log = tmp_path / "ray-start.log"
-    server, uri = start_mlflow_server(tmp_path / "mlflow-server")
-    head, address = start_ray_head(temp, ray_log)
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory):
+    """The address of a Ray head on loopback that this module's tests share, as sweeps share an existing
+    cluster. Ray's own start-up sometimes times out on 2 busy cores ("The current node timed out during
+    startup"); that is Ray, not what these tests check, so a head that dies starting is started once more."""
+    logs = tmp_path_factory.mktemp("ray-logs")
+    for attempt in (1, 2):
+        temp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+        log = logs / f"ray-start-{attempt}.log"
+        head, address = start_ray_head(temp, log)
+        try:
+            wait_until(lambda: "Ray runtime started" in log.read_text(), head, log)
+            break
+        except AssertionError:
+            end_session(head, grace_s=0)
+            shutil.rmtree(temp, ignore_errors=True)
+            if attempt == 2:
+                raise
     try:
-        wait_until(lambda: _healthy(uri), server, tmp_path / "mlflow-server" / "server.log")
-        wait_until(lambda: "Ray runtime started" in ray_log.read_text(), head, ray_log)
-        yield address, uri
+        yield address
     finally:
         end_session(head, grace_s=0)  # its state lives in the temp dir removed below
-        end_session(server, grace_s=2)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def ray_and_mlflow(tmp_path, ray_cluster):
+    """(Ray address, tracking URI): the module's Ray head and an MLflow server of this test."""
+    server, uri = start_mlflow_server(tmp_path / "mlflow-server")
+    try:
+        wait_until(lambda: _healthy(uri), server, tmp_path / "mlflow-server" / "server.log")
+        yield ray_cluster, uri
+    finally:
+        end_session(server, grace_s=2)
 
 
 def ray_worker(task_name: str) -> int | None:
@@ -287,7 +306,8 @@ def test_ray_sweep_survives_a_killed_worker_with_one_finished_run_per_cell(tmp_p
     and each of its cells continues its own MLflow run from its checkpoint."""
     ray_cluster, mlflow_server = ray_and_mlflow
     epochs = 6
-    proto = ring8_copy(tmp_path, "ring8-ray", epochs=epochs, subset=12800)
+    name = "ring8-ray-together" if together else "ring8-ray"  # its own experiment and task names on the shared cluster
+    proto = ring8_copy(tmp_path, name, epochs=epochs, subset=12800)
     t0 = time.time()
     sweep_cmd = [sys.executable, "-m", "ganbench.cli", "sweep", "--protocol", proto, "--seeds", "0", "1",
                  "--executor", "ray", "--address", ray_cluster, "--tracking-uri", mlflow_server]
@@ -298,12 +318,12 @@ def test_ray_sweep_survives_a_killed_worker_with_one_finished_run_per_cell(tmp_p
     while not victims:  # the first task whose cells all have a checkpoint and still train: kill its worker
         assert proc.poll() is None, proc.communicate()
         assert time.time() < deadline, "no cell reached its first checkpoint"
-        for model_dir in ganbench_home.glob("runs/ring8-ray/*/*"):
+        for model_dir in ganbench_home.glob(f"runs/{name}/*/*"):
             seeds = [0, 1] if together else [s for s in (0, 1) if (model_dir / f"seed{s}" / "checkpoints" / "last.pt").is_file()]
             for task_seeds in ([seeds] if together else [[s] for s in seeds]):
                 dirs = [model_dir / f"seed{s}" for s in task_seeds]
                 done = [len(list((d / "scatter").glob("epoch_*.png"))) for d in dirs]
-                pid = ray_worker(f"ganbench-sweep ring8-ray {model_dir.name} seed{','.join(map(str, task_seeds))}")
+                pid = ray_worker(f"ganbench-sweep {name} {model_dir.name} seed{','.join(map(str, task_seeds))}")
                 if pid and all(1 <= k <= epochs - 2 for k in done):
                     victims = {(model_dir.name, s): (d / "mlflow_run_id").read_text().strip() for s, d in zip(task_seeds, dirs)}
                     os.kill(pid, signal.SIGKILL)
@@ -317,7 +337,7 @@ def test_ray_sweep_survives_a_killed_worker_with_one_finished_run_per_cell(tmp_p
 
     # The summary: four finished cells; the killed ones were retried in the MLflow runs they had started.
     rows = {(m, int(s)): (status, action, run) for m, s, status, action, run in
-            re.findall(r"^ring8-ray (\S+) seed (\d) +(\S+) +(\S+) +(\S+)$", out, re.M)}
+            re.findall(rf"^{name} (\S+) seed (\d) +(\S+) +(\S+) +(\S+)$", out, re.M)}
     assert set(rows) == {(m, s) for m in ("gan-mlp2d", "wgan-gp-mlp2d") for s in (0, 1)}, out
     for cell, run in victims.items():
         assert rows[cell] == ("finished", "retried", run), out
@@ -327,8 +347,8 @@ def test_ray_sweep_survives_a_killed_worker_with_one_finished_run_per_cell(tmp_p
 
     # MLflow (the server every task logged to): exactly one run per cell, finished; nothing left running.
     client = MlflowClient(mlflow_server)
-    active = cell_runs(client, "ganbench/ring8-ray")
-    everything = cell_runs(client, "ganbench/ring8-ray", ViewType.ALL)
+    active = cell_runs(client, f"ganbench/{name}")
+    everything = cell_runs(client, f"ganbench/{name}", ViewType.ALL)
     assert len(active) == 4 and active.keys() == everything.keys()
     for cell, runs in everything.items():
         assert len(runs) == 1, cell  # not even a deleted attempt: the killed cell continued its own run
