@@ -15,8 +15,8 @@ that was killed goes on:
 
 The local executor runs the cells one after another in this process. The Ray executor runs each
 cell (or group of seeds) as a Ray task (one GPU per task when the cluster has GPUs, else
-``cpus_per_task`` CPUs) that Ray retries when its worker dies; tasks get the driver's ganbench home, cache and tracking URI, so
-on a cluster of several machines the ganbench home (run folders, checkpoints) must be shared storage
+``cpus_per_task`` CPUs) that Ray retries when its worker dies; tasks get the driver's ganbench home,
+cache and tracking URI, so on a cluster of several machines the ganbench home (run folders, checkpoints) must be shared storage
 and the tracking store an MLflow server whose artifacts every node can reach.
 """
 
@@ -210,12 +210,17 @@ def _ran(spec: RunSpec, plan: _Plan, outcome) -> CellResult:
                       run_id=outcome.run_id, note="; ".join(x for x in (plan.note, outcome.message) if x))
 
 
+def _failed(spec: RunSpec, why: str) -> CellResult:
+    """A cell that failed, with the MLflow run its attempt had opened (if any)."""
+    id_file = run_dir_for(spec) / "mlflow_run_id"
+    return CellResult(**_cell_fields(spec), status="failed", action="ran",
+                      run_id=id_file.read_text().strip() if id_file.is_file() else "", note=why)
+
+
 def _failed_cell(spec: RunSpec, err: BaseException) -> CellResult:
     """A cell that raised; run_one/run_together have already ended its MLflow run."""
     print("".join(traceback.format_exception(err)), file=sys.stderr)
-    id_file = run_dir_for(spec) / "mlflow_run_id"
-    return CellResult(**_cell_fields(spec), status="failed", action="ran",
-                      run_id=id_file.read_text().strip() if id_file.is_file() else "", note=f"{type(err).__name__}: {err}")
+    return _failed(spec, f"{type(err).__name__}: {err}")
 
 
 def run_cell(spec: RunSpec, data, device, tracker: track.Tracker, data_root=None, progress: bool = False) -> CellResult:
@@ -250,7 +255,7 @@ def run_group(specs: list[RunSpec], data, device, tracker: track.Tracker, data_r
     batched runs its cells one after another. Never raises for a failed cell."""
     from ganbench.run import run_together
 
-    why = why_not_together(specs[0]) if len(specs) > 1 else None
+    why = why_not_together(specs[0]) if len(specs) > 1 else ""
     if len(specs) == 1 or why:
         cells = [run_cell(spec, data, device, tracker, data_root, progress) for spec in specs]
         return [c if not why or c.action == "skipped" else
@@ -493,12 +498,7 @@ def _task_result(ray, ref, specs: list[RunSpec], max_retries: int) -> list[CellR
             why = f"the task's worker died {max_retries + 1} times ({type(err).__name__})"
         else:
             why = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
-        out = []
-        for spec in specs:
-            id_file = run_dir_for(spec) / "mlflow_run_id"
-            out.append(CellResult(**_cell_fields(spec), status="failed", action="ran",
-                                  run_id=id_file.read_text().strip() if id_file.is_file() else "", note=why))
-        return out
+        return [_failed(spec, why) for spec in specs]
 
 
 def ray_group(specs: list[RunSpec], env: dict[str, str], device: str, data_root, manifest: str) -> list[CellResult]:
