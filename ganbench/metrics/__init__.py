@@ -66,6 +66,26 @@ def count_name(n: int) -> str:
     return f"{n // 1000}k" if n % 1000 == 0 and n >= 1000 else str(n)
 
 
+def metric_name(quantity: str, num_samples: int, reference: str | None = None, k: int | None = None,
+                space: str | None = None) -> str:
+    """The one naming rule of every metric: ``[<space>_]<quantity>[_k<k>]_<n>[_<reference>]``.
+
+    ``space`` names the feature space when it is not the protocol's Inception (``domain``), ``quantity`` what
+    is measured (``fid``, ``precision``, ``modes_pacgan``), ``k`` the neighbourhood size of k-NN metrics,
+    ``n`` the sample count (``10k``, ``256``) and ``reference`` the real split compared with (``test``), left out
+    for metrics that compare with no split (IS). E.g. ``fid_10k_test``, ``domain_kid_10k_test``,
+    ``precision_k3_10k_test``; ``_std`` and ``_floor`` are appended for the spread and the real-vs-real floor.
+    """
+    parts = [space] if space else []
+    parts.append(quantity)
+    if k is not None:
+        parts.append(f"k{k}")
+    parts.append(count_name(num_samples))
+    if reference:
+        parts.append(reference)
+    return "_".join(parts)
+
+
 def parse_metric(spec: str, default_extractor: str) -> tuple[MetricDef, str]:
     """``"kid"`` -> (KID, default extractor); ``"fid@domain"`` -> (FID, "domain")."""
     from ganbench.metrics.extractors import EXTRACTORS
