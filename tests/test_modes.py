@@ -187,7 +187,7 @@ def test_em_recovers_true_counts_from_noise_free_hits():
     present = torch.randperm(NUM_MODES, generator=gen)[:50]
     truth[present] = 50 + 100 * torch.rand(50, generator=gen, dtype=torch.float64)
     estimate = em_mode_counts(m.T @ truth, m)  # the hits the truth produces on average
-    assert (estimate - truth).abs().max() < 0.1  # ~1e-3 of a present mode's count
+    assert (estimate - truth).abs().max() < 0.5  # within half a sample (EM stops at em_tol per step)
     assert torch.equal(em_mode_counts(torch.tensor([3.0, 0.0, 5.0]), torch.eye(3, dtype=torch.float64)),
                        torch.tensor([3.0, 0.0, 5.0], dtype=torch.float64))  # no confusion: the hits themselves
 
