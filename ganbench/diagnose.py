@@ -533,7 +533,7 @@ class FeatureSpace:
 
 def mode_counter(dataset: str, device: torch.device | str = "cpu") -> Callable[[torch.Tensor], int] | None:
     """Modes covered by a batch, for datasets whose modes are known: the 2D mixtures (PacGAN's rule) and
-    stacked MNIST (the MNIST classifier on each channel); None elsewhere."""
+    stacked MNIST (the MNIST classifier on each channel, the count corrected for its confusion); None elsewhere."""
     from ganbench.data.synthetic import MIXTURES
 
     if dataset in MIXTURES:
@@ -546,7 +546,7 @@ def mode_counter(dataset: str, device: torch.device | str = "cpu") -> Callable[[
         from ganbench.metrics.modes import stacked_modes
 
         clf = domain_classifier("mnist", device=device)
-        return lambda images: int(stacked_modes(images, clf)["modes"])
+        return lambda images: int(stacked_modes(images, clf)["modes_corrected"])  # PacGAN's count reads errors as modes
     return None
 
 

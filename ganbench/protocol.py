@@ -290,6 +290,9 @@ def _validate_protocol(p: Protocol, path: Path) -> None:
         name, _, extractor = m.partition("@")
         need(name in METRICS and extractor in ("", *EXTRACTORS), "eval.metrics",
              f"names from {sorted(METRICS)}, optionally as name@extractor with an extractor from {list(EXTRACTORS)}, got {m!r}")
+    if any(m.partition("@")[0] == "memorisation" for m in p.eval.metrics):  # it calibrates on held-out images
+        need(p.eval.reference_split != p.data.split, "eval.reference_split",
+             f"a split other than data.split ({p.data.split!r}, the images memorisation searches for copies)")
     for m in p.models:
         find_spec_file("zoo", m)
 

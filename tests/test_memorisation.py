@@ -58,7 +58,7 @@ def test_verbatim_copies_flagged_test_images_not_noisy_copies_flagged(fashion):
     noisy = (copies.int() + noise).clamp(0, 255).to(torch.uint8)
 
     rep_copy = memorisation_report(copies, train, baseline, plant_shares=())
-    rep_test = memorisation_report(holdout, train, baseline, plant_shares=(0.01, 0.05, 0.10))
+    rep_test = memorisation_report(holdout, train, baseline, plant_shares=(0.0, 0.01, 0.05, 0.10, 0.5))
     rep_noisy = memorisation_report(noisy, train, baseline, plant_shares=())
     assert rep_copy.suspected_copies == 1.0 and rep_copy.ct < THRESHOLDS["ct_copying_z"]
     assert rep_test.suspected_copies <= 0.03 and abs(rep_test.test_below_threshold - 0.01) < 0.005
@@ -68,6 +68,11 @@ def test_verbatim_copies_flagged_test_images_not_noisy_copies_flagged(fashion):
     by_share = {p["share"]: p for p in rep_test.planted}
     assert by_share[0.10]["copies_detected"] and by_share[0.10]["suspected_copies"] >= 0.10
     assert by_share[0.01]["suspected_copies"] >= 0.01
+    # C_T (a rank test per cell) needs a larger share at 500 samples: half the samples copied must be detected,
+    # and the control (nothing planted: the honest test images) must not be.
+    assert by_share[0.5]["ct_detected"] is True and by_share[0.5]["ct"] < THRESHOLDS["ct_copying_z"]
+    assert by_share[0.0]["ct_detected"] is False and by_share[0.0]["ct"] == pytest.approx(rep_test.ct)
+    assert by_share[0.0]["copies_detected"] is False and by_share[0.0]["suspected_copies"] == rep_test.suspected_copies
     grid = pair_grid(copies, train, rep_copy, n_pairs=4)
     assert grid.shape == (8, 1, 28, 28) and torch.equal(grid[0], grid[1])
 
@@ -88,14 +93,37 @@ def test_memorisation_metric_through_the_metric_api(tiny_protocol):
     proto = dataclasses.replace(proto, eval=dataclasses.replace(proto.eval, metrics=("memorisation",)))
     train = load_data(proto.data, "train").images
     holder = {}
+    assert proto.eval.reference_split == "test" and proto.data.split == "train"  # calibrated on held-out images
     res = evaluate(train[:100], proto, context=holder)  # a "generator" that returns its training images
-    assert res["copies100"].value == 1.0 and res["ct100"].value < THRESHOLDS["ct_copying_z"]
-    assert res["domain_copies100"].value == 1.0  # nearest neighbours in the domain classifier's features too
-    assert res["nn_l1100"].value == 0.0
+    assert set(res) == {"copies_l1_100_train", "domain_copies_100_train", "copying_ct_100_train", "nn_l1_100_train"}
+    assert res["copies_l1_100_train"].value == 1.0 and res["copying_ct_100_train"].value < THRESHOLDS["ct_copying_z"]
+    assert res["domain_copies_100_train"].value == 1.0  # nearest neighbours in the domain classifier's features too
+    assert res["nn_l1_100_train"].value == 0.0
     assert holder["ctx"].extras["memorisation_pairs"].shape == (64, 1, 28, 28)
     honest = load_data(proto.data, "test").images[5000:5100]
     res = evaluate(honest, proto)
-    assert res["copies100"].value <= 0.05 and res["domain_copies100"].value <= 0.05
+    assert res["copies_l1_100_train"].value <= 0.05 and res["domain_copies_100_train"].value <= 0.05
     faded = (train[:100].float() * 0.8).round().to(torch.uint8)  # copies at 80% contrast: far in L1, near in features
     res = evaluate(faded, proto)
-    assert res["domain_copies100"].value > 0.5 > res["copies100"].value
+    assert res["domain_copies_100_train"].value > 0.5 > res["copies_l1_100_train"].value
+
+
+def test_calibrating_on_the_searched_split_is_rejected_naming_the_key(tiny_protocol):
+    """Calibrated on the training images themselves, the copy threshold is 0 and every copy goes unseen."""
+    from pathlib import Path
+
+    from ganbench.errors import GanbenchError
+    from ganbench.metrics import evaluate
+    from ganbench.protocol import load_protocol
+
+    path = Path(tiny_protocol(subset=1024, num_samples=100))
+    path.write_text(path.read_text().replace('metrics = ["fid"]', 'metrics = ["fid", "memorisation"]\nreference_split = "train"'))
+    with pytest.raises(GanbenchError, match=r"eval\.reference_split: expected a split other than data\.split"):
+        load_protocol(str(path))
+    path.write_text(path.read_text().replace('"fid", "memorisation"', '"fid"'))
+    proto = load_protocol(str(path))  # other metrics may compare with the training split
+    assert proto.eval.reference_split == "train"
+    searched_too = dataclasses.replace(proto, eval=dataclasses.replace(proto.eval, metrics=("memorisation",)))
+    train = load_split("fashion-mnist", "train").images
+    with pytest.raises(GanbenchError, match=r"eval\.reference_split = 'train' is the split searched for copies"):
+        evaluate(train[:100], searched_too)  # a protocol built in code is refused by the metric itself

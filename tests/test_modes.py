@@ -2,12 +2,14 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from ganbench.data import load_data
+from ganbench.data import load_data, load_split
 from ganbench.data.synthetic import MIXTURES, StackedView, grid25, ring8, stacked_mnist
-from ganbench.metrics.modes import kl_to_uniform, mixture_modes
+from ganbench.metrics.modes import (NUM_MODES, THRESHOLDS, confusion_explained, em_mode_counts, excess_p_values,
+                                    kl_to_uniform, mixture_modes, mode_of, mode_statistics, triple_confusion)
 from ganbench.protocol import DataSpec
 
 HQ_2D = 1 - math.exp(-9 / 2)  # P(||x - mu|| <= 3 sigma) for an isotropic 2D Gaussian (Rayleigh radius)
@@ -75,11 +77,11 @@ def test_stacked_mnist_sanity_with_the_mnist_classifier():
     clf = domain_classifier("mnist")  # the full-recipe classifier (>= 99% test accuracy), cached after first use
     real = stacked_mnist(26000, "test", seed=0).images.materialise()
     m = stacked_modes(real, clf)
-    assert m["modes"] >= 990 and m["kl"] < 0.05, (m["modes"], m["kl"])
+    assert m["modes_pacgan"] >= 990 and m["modes_corrected"] >= 990 and m["kl"] < 0.05, (m["modes_pacgan"], m["kl"])
     assert m["confident_channel_share"] > 0.95
     one = real[:1].repeat(5000, 1, 1, 1)  # a generator that always outputs one image
     m1 = stacked_modes(one, clf)
-    assert m1["modes"] == 1 and m1["kl"] == pytest.approx(math.log(1000))
+    assert m1["modes_pacgan"] == m1["modes_corrected"] == 1 and m1["kl"] == pytest.approx(math.log(1000))
 
 
 @pytest.mark.slow
@@ -99,7 +101,169 @@ def test_ring8_protocol_end_to_end_logs_mode_metrics_and_scatter(tmp_path):
     for out in outcomes:
         assert out.status == "finished"
         m = client.get_run(out.run_id).data.metrics
-        assert 0 <= m["modes500"] <= 8 and 0 <= m["hq_share500"] <= 1 and m["reverse_kl500"] >= 0
+        assert 0 <= m["modes_hq_500"] <= 8 and 0 <= m["hq_share_500"] <= 1 and m["reverse_kl_500"] >= 0
         arts = {f.path for f in client.list_artifacts(out.run_id, "scatter")}
         assert arts == {"scatter/epoch_001.png", "scatter/epoch_002.png"}
         assert [f.path for f in client.list_artifacts(out.run_id, "eval")] == ["eval/mode_histogram.json"]
+
+
+# ----------------------------------------------------------------------------- the corrected stacked-MNIST count
+
+STACKED_N = 26000  # the stacked-mnist protocol's sample count (VEEGAN/PacGAN)
+
+
+@pytest.fixture(scope="module")
+def held_out_digits():
+    """The MNIST classifier's confusion counts on the calibration half of the test split, and its predictions
+    on the other half: digits it was neither trained nor calibrated on."""
+    from ganbench.metrics.domain import calibration_split, domain_classifier, held_out_confusion
+
+    clf = domain_classifier("mnist")
+    test = load_split("mnist", "test")
+    _, rest = calibration_split(len(test.images))
+    probs = torch.softmax(clf.logits(test.images[rest]).double(), 1)
+    conf, pred = probs.max(1)
+    return {"clf": clf, "confusion": held_out_confusion(clf), "images": test.images[rest], "labels": test.labels[rest],
+            "pred": pred, "conf": conf}
+
+
+def k_mode_generator(labels: torch.Tensor, k: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A generator covering exactly ``k`` of the 1000 modes, equally often: ``n`` samples, each three real
+    digits (indices into ``labels``) of a mode drawn from k random modes. Returns (N x 3 indices, the modes)."""
+    gen = torch.Generator().manual_seed(seed)
+    modes = torch.randperm(NUM_MODES, generator=gen)[:k]
+    digits = torch.stack([d for d in (modes // 100, modes // 10 % 10, modes % 10)], 1)[torch.randint(k, (n,), generator=gen)]
+    index = torch.empty_like(digits)
+    for d in range(10):
+        pool = (labels == d).nonzero().squeeze(1)
+        where = digits == d
+        index[where] = pool[torch.randint(len(pool), (int(where.sum()),), generator=gen)]
+    return index, modes
+
+
+@pytest.mark.parametrize("k", [10, 100, 1000])
+def test_corrected_count_reads_k_for_a_generator_of_exactly_k_modes(held_out_digits, k):
+    h = held_out_digits
+    index, modes = k_mode_generator(h["labels"], k, STACKED_N, seed=k)
+    assert len(torch.unique(mode_of(h["labels"][index]))) == k  # the construction covers exactly k modes
+    m = mode_statistics(h["pred"][index], h["conf"][index], h["confusion"])
+    tolerance = max(0.05 * k, 1.0)
+    assert abs(m["modes_corrected"] - k) <= tolerance, (k, m["modes_corrected"], m["modes_pacgan"], m["modes_confident"])
+    if k == 1000:
+        assert m["modes_corrected"] >= 990
+    else:  # PacGAN's count (every misread digit a mode) and the confident count are far off: why the correction exists
+        assert m["modes_pacgan"] > 2 * k and m["modes_confident"] > k + tolerance
+    assert m["modes_pacgan"] == len(torch.unique(mode_of(h["pred"][index])))
+    assert m["estimated_histogram"].sum() == pytest.approx(STACKED_N)  # EM keeps the sample count
+
+
+def test_stacked_images_give_the_statistics_of_their_channels_predictions(held_out_digits):
+    """The image path (classify every channel of stacked images) equals the digits path the tests above use."""
+    from ganbench.data.synthetic import StackedView
+    from ganbench.metrics.modes import stacked_modes
+
+    h = held_out_digits
+    index, _ = k_mode_generator(h["labels"], 10, 1500, seed=7)
+    images = StackedView(h["images"], index).materialise()
+    via_images = stacked_modes(images, h["clf"])
+    via_digits = mode_statistics(h["pred"][index], h["conf"][index], h["confusion"])
+    for key in ("modes_pacgan", "modes_confident", "modes_corrected"):
+        assert via_images[key] == via_digits[key]
+    assert torch.equal(via_images["histogram"], via_digits["histogram"])
+    assert via_images["modes_corrected"] == 10
+    from ganbench.diagnose import mode_counter
+
+    assert mode_counter("stacked-mnist")(images) == 10 < via_images["modes_pacgan"]  # the probes' count is the corrected one
+
+
+def test_em_recovers_true_counts_from_noise_free_hits():
+    gen = torch.Generator().manual_seed(0)
+    c = torch.eye(10, dtype=torch.float64) * 0.95 + torch.rand(10, 10, generator=gen, dtype=torch.float64) * 0.01
+    c = c / c.sum(1, keepdim=True)
+    m = triple_confusion(c)
+    assert torch.allclose(m.sum(1), torch.ones(NUM_MODES, dtype=torch.float64))
+    assert m[123, 456] == pytest.approx(float(c[1, 4] * c[2, 5] * c[3, 6]))
+    truth = torch.zeros(NUM_MODES, dtype=torch.float64)
+    present = torch.randperm(NUM_MODES, generator=gen)[:50]
+    truth[present] = 50 + 100 * torch.rand(50, generator=gen, dtype=torch.float64)
+    estimate = em_mode_counts(m.T @ truth, m)  # the hits the truth produces on average
+    assert (estimate - truth).abs().max() < 0.5  # within half a sample (EM stops at em_tol per step)
+    assert torch.equal(em_mode_counts(torch.tensor([3.0, 0.0, 5.0]), torch.eye(3, dtype=torch.float64)),
+                       torch.tensor([3.0, 0.0, 5.0], dtype=torch.float64))  # no confusion: the hits themselves
+
+
+def test_confusion_variance_matches_monte_carlo_over_the_dirichlet_posterior():
+    gen = torch.Generator().manual_seed(1)
+    alpha = torch.eye(10, dtype=torch.float64) * 490 + torch.randint(0, 4, (10, 10), generator=gen).double() + 0.5
+    counts = torch.zeros(NUM_MODES, dtype=torch.float64)
+    counts[torch.randperm(NUM_MODES, generator=gen)[:50]] = 100.0
+    lam, var = confusion_explained(counts, alpha)
+    torch.manual_seed(2)
+    draws = []
+    for _ in range(600):
+        m = triple_confusion(torch.distributions.Dirichlet(alpha).sample())
+        draws.append(m.T @ counts - counts * m.diagonal())
+    draws = torch.stack(draws)
+    standard_error = draws.std(0) / len(draws) ** 0.5
+    assert ((lam - draws.mean(0)).abs() <= 4 * standard_error + 1e-6).all()  # the posterior mean's lambda
+    big = lam > 0.1  # modes one confusion away from a present one: the delta method's first-order terms
+    ratio = var[big] / draws.var(0)[big]
+    # 600 draws estimate a variance to ~6% (more for the skewed small entries): the bulk within 25%, centred on 1
+    low, mid, high = ratio.quantile(torch.tensor([0.05, 0.5, 0.95], dtype=torch.float64)).tolist()
+    assert big.sum() > 500 and mid == pytest.approx(1.0, abs=0.04) and 0.75 < low and high < 1.25, (low, mid, high)
+
+
+def test_excess_p_values_are_tails_of_a_count_with_the_given_mean_and_variance():
+    from scipy.stats import poisson
+
+    lam, var = torch.tensor([2.0, 2.0, 0.5]), torch.tensor([0.0, 6.0, 1.0])
+    ks = torch.arange(0, 400)
+    tails = np.stack([excess_p_values(torch.full((3,), float(k)), lam, var) for k in ks.tolist()])  # P(X >= k)
+    assert np.allclose(tails[:, 0], poisson.sf(ks.numpy() - 1, 2.0))
+    mean = tails[1:].sum(0)  # E[X] = sum_{k >= 1} P(X >= k)
+    second = ((2 * ks[1:, None].numpy() - 1) * tails[1:]).sum(0)  # E[X^2] = sum_{k >= 1} (2k - 1) P(X >= k)
+    assert np.allclose(mean, lam.numpy()) and np.allclose(second - mean ** 2, (lam + var).numpy())
+
+
+def test_held_out_confusion_is_measured_on_digits_the_classifier_never_saw_and_cached(held_out_digits):
+    from ganbench.metrics import domain
+
+    h = held_out_digits
+    calib, rest = domain.calibration_split(10000)
+    assert len(calib) == domain.CALIBRATION["size"] and len(set(calib.tolist()) | set(rest.tolist())) == 10000
+    assert not set(calib.tolist()) & set(rest.tolist())
+    counts = h["confusion"]
+    test = load_split("mnist", "test")
+    pred = h["clf"].logits(test.images[calib]).argmax(1)
+    direct = torch.zeros(10, 10, dtype=torch.int64)
+    for t, p in zip(test.labels[calib].tolist(), pred.tolist()):
+        direct[t, p] += 1
+    assert torch.equal(counts, direct)
+    errors = int(counts.sum() - counts.trace())
+    assert 0 < errors < 0.02 * len(calib)  # a >= 98%-accurate classifier, yet not perfect on held-out digits
+    path = domain.confusion_path(h["clf"])
+    assert path.is_file()
+    path.write_text("{not json")  # a corrupt entry is measured again, not trusted
+    domain._CONFUSIONS.clear()
+    assert torch.equal(domain.held_out_confusion(h["clf"]), counts) and path.read_text().startswith("{\n")
+
+
+def test_mode_coverage_metric_names_and_values_through_the_metric_api(held_out_digits):
+    from ganbench.data.synthetic import StackedView
+    from ganbench.metrics import evaluate
+    from ganbench.protocol import load_protocol
+
+    import dataclasses
+
+    p = load_protocol("stacked-mnist")
+    p = dataclasses.replace(p, eval=dataclasses.replace(p.eval, num_samples=1500))
+    h = held_out_digits
+    index, _ = k_mode_generator(h["labels"], 10, 1500, seed=11)
+    holder = {}
+    res = evaluate(StackedView(h["images"], index).materialise(), p, context=holder)
+    assert set(res) == {"modes_pacgan_1500", "modes_confident_1500", "modes_corrected_1500", "mode_kl_1500",
+                        "confident_channels_1500"}
+    assert res["modes_corrected_1500"].value == 10 and res["modes_pacgan_1500"].value > 10
+    assert res["modes_corrected_1500"].higher_is_better and not res["mode_kl_1500"].higher_is_better
+    extras = holder["ctx"].extras
+    assert sum(extras["mode_histogram"]) == 1500 and sum(extras["mode_histogram_corrected"]) == pytest.approx(1500, abs=0.5)

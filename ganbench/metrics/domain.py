@@ -12,6 +12,12 @@ Training is deterministic (fixed seed, fixed data order, scoped RNG) and the res
 under the cache dir, keyed by a content hash of everything that determines the weights (the
 dataset files' pinned hashes, the architecture version and the recipe), and written atomically.
 The test accuracy, measured on the 10k test split right after training, is stored with it.
+
+The classifier never sees the test split (``HELD_OUT_SPLIT``), so only test images tell how it errs on
+images it was not fitted to (its training-split accuracy flatters it: 99.6% against 99.4% on MNIST,
+94.3% against 92.3% on Fashion-MNIST, 10k images of each split). ``held_out_confusion`` counts its
+confusions on a fixed half of the test split (the calibration half; the other half stays free for
+checks of what uses the counts), cached beside the weights and keyed by their hash.
 """
 
 from __future__ import annotations
@@ -31,6 +37,12 @@ from ganbench.protocol import content_hash
 
 ARCH_VERSION = 2  # bump when DomainNet changes: the cache key includes it
 FEATURE_DIM = 128
+TRAIN_SPLIT = "train"  # the split the classifier is fitted to (all of it)
+HELD_OUT_SPLIT = "test"  # digits it never saw: where its errors are measured
+# Which held-out images calibrate the confusion counts: the first ``size`` of a seeded permutation of the
+# held-out split. Half of MNIST's 10k test digits: ~500 per class, and a disjoint half left for checks.
+CALIBRATION = {"seed": 0, "size": 5000}
+CONFUSION_VERSION = 1  # bump when held_out_confusion changes: the cache key includes it
 
 
 @dataclass(frozen=True)
@@ -158,8 +170,8 @@ def train_domain_net(dataset: str, recipe: DomainRecipe = DomainRecipe(), data_r
     the seed fixes the initialisation, the data order and dropout (the global RNG is forked, not touched)."""
     from ganbench.data import load_split
 
-    train = load_split(dataset, "train", data_root)
-    test = load_split(dataset, "test", data_root)
+    train = load_split(dataset, TRAIN_SPLIT, data_root)
+    test = load_split(dataset, HELD_OUT_SPLIT, data_root)
     images, labels = train.images, train.labels
     gen = torch.Generator().manual_seed(recipe.seed)
     if recipe.subset is not None:
@@ -224,6 +236,63 @@ def domain_classifier(dataset: str, device: torch.device | str = "cpu",
 
     get_dataset(dataset)  # unknown names: GanbenchError listing what exists
     return _cached(dataset, recipe, str(torch.device(device)))
+
+
+def calibration_split(num_images: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices into the held-out split: (calibration half, the rest), from a seeded permutation (the split's
+    files are ordered by source, e.g. MNIST's first 5k test digits are the cleaner ones, so halves by position
+    would differ in difficulty)."""
+    order = torch.randperm(num_images, generator=torch.Generator().manual_seed(CALIBRATION["seed"]))
+    return order[: CALIBRATION["size"]], order[CALIBRATION["size"]:]
+
+
+def confusion_path(clf: DomainClassifier):
+    from ganbench.data import SPLIT_FILES, get_dataset
+
+    pins = {f: get_dataset(clf.dataset).pins[f][1] for f in SPLIT_FILES[HELD_OUT_SPLIT]}
+    key = content_hash({"weights_sha256": clf.weights_sha256, "dataset": clf.dataset, "split": HELD_OUT_SPLIT,
+                        "pins": pins, "calibration": CALIBRATION, "version": CONFUSION_VERSION})
+    return cache_dir("domain") / f"{clf.dataset}-confusion-{key[:24]}.json"
+
+
+def confusion_counts(clf: DomainClassifier, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """int64 K x K counts: row = true class, column = the classifier's prediction."""
+    k = int(clf.net.head[-1].out_features)
+    pred = clf.logits(images).argmax(1)
+    return torch.bincount(labels * k + pred, minlength=k * k).view(k, k)
+
+
+_CONFUSIONS: dict[str, torch.Tensor] = {}  # confusion_path -> counts, for the life of the process
+
+
+def held_out_confusion(clf: DomainClassifier, data_root=None) -> torch.Tensor:
+    """The classifier's confusion counts on the calibration half of the held-out split (from the cache, or
+    measured now, a few seconds, and written atomically)."""
+    import json
+
+    from ganbench.assets import atomic_write_bytes
+    from ganbench.data import load_split
+
+    path = confusion_path(clf)
+    if str(path) in _CONFUSIONS:
+        return _CONFUSIONS[str(path)].clone()
+    counts = None
+    if path.is_file():
+        try:
+            blob = json.loads(path.read_text())
+            if blob["weights_sha256"] == clf.weights_sha256:
+                counts = torch.tensor(blob["counts"], dtype=torch.int64)
+        except (ValueError, KeyError, TypeError):  # corrupt entry: measure again below
+            counts = None
+    if counts is None:
+        held_out = load_split(clf.dataset, HELD_OUT_SPLIT, data_root)
+        calib, _ = calibration_split(len(held_out.images))
+        counts = confusion_counts(clf, held_out.images[calib], held_out.labels[calib])
+        blob = {"weights_sha256": clf.weights_sha256, "dataset": clf.dataset, "split": HELD_OUT_SPLIT,
+                "calibration": CALIBRATION, "counts": counts.tolist()}
+        atomic_write_bytes(path, json.dumps(blob, indent=1).encode())
+    _CONFUSIONS[str(path)] = counts
+    return counts.clone()
 
 
 def describe_classifiers(train: bool) -> list[str]:

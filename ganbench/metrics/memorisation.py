@@ -164,6 +164,8 @@ class Partition:
         self.centroids = kmeans(fit, num_cells, seed=seed)
 
     def cells(self, x: torch.Tensor) -> torch.Tensor:
+        if len(x) == 0:  # e.g. a planted share of 0 (the control of the planted check)
+            return torch.empty(0, dtype=torch.long)
         return torch.cat([torch.cdist(_block_sums(x[i:i + 4096]), self.centroids).argmin(1) for i in range(0, len(x), 4096)])
 
 
@@ -199,7 +201,7 @@ def memorisation_report(samples: torch.Tensor, train: torch.Tensor, test: torch.
         share_below = float((dist < threshold).float().mean())
         p_ct, _ = ct_statistic(dist, test_dist, cell, test_cell, num_cells)
         report.planted.append({
-            "share": share, "suspected_copies": share_below, "copies_detected": copies_detected(share_below, n),
+            "share": share, "suspected_copies": share_below, "copies_detected": bool(copies_detected(share_below, n)),
             "ct": p_ct, "ct_detected": bool(p_ct < THRESHOLDS["ct_copying_z"]),
         })
     return report
@@ -236,15 +238,29 @@ def pair_grid(samples: torch.Tensor, train: torch.Tensor, report: MemorisationRe
 
 # ----------------------------------------------------------------------------- registered metric
 
-from ganbench.metrics import MetricResult, count_name, register_metric  # noqa: E402
+from ganbench.metrics import MetricResult, metric_name, register_metric  # noqa: E402
+
+
+def check_calibration_split(searched: str, calibration: str) -> None:
+    """The copy threshold and C_T compare samples with held-out images; images of the searched split are at
+    distance 0 from it, so calibrating on that split sets the threshold to 0 and hides every copy."""
+    from ganbench.errors import GanbenchError
+
+    if calibration == searched:
+        raise GanbenchError(f"eval.reference_split = {calibration!r} is the split searched for copies (data.split = "
+                            f"{searched!r}): memorisation calibrates on held-out images; set eval.reference_split "
+                            f"to another split (e.g. {'test' if searched == 'train' else 'train'!r})")
 
 
 @register_metric("memorisation", higher_is_better=False)
 def memorisation(ctx, extractor: str) -> list[MetricResult]:
-    """Suspected copies and C_T against the protocol's training images, with the test split as baseline."""
-    from ganbench.data import load_data
+    """Suspected copies and C_T against the protocol's training images, with the held-out reference split
+    as the non-copying baseline."""
+    from ganbench.data import DATASETS, load_data
 
-    train = load_data(ctx.protocol.data, ctx.protocol.data.split, ctx.data_root).images
+    searched = ctx.protocol.data.split
+    check_calibration_split(searched, ctx.reference_split)
+    train = load_data(ctx.protocol.data, searched, ctx.data_root).images
     test = load_data(ctx.protocol.data, ctx.reference_split, ctx.data_root).images
     train = train.materialise() if hasattr(train, "materialise") else train
     test = test.materialise() if hasattr(test, "materialise") else test
@@ -253,20 +269,23 @@ def memorisation(ctx, extractor: str) -> list[MetricResult]:
     rep = memorisation_report(ctx.samples, train, test[: max(len(ctx.samples), 1000)], num_cells=cells, device=ctx.device)
     ctx.extras["memorisation"] = {**rep.summary(), "planted": rep.planted}
     ctx.extras["memorisation_pairs"] = pair_grid(ctx.samples, train, rep)
-    n, ref = count_name(ctx.num_samples), f"{ctx.dataset}/{ctx.protocol.data.split}"
-    common = dict(num_samples=ctx.num_samples, extractor="pixels-l1", weights_sha256="", reference=ref)
-    out = [MetricResult(f"copies{n}", rep.suspected_copies, False, **common)]
-    from ganbench.data import DATASETS
+    ref = f"{ctx.dataset}/{searched}"
 
+    def result(quantity: str, value: float | None, higher: bool, space: str | None = None, **kw) -> MetricResult:
+        kw.setdefault("extractor", "pixels-l1")
+        kw.setdefault("weights_sha256", "")
+        return MetricResult(metric_name(quantity, ctx.num_samples, searched, space=space), value, higher,
+                            num_samples=ctx.num_samples, reference=ref, **kw)
+
+    out = [result("copies_l1", rep.suspected_copies, False)]
     if ctx.dataset in DATASETS:  # nearest neighbours in the domain classifier's feature space too
         src = ctx.source("domain")
         share, test_share = feature_copies(ctx.samples, train, test[: max(len(ctx.samples), 1000)],
                                            lambda images: src.extract(images, 1000)["features"])
         ctx.extras["memorisation"]["domain_suspected_copies"] = share
         ctx.extras["memorisation"]["domain_test_suspected_copies"] = test_share
-        out.append(MetricResult(f"domain_copies{n}", share, False, num_samples=ctx.num_samples, extractor=src.name,
-                                weights_sha256=src.weights_sha256, reference=ref))
+        out.append(result("copies", share, False, space="domain", extractor=src.name, weights_sha256=src.weights_sha256))
     return out + [
-        MetricResult(f"ct{n}", None if rep.ct != rep.ct else rep.ct, True,  # negative = copying
-                     unavailable=None if rep.ct == rep.ct else "no k-means cell holds enough samples", **common),
-        MetricResult(f"nn_l1{n}", float(rep.gen_dist.mean()), True, **common)]
+        result("copying_ct", None if rep.ct != rep.ct else rep.ct, True,  # negative = copying
+               unavailable=None if rep.ct == rep.ct else "no k-means cell holds enough samples"),
+        result("nn_l1", float(rep.gen_dist.mean()), True)]
