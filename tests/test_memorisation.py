@@ -99,6 +99,9 @@ def test_memorisation_metric_through_the_metric_api(tiny_protocol):
     assert res["copies_l1_100_train"].value == 1.0 and res["copying_ct_100_train"].value < THRESHOLDS["ct_copying_z"]
     assert res["domain_copies_100_train"].value == 1.0  # nearest neighbours in the domain classifier's features too
     assert res["nn_l1_100_train"].value == 0.0
+    for r in res.values():  # each statistic with its real-vs-real floor, far from the copier's value
+        assert r.floor is not None and "calibrated on the other half" in r.floor_reference
+    assert res["copies_l1_100_train"].floor < 0.05 and res["nn_l1_100_train"].floor > 0.05
     assert holder["ctx"].extras["memorisation_pairs"].shape == (64, 1, 28, 28)
     honest = load_data(proto.data, "test").images[5000:5100]
     res = evaluate(honest, proto)
@@ -127,3 +130,28 @@ def test_calibrating_on_the_searched_split_is_rejected_naming_the_key(tiny_proto
     train = load_split("fashion-mnist", "train").images
     with pytest.raises(GanbenchError, match=r"eval\.reference_split = 'train' is the split searched for copies"):
         evaluate(train[:100], searched_too)  # a protocol built in code is refused by the metric itself
+
+
+def test_floor_is_what_held_out_images_score(fashion):
+    """The real-vs-real floor: half of the held-out images play the samples, the other half calibrates. Checked
+    against distances computed here by torch.cdist and a percentile of our own, and against a fresh set of
+    held-out images scored as samples (an honest model scores about its floor)."""
+    import numpy as np
+
+    from ganbench.metrics.memorisation import held_out_halves
+
+    train, test = fashion
+    baseline, honest = test[:2000], test[5000:6000]
+    rep = memorisation_report(honest, train, baseline, plant_shares=())
+    dist, _ = nearest_l1_cdist(baseline, train)
+    calib, as_samples = held_out_halves(len(baseline), 0)
+    assert len(set(calib.tolist()) & set(as_samples.tolist())) == 0 and len(calib) + len(as_samples) == 2000
+    threshold = np.percentile(dist[calib].numpy(), 1.0)
+    assert rep.floor["copies"] == pytest.approx(float((dist[as_samples] < threshold).float().mean()))
+    assert rep.floor["nn_l1"] == pytest.approx(float(dist[as_samples].mean()), rel=1e-6)
+    assert 0.0 <= rep.floor["copies"] <= 0.03  # ~1% by construction, up to binomial noise at 1000 images
+    assert abs(rep.floor["ct"]) < 3.0  # real vs real: no significant copying or underfitting
+    assert abs(rep.suspected_copies - rep.floor["copies"]) < 0.03
+    assert rep.gen_dist.mean() == pytest.approx(rep.floor["nn_l1"], rel=0.05)
+    copies = memorisation_report(train[:1000], train, baseline, plant_shares=())
+    assert copies.floor == rep.floor  # the floor depends on the held-out images only

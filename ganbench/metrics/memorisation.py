@@ -16,6 +16,8 @@
   (AISTATS), sec. 3: the training set is partitioned into k-means cells; in each cell a
   Mann-Whitney U test compares generated-to-train with test-to-train NN distances; C_T is the
   test-mass-weighted mean of the cells' z-scores. C_T << 0: data copying; C_T >> 0: underfitting.
+- Floors: each statistic is also computed for real images that copy nothing: half of the held-out images
+  play the samples, calibrated on the other half (copies ~1%, C_T ~0, the held-out NN distance).
 - ``planted_sensitivity``: plants known shares of training images among the generated samples
   and reports which share each statistic detects.
 """
@@ -144,6 +146,7 @@ class MemorisationReport:
     ct: float
     ct_cells: int
     planted: list[dict] = field(default_factory=list)
+    floor: dict[str, float] = field(default_factory=dict)  # the same statistics for held-out images (see held_out_halves)
 
     def summary(self) -> dict[str, float]:
         return {
@@ -176,6 +179,19 @@ def copies_detected(share: float, n: int) -> bool:
     return binomtest(round(share * n), n, rate, alternative="greater").pvalue < THRESHOLDS["copies_p_value"]
 
 
+def held_out_halves(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded split of n held-out images into a calibration half and a half that plays the samples: the
+    real-vs-real floor of every memorisation statistic (what a model that copies nothing scores)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[: n // 2], order[n // 2:]
+
+
+def below_threshold_share(dist: torch.Tensor, calibration: torch.Tensor) -> float:
+    """The share of ``dist`` below the copy threshold set by ``calibration`` (held-out distances)."""
+    threshold = float(np.percentile(calibration.numpy(), THRESHOLDS["copy_percentile"]))
+    return float((dist < threshold).float().mean())
+
+
 def memorisation_report(samples: torch.Tensor, train: torch.Tensor, test: torch.Tensor, num_cells: int = 20,
                         seed: int = 0, plant_shares: tuple[float, ...] = (0.01, 0.05, 0.10),
                         device: torch.device | str = "cpu") -> MemorisationReport:
@@ -189,6 +205,11 @@ def memorisation_report(samples: torch.Tensor, train: torch.Tensor, test: torch.
     report = MemorisationReport(gen_dist, gen_index, test_dist, threshold,
                                 float((gen_dist < threshold).float().mean()),
                                 float((test_dist < threshold).float().mean()), ct, cells)
+    calib, as_samples = held_out_halves(len(test), seed)
+    floor_ct, _ = ct_statistic(test_dist[as_samples], test_dist[calib], test_cell[as_samples], test_cell[calib],
+                               num_cells)
+    report.floor = {"copies": below_threshold_share(test_dist[as_samples], test_dist[calib]), "ct": floor_ct,
+                    "nn_l1": float(test_dist[as_samples].mean())}
     gen = torch.Generator().manual_seed(seed + 1)
     n = len(samples)
     for share in plant_shares:
@@ -218,15 +239,17 @@ def nearest_features(query: torch.Tensor, train: torch.Tensor, chunk: int = 2048
     return torch.cat(dist), torch.cat(index)
 
 
-def feature_copies(samples: torch.Tensor, train: torch.Tensor, test: torch.Tensor, features) -> tuple[float, float]:
+def feature_copies(samples: torch.Tensor, train: torch.Tensor, test: torch.Tensor, features,
+                   seed: int = 0) -> tuple[float, float]:
     """Suspected copies in a feature space (``features``: uint8 images -> N x d): the share of samples whose
     nearest training feature vector is closer than the 1st percentile of the test images' (same rule as
-    the pixel check); returns (share of samples, share of test images)."""
+    the pixel check); returns (share of samples, its real-vs-real floor: the same share for half of the
+    test images, calibrated on the other half)."""
     train_f = features(train)
     gen_dist, _ = nearest_features(features(samples), train_f)
     test_dist, _ = nearest_features(features(test), train_f)
-    threshold = float(np.percentile(test_dist.numpy(), THRESHOLDS["copy_percentile"]))
-    return float((gen_dist < threshold).float().mean()), float((test_dist < threshold).float().mean())
+    calib, as_samples = held_out_halves(len(test), seed)
+    return below_threshold_share(gen_dist, test_dist), below_threshold_share(test_dist[as_samples], test_dist[calib])
 
 
 def pair_grid(samples: torch.Tensor, train: torch.Tensor, report: MemorisationReport, n_pairs: int = 32) -> torch.Tensor:
@@ -270,22 +293,28 @@ def memorisation(ctx, extractor: str) -> list[MetricResult]:
     ctx.extras["memorisation"] = {**rep.summary(), "planted": rep.planted}
     ctx.extras["memorisation_pairs"] = pair_grid(ctx.samples, train, rep)
     ref = f"{ctx.dataset}/{searched}"
+    floor_ref = (f"half of the {ctx.dataset}/{ctx.reference_split} images as samples, calibrated on the other half"
+                 if ctx.protocol.eval.floor else "")
 
-    def result(quantity: str, value: float | None, higher: bool, space: str | None = None, **kw) -> MetricResult:
+    def result(quantity: str, value: float | None, higher: bool, floor: float | None, space: str | None = None,
+               **kw) -> MetricResult:
         kw.setdefault("extractor", "pixels-l1")
         kw.setdefault("weights_sha256", "")
+        floor = floor if floor_ref and floor == floor else None  # NaN (too few held-out images per cell): no floor
         return MetricResult(metric_name(quantity, ctx.num_samples, searched, space=space), value, higher,
-                            num_samples=ctx.num_samples, reference=ref, **kw)
+                            num_samples=ctx.num_samples, reference=ref, floor=floor,
+                            floor_reference=floor_ref if floor is not None else "", **kw)
 
-    out = [result("copies_l1", rep.suspected_copies, False)]
+    out = [result("copies_l1", rep.suspected_copies, False, rep.floor["copies"])]
     if ctx.dataset in DATASETS:  # nearest neighbours in the domain classifier's feature space too
         src = ctx.source("domain")
-        share, test_share = feature_copies(ctx.samples, train, test[: max(len(ctx.samples), 1000)],
-                                           lambda images: src.extract(images, 1000)["features"])
+        share, floor = feature_copies(ctx.samples, train, test[: max(len(ctx.samples), 1000)],
+                                      lambda images: src.extract(images, 1000)["features"])
         ctx.extras["memorisation"]["domain_suspected_copies"] = share
-        ctx.extras["memorisation"]["domain_test_suspected_copies"] = test_share
-        out.append(result("copies", share, False, space="domain", extractor=src.name, weights_sha256=src.weights_sha256))
+        ctx.extras["memorisation"]["domain_floor_suspected_copies"] = floor
+        out.append(result("copies", share, False, floor, space="domain", extractor=src.name,
+                          weights_sha256=src.weights_sha256))
     return out + [
-        result("copying_ct", None if rep.ct != rep.ct else rep.ct, True,  # negative = copying
+        result("copying_ct", None if rep.ct != rep.ct else rep.ct, True, rep.floor["ct"],  # negative = copying
                unavailable=None if rep.ct == rep.ct else "no k-means cell holds enough samples"),
-        result("nn_l1", float(rep.gen_dist.mean()), True)]
+        result("nn_l1", float(rep.gen_dist.mean()), True, rep.floor["nn_l1"])]
