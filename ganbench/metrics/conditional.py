@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganbench.metrics import MetricResult, count_name, register_metric
+from ganbench.metrics import MetricResult, count_name, reads_domain, register_metric
 from ganbench.metrics.fid import frechet_distance
 from ganbench.metrics.reference import gaussian_statistics, reference_labels
 
@@ -49,7 +49,7 @@ def intra_class_fid(features: torch.Tensor, labels: torch.Tensor, ref_features: 
     return float(np.mean(values))
 
 
-@register_metric("label_acc", higher_is_better=True)
+@register_metric("label_acc", higher_is_better=True, reads=reads_domain)
 def label_acc(ctx, extractor: str) -> list[MetricResult]:
     name = f"label_acc{count_name(ctx.num_samples)}"
     if ctx.labels is None:
@@ -62,7 +62,7 @@ def label_acc(ctx, extractor: str) -> list[MetricResult]:
     return [_result(ctx, name, value, True, floor, floor_ref)]
 
 
-@register_metric("intra_fid", higher_is_better=False)
+@register_metric("intra_fid", higher_is_better=False, reads=reads_domain)
 def intra_fid(ctx, extractor: str) -> list[MetricResult]:
     name = f"intra_fid{count_name(ctx.num_samples)}_{ctx.reference_split}"
     if ctx.labels is None:

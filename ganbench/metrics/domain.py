@@ -226,6 +226,28 @@ def domain_classifier(dataset: str, device: torch.device | str = "cpu",
     return _cached(dataset, recipe, str(torch.device(device)))
 
 
+def verify_classifiers() -> list["FileCheck"]:
+    """Each cached classifier against the weight hash stored with it when it was trained; reads only
+    (a damaged file is reported, never retrained here)."""
+    from ganbench.assets import FileCheck
+
+    checks = []
+    for dataset in ("mnist", "fashion-mnist"):
+        path = classifier_path(dataset, DomainRecipe())
+        problem = None
+        if not path.is_file():
+            problem = "missing (trained once by `ganbench data fetch domain`)"
+        else:
+            try:
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+                if blob["sha256"] != state_sha256(blob["state"]):
+                    problem = "its weights do not match the hash stored with them (corrupt)"
+            except Exception as err:  # truncated zip, not a torch file, missing keys
+                problem = f"cannot be read ({type(err).__name__}: truncated or corrupt)"
+        checks.append(FileCheck(f"domain-{dataset}", path, problem, "domain" if problem else ""))
+    return checks
+
+
 def describe_classifiers(train: bool) -> list[str]:
     """One line per MNIST-like dataset: the cached classifier's accuracy; trains missing ones when ``train``."""
     lines = []

@@ -239,7 +239,14 @@ def pair_grid(samples: torch.Tensor, train: torch.Tensor, report: MemorisationRe
 from ganbench.metrics import MetricResult, count_name, register_metric  # noqa: E402
 
 
-@register_metric("memorisation", higher_is_better=False)
+def _reads(extractor: str, dataset: str) -> tuple[str, ...]:
+    """Pixels always; the domain classifier's features on its own datasets (``feature_copies``)."""
+    from ganbench.data import DATASETS
+
+    return ("domain",) if dataset in DATASETS else ()
+
+
+@register_metric("memorisation", higher_is_better=False, reads=_reads)
 def memorisation(ctx, extractor: str) -> list[MetricResult]:
     """Suspected copies and C_T against the protocol's training images, with the test split as baseline."""
     from ganbench.data import load_data

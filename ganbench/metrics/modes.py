@@ -62,7 +62,7 @@ def stacked_modes(samples: torch.Tensor, classifier) -> dict[str, object]:
 
 # ----------------------------------------------------------------------------- registered metrics
 
-from ganbench.metrics import MetricResult, count_name, register_metric  # noqa: E402
+from ganbench.metrics import MetricResult, count_name, reads_nothing, register_metric  # noqa: E402
 
 
 def _results(ctx, prefix: str, values: dict[str, tuple[float, bool]], extractor: str, weights: str) -> list[MetricResult]:
@@ -71,7 +71,7 @@ def _results(ctx, prefix: str, values: dict[str, tuple[float, bool]], extractor:
             for name, (v, hib) in values.items()]
 
 
-@register_metric("modes2d", higher_is_better=True)
+@register_metric("modes2d", higher_is_better=True, reads=reads_nothing)
 def modes2d(ctx, extractor: str) -> list[MetricResult]:
     """PacGAN's 2D-mixture metrics (needs a ring8/grid25 protocol)."""
     from ganbench.data.synthetic import MIXTURES
@@ -86,7 +86,7 @@ def modes2d(ctx, extractor: str) -> list[MetricResult]:
                               "reverse_kl": (m["reverse_kl"], False)}, "none", "")
 
 
-@register_metric("mode_coverage", higher_is_better=True)
+@register_metric("mode_coverage", higher_is_better=True, reads=lambda extractor, dataset: ("domain:mnist",))
 def mode_coverage(ctx, extractor: str) -> list[MetricResult]:
     """Stacked-MNIST modes under the MNIST domain classifier (needs a stacked-mnist protocol)."""
     from ganbench.errors import GanbenchError
