@@ -87,3 +87,17 @@ def test_format_1_baseline_is_migrated_when_its_hash_holds_and_refused_otherwise
     with pytest.raises(GanbenchError, match="regenerate it"):
         migrate_baseline(path)
     assert json.loads(path.read_text())["format"] == 1  # left as it was
+
+
+def test_leaderboard_ranks_models_of_one_protocol_identity_and_sets_an_older_card_apart(gated):
+    from ganbench.report.leaderboard import build_boards
+
+    tracker = track.Tracker(gated["uri"])
+    path = protocol_copy(Path(gated["baseline"]).parent / "again", "p")
+    (wgan,) = resolve(load_protocol(path), W, ["wgan-gp"], [0])
+    log_run(tracker, wgan, 450.0)  # logged after the card change: wgan-gp's identity did not move
+    newest, older = build_boards(tracker.search(), "p")
+    assert newest.protocol_hash == older.protocol_hash == gated["spec"].identity.shared_hash
+    assert {r.model: len(r.seeds) for r in newest.rows} == {"dcgan": 1, "wgan-gp": 1}
+    assert newest.row("dcgan").identity != gated["spec"].protocol_hash  # the changed card
+    assert [(r.model, r.seeds, r.identity) for r in older.rows] == [("dcgan", [0, 1, 2, 3], gated["spec"].protocol_hash)]

@@ -17,6 +17,7 @@ The test accuracy, measured on the 10k test split right after training, is store
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -209,6 +210,8 @@ def _cached(dataset: str, recipe: DomainRecipe, device: str) -> DomainClassifier
                                         torch.device(device), float(blob["train_seconds"]))
         except Exception:  # corrupt or stale entry: train again below
             pass
+        # Retraining gives new weights and a new weight hash, so runs' identities change: say so.
+        print(f"ganbench: {path} is damaged; training the {dataset} domain classifier again", file=sys.stderr)
     net, acc, seconds = train_domain_net(dataset, recipe)
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     sha = state_sha256(state)

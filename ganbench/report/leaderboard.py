@@ -3,8 +3,8 @@
 One board per protocol identity (``shared_hash``: the protocol's fields and every weight and dataset
 file its evaluation reads) and one identity per model on it: runs whose protocol side differs measured
 different things and are never mixed; a model whose card changed appears on the board with its newest
-card, its runs with an older card on a board of their own. Per model: every headline metric as mean ± std over seeds with a 95% bootstrap interval, the
-seed count, the **stability score** (the share of the model's runs that finished healthy: status
+card, its runs with an older card on a board of their own. Per model: every headline metric as
+mean ± std over seeds with a 95% bootstrap interval, the seed count, the **stability score** (the share of the model's runs that finished healthy: status
 ``finished`` and no failure-level diagnosis), and the compute used (wall time, images seen).
 
 Which metrics are headline metrics, and their direction, comes from each run's metric provenance tag
@@ -115,7 +115,8 @@ def model_row(model: str, runs: pd.DataFrame, metrics: list[tuple[str, bool]]) -
               for name, _ in metrics}
     compute = {name: summarise(done.get(f"metrics.{name}", pd.Series(dtype=float)).dropna().tolist(), CI_LEVEL)
                for name in COMPUTE_METRICS}
-    return ModelRow(model, str(runs["protocol_hash"].iloc[0]), len(runs), int(sum(is_healthy(r) for _, r in runs.iterrows())),
+    healthy = int(sum(is_healthy(r) for _, r in runs.iterrows()))
+    return ModelRow(model, str(runs["protocol_hash"].iloc[0]), len(runs), healthy,
                     {name: summarise(v, CI_LEVEL) for name, v in values.items()}, compute, values,
                     [int(s) for s in done["seed"].tolist()], done["run_id"].tolist())
 
