@@ -2,7 +2,8 @@
 
 Every downloaded or extracted file is pinned by SHA-256 and written atomically (temp file +
 ``os.replace``), so a killed process or a truncated download can never leave a file that is used
-silently. ``ganbench data verify`` re-hashes everything in the cache against its pin.
+silently. ``ganbench data verify`` re-hashes everything in the cache against its pin, reports every
+bad file and changes nothing: pins live in the package, never in what is on disk.
 """
 
 from __future__ import annotations
@@ -85,6 +86,32 @@ class PinnedFile:
     name: str  # file name inside the asset's cache folder
     sha256: str
     size: int
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """The verdict on one cached file: ``problem`` None when it matches its pin; ``repair`` the
+    ``ganbench data fetch`` name that restores it."""
+
+    name: str
+    path: Path | None
+    problem: str | None = None
+    repair: str = ""
+
+    def line(self) -> str:
+        where = f"  {self.path}" if self.path is not None else ""
+        return f"ok   {self.name}{where}" if self.problem is None else f"BAD  {self.name}{where}: {self.problem}"
+
+
+def raise_for_bad(checks: list[FileCheck]) -> None:
+    """A GanbenchError listing every bad file and the fetch command that repairs them (none: return)."""
+    bad = [c for c in checks if c.problem is not None]
+    if not bad:
+        return
+    names = " ".join(dict.fromkeys(c.repair for c in bad if c.repair))
+    raise GanbenchError(f"{len(bad)} of {len(checks)} files failed verification (nothing was changed): "
+                        + "; ".join(f"{c.path or c.name}" for c in bad)
+                        + (f"; repair with `ganbench data fetch {names}`" if names else ""))
 
 
 def check_pinned(path: Path, pin: PinnedFile) -> None:

@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--baseline", required=True, help="baseline JSON (see `ganbench baseline save`)")
     chk.add_argument("--confidence", type=float, help="one-sided confidence of the gate (default: the baseline's)")
     chk.add_argument("--allow-protocol-change", action="store_true",
-                     help="gate runs of the same protocol name made under another hash (changed budget or model card)")
+                     help="gate runs made under another identity than the baseline's (changed budget, model card or "
+                          "weights); the result says what changed")
     chk.add_argument("--tracking-uri")
 
     bl = sub.add_parser("baseline", help="quality baselines for `ganbench check`")
@@ -122,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     bls.add_argument("--out", required=True, help="baseline JSON to write, e.g. baselines/<protocol>.json")
     bls.add_argument("--confidence", type=float, default=0.99, help="one-sided confidence stored with the baseline")
     bls.add_argument("--tracking-uri")
+    blm = blsub.add_parser("migrate", help="rewrite a format-1 baseline (one protocol hash) with per-model identities, "
+                                           "after checking its hash still holds")
+    blm.add_argument("path", help="baseline JSON to rewrite in place")
 
     sm = sub.add_parser("sample", help="a PNG grid (and optionally .npz) of samples of a trained run's generator")
     sm.add_argument("run", metavar="RUN", help="MLflow run id or run folder")
@@ -238,24 +242,35 @@ def cmd_data(args) -> int:
     for name in names:
         if name not in DATA_NAMES:
             raise GanbenchError(f"Unknown data name {name!r}. Available: {', '.join(DATA_NAMES)}")
+    if args.data_command == "verify":
+        return _verify_data(names, args.data_root)
     for name in names:
         if name == "domain":
             from ganbench.metrics.domain import describe_classifiers
 
-            print("\n".join(describe_classifiers(train=args.data_command == "fetch")))
-            continue
-        if args.data_command == "fetch":
-            if name == "inception":
-                w = extractors.inception_weights(allow_fetch=True)
-                print(f"inception: {w.path} (source {w.source}, feature weights sha256 {w.features_sha256[:16]}...)")
-            else:
-                print(f"{name}: {data.fetch(name)}")
+            print("\n".join(describe_classifiers(train=True)))
+        elif name == "inception":
+            w = extractors.ensure_inception()
+            print(f"inception: {w.path} (source {w.source}, feature weights sha256 {w.features_sha256[:16]}...)")
         else:
-            if name == "inception":
-                w = extractors.inception_weights(allow_fetch=False)
-                print(f"ok  inception  {w.path}  features sha256 {w.features_sha256}")
-            else:
-                print("\n".join(data.verify(name, args.data_root)))
+            print(f"{name}: {data.fetch(name)}")
+    return 0
+
+
+def _verify_data(names: list[str], data_root) -> int:
+    """Every file of every name checked and printed; then an error (exit 2) listing all bad ones."""
+    from ganbench import data
+    from ganbench.assets import raise_for_bad
+    from ganbench.metrics.domain import verify_classifiers
+    from ganbench.metrics.extractors import verify_inception
+
+    checks = []
+    for name in names:
+        got = verify_classifiers() if name == "domain" else verify_inception() if name == "inception" \
+            else data.verify(name, data_root)
+        print("\n".join(c.line() for c in got), flush=True)
+        checks += got
+    raise_for_bad(checks)
     return 0
 
 
@@ -347,8 +362,13 @@ def cmd_check(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from ganbench.report.gate import save_baseline
+    from ganbench.report.gate import migrate_baseline, save_baseline
 
+    if args.baseline_command == "migrate":
+        data = migrate_baseline(args.path)
+        print(f"{args.path}: format {data['format']}, " + ", ".join(
+            f"{m} identity {v['identity'][:12]}" for m, v in data["models"].items()))
+        return 0
     data = save_baseline(args.runs, args.out, args.tracking_uri, args.confidence)
     seeds = ", ".join(f"{m} {len(v['seeds'])} seeds" for m, v in data["models"].items())
     print(f"wrote {args.out}: {data['protocol']} ({data['protocol_hash'][:12]}), {seeds}")
@@ -406,6 +426,10 @@ def main(argv: list[str] | None = None) -> int:
                "sample": cmd_sample, "interpolate": cmd_interpolate, "card": cmd_card,
                "style-mix": cmd_style_mix}[args.command]
     try:
+        if getattr(args, "data_root", None):  # a mistyped folder is an error before any work starts
+            from ganbench.data import check_data_root
+
+            check_data_root(args.data_root)
         return handler(args)
     except GanbenchError as err:
         print(f"ganbench: error: {err}", file=sys.stderr)

@@ -30,9 +30,8 @@ def eval_protocol(protocol: str, samples: str | None = None, generator: str | No
                   data_root=None) -> EvalOutcome:
     """Evaluate samples (path) or a generator (module:function + checkpoint) under ``protocol``."""
     from ganbench.metrics import Sampler, evaluate, mlflow_metrics, mlflow_tags
-    from ganbench.metrics.extractors import inception_weights
     from ganbench.metrics.samples import load_generator, load_samples, samples_from_generator
-    from ganbench.protocol import load_protocol, protocol_hash, to_plain
+    from ganbench.protocol import identity, load_protocol, to_plain, with_assets
     from ganbench.run import resolve_device, versions
 
     if (samples is None) == (generator is None):
@@ -51,18 +50,12 @@ def eval_protocol(protocol: str, samples: str | None = None, generator: str | No
     seconds = time.perf_counter() - t0
     run_id = None
     if log:
-        import dataclasses
-
-        from ganbench.protocol import load_model
-
-        weights = inception_weights()
-        proto_resolved = dataclasses.replace(proto, eval=dataclasses.replace(
-            proto.eval, extractor_weights_sha256=weights.features_sha256))
-        phash = protocol_hash(proto_resolved, {m: load_model(m) for m in proto.models})
+        proto_resolved, assets = with_assets(proto)
+        ident = identity(proto_resolved, None, assets)  # samples from outside the zoo: the protocol side only
         tracker = track.Tracker(tracking_uri)
-        tags = {track.TAG_PROTOCOL: proto.name, track.TAG_PROTOCOL_HASH: phash, track.TAG_MODEL: name or "external",
+        tags = {track.TAG_PROTOCOL: proto.name, **track.identity_tags(ident), track.TAG_MODEL: name or "external",
                 track.TAG_SOURCE: source}
-        params = {"protocol": to_plain(proto_resolved), "protocol_hash": phash, "source": source,
+        params = {"protocol": to_plain(proto_resolved), "protocol_hash": ident.hash, "source": source,
                   "versions": versions(), "device": str(dev)}
         run_id = tracker.start(track.experiment_name(proto.name), f"eval-{name or 'external'}", params, tags)
         tracker.log_metrics(run_id, {**mlflow_metrics(results.values()), "eval_time_s": seconds})

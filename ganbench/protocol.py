@@ -1,11 +1,15 @@
-"""Protocol and model specifications: TOML files -> frozen, fully explicit dataclasses -> content hash.
+"""Protocol and model specifications: TOML files -> frozen, fully explicit dataclasses -> identity.
 
 A protocol (``protocols/<name>.toml``) fixes the data, the training budget, the seeds and the
 evaluation; a zoo card (``zoo/<model>.toml``) fixes a model's architecture, loss, optimisers and
-tricks. ``resolve`` turns both into a :class:`RunSpec` with every default written out. The
-protocol hash covers everything that changes a number (data, budget, evaluation, every model's
-hyper-parameters, the feature extractor's weight hash) but not the seed list: seeds are replicates
-of one experimental condition. Results are only compared between runs with the same hash.
+tricks. ``resolve`` turns both into a :class:`RunSpec` with every default written out.
+
+A run's :class:`Identity` is that of one (protocol, model) pair, computed by :func:`identity` only:
+the protocol's own fields (not its seeds, description or model list), the one model's explicit
+hyper-parameters, and the SHA-256 of every weight file and dataset file its evaluation reads
+(``ganbench.metrics.reads``). Seeds are replicates of one condition, and the protocol's other
+models are other conditions: neither is part of it. Results are compared only between runs of
+equal identity; the identity's parts say what changed when two differ.
 """
 
 from __future__ import annotations
@@ -353,7 +357,7 @@ def apply_overrides(m: ModelSpec, overrides: dict[str, Any]) -> ModelSpec:
     """Dotted overrides from the command line, e.g. ``{"tricks.ema": 0.999, "optim_d.lr": 4e-4}``.
 
     Values are checked like the zoo file's (unknown keys and wrong types are errors); the result is a
-    new ModelSpec, so the protocol hash follows the override."""
+    new ModelSpec, so the run's identity follows the override."""
     if not overrides:
         return m
     raw = to_plain(m)
@@ -387,15 +391,31 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def runspec_from_dict(d: dict) -> "RunSpec":
-    """Rebuild a :class:`RunSpec` from ``RunSpec.to_dict()`` (a run folder's ``spec.json``)."""
+    """Rebuild a :class:`RunSpec` from ``RunSpec.to_dict()`` (a run folder's ``spec.json``). Older files
+    carry the hash only, without its parts."""
     model = dict(d["model"])
     model.setdefault("tricks", {})
+    parts = d.get("identity") or {}
+    ident = Identity(d["protocol_hash"], d.get("shared_hash", ""), dict(parts))
     return RunSpec(protocol=from_mapping(Protocol, d["protocol"], "spec.json protocol"),
-                   model=from_mapping(ModelSpec, model, "spec.json model"), seed=int(d["seed"]),
-                   protocol_hash=d["protocol_hash"])
+                   model=from_mapping(ModelSpec, model, "spec.json model"), seed=int(d["seed"]), identity=ident)
 
 
 # --------------------------------------------------------------------------- resolution + hash
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a result was measured under: ``parts`` maps each ingredient to its SHA-256 ("protocol",
+    "model", "weights/<extractor>", "data/<dataset>/<file>"); ``hash`` covers them all, ``shared_hash`` all
+    but the model (what every model of one protocol has in common: the rows of one leaderboard)."""
+
+    hash: str
+    shared_hash: str
+    parts: dict[str, str]
+
+    def changes(self, other: "Identity") -> list[str]:
+        return identity_changes(other.parts, self.parts)
 
 
 @dataclass(frozen=True)
@@ -405,11 +425,17 @@ class RunSpec:
     protocol: Protocol
     model: ModelSpec
     seed: int
-    protocol_hash: str
+    identity: Identity
+
+    @property
+    def protocol_hash(self) -> str:
+        """The run's identity hash (the historical name of the tag and folder level that carry it)."""
+        return self.identity.hash
 
     def to_dict(self) -> dict:
         return {"protocol": to_plain(self.protocol), "model": _model_for_hash(self.model),
-                "seed": self.seed, "protocol_hash": self.protocol_hash}
+                "seed": self.seed, "protocol_hash": self.identity.hash, "shared_hash": self.identity.shared_hash,
+                "identity": dict(self.identity.parts)}
 
 
 def to_plain(obj: Any) -> Any:
@@ -448,7 +474,61 @@ def content_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def protocol_hash(protocol: Protocol, models: dict[str, ModelSpec]) -> str:
+def _protocol_fields(protocol: Protocol) -> dict:
+    """The protocol's own fields: not its seeds (replicates), description (prose) or model list (other
+    conditions), nor the Inception weight hash (an asset part of its own)."""
+    plain = to_plain(protocol)
+    for key in ("seeds", "description", "models"):
+        plain.pop(key)
+    plain["eval"].pop("extractor_weights_sha256")
+    return plain
+
+
+def identity(protocol: Protocol, model: ModelSpec | None, assets: dict[str, str]) -> Identity:
+    """The identity of (``protocol``, ``model``): the one place it is computed. ``assets`` maps
+    "weights/..." and "data/..." names to the SHA-256 of every file the evaluation reads
+    (``ganbench.metrics.reads.evaluation_assets``). ``model`` None: samples from outside the zoo
+    (``ganbench eval``), identified by the protocol side alone."""
+    parts = {"protocol": content_hash(_protocol_fields(protocol)), **dict(sorted(assets.items()))}
+    shared = content_hash(parts)
+    if model is not None:
+        parts["model"] = content_hash(_model_for_hash(model))
+    return Identity(content_hash(parts), shared, parts)
+
+
+# Why two identities differ, in words, by part name (prefixes for the asset families).
+PART_NAMES = {"protocol": "protocol changed (data, training budget or evaluation)", "model": "model card changed",
+              "weights/inception-v3-compat": "Inception weights changed"}
+
+
+def _part_words(name: str) -> str:
+    if name in PART_NAMES:
+        return PART_NAMES[name]
+    if name.startswith("weights/domain-"):
+        return f"domain classifier weights ({name[len('weights/domain-'):]}) changed"
+    if name.startswith("data/"):
+        return f"dataset file {name[len('data/'):]} changed"
+    return f"{name} changed"
+
+
+def identity_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """What differs between two identities' parts, in words (empty when the parts are equal)."""
+    if not old or not new:
+        return ["identity parts unknown (made before identities recorded them): re-run or re-save"]
+    out = []
+    for name in sorted(set(old) | set(new)):
+        if name not in old:
+            out.append(f"now also reads {name}")
+        elif name not in new:
+            out.append(f"no longer reads {name}")
+        elif old[name] != new[name]:
+            out.append(_part_words(name))
+    return out
+
+
+def legacy_protocol_hash(protocol: Protocol, models: dict[str, ModelSpec]) -> str:
+    """The hash of format-1 baselines and runs made before identities: the protocol with its Inception
+    weight hash filled in and every one of its models. Kept only to verify what is migrated."""
     plain = to_plain(protocol)
     plain.pop("seeds")
     plain.pop("description")
@@ -456,20 +536,31 @@ def protocol_hash(protocol: Protocol, models: dict[str, ModelSpec]) -> str:
     return content_hash(plain)
 
 
-def resolve(protocol: Protocol, extractor_weights_sha256: str | None,
+def with_assets(protocol: Protocol, assets: dict[str, str] | str | None = None) -> tuple[Protocol, dict[str, str]]:
+    """The protocol with its Inception weight hash filled in, and the asset hashes of :func:`identity`
+    (looked up when None; a string stands in for every weight hash, see :func:`resolve`)."""
+    from ganbench.metrics.reads import evaluation_assets
+
+    if not isinstance(assets, dict):
+        assets = evaluation_assets(protocol, stand_in=assets)
+    return dataclasses.replace(protocol, eval=dataclasses.replace(
+        protocol.eval, extractor_weights_sha256=assets.get("weights/inception-v3-compat"))), assets
+
+
+def resolve(protocol: Protocol, assets: dict[str, str] | str | None = None,
             models: list[str] | None = None, seeds: list[int] | None = None,
             overrides: dict[str, Any] | None = None) -> list[RunSpec]:
     """Expand a protocol into one RunSpec per (model, seed), optionally restricted by ``models``/``seeds``;
-    ``overrides`` (dotted keys, see :func:`apply_overrides`) change every model of the protocol."""
-    protocol = dataclasses.replace(
-        protocol, eval=dataclasses.replace(protocol.eval, extractor_weights_sha256=extractor_weights_sha256))
+    ``overrides`` (dotted keys, see :func:`apply_overrides`) change every chosen model.
+
+    ``assets``: the asset hashes of :func:`identity`; None looks them up (only the files this
+    protocol's evaluation reads); a string stands in for every weight hash (tests that never evaluate)."""
     for m in models or []:
         if m not in protocol.models:
             raise GanbenchError(f"model {m!r} is not part of protocol {protocol.name!r}; its models: {', '.join(protocol.models)}")
+    protocol, assets = with_assets(protocol, assets)
     chosen = models or protocol.models
-    specs = {name: apply_overrides(load_model(name), overrides or {}) if name in chosen else load_model(name)
-             for name in protocol.models}
-    phash = protocol_hash(protocol, specs)
+    specs = {name: apply_overrides(load_model(name), overrides or {}) for name in chosen}
+    idents = {name: identity(protocol, spec, assets) for name, spec in specs.items()}
     chosen_seeds = tuple(seeds) if seeds else protocol.seeds
-    return [RunSpec(protocol=protocol, model=specs[m], seed=s, protocol_hash=phash)
-            for m in chosen for s in chosen_seeds]
+    return [RunSpec(protocol=protocol, model=specs[m], seed=s, identity=idents[m]) for m in chosen for s in chosen_seeds]

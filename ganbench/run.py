@@ -1,6 +1,6 @@
 """``ganbench run``: a protocol end to end — data, training, evaluation, tracking — one run per (model, seed).
 
-Each run gets a folder under ``<ganbench home>/runs/<protocol>/<hash[:12]>/<model>/seed<k>`` (checkpoints,
+Each run gets a folder under ``<ganbench home>/runs/<protocol>/<identity[:12]>/<model>/seed<k>`` (checkpoints,
 grids, records) and an MLflow run in the experiment ``ganbench/<protocol>``. A run that diverges or
 fails keeps every artifact written so far and is tagged with its status.
 """
@@ -97,12 +97,9 @@ def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int
     ``overrides`` (dotted keys such as ``tricks.ema``) change the chosen models' cards for this run;
     ``fast=False`` trains on the plain path (see ``ganbench.train.train``); ``together`` trains each
     model's seeds together in one process (``ganbench.seeds``), each still its own MLflow run."""
-    from ganbench.metrics.extractors import inception_weights
-
     proto = load_protocol(protocol)
     dev = resolve_device(device)
-    weights = inception_weights()
-    specs = resolve(proto, weights.features_sha256, models, seeds, overrides)
+    specs = resolve(proto, None, models, seeds, overrides)
     data = training_images(proto, data_root)
     tracker = track.Tracker(tracking_uri)
     groups = [[s for s in specs if s.model.name == name] for name in dict.fromkeys(s.model.name for s in specs)]
@@ -148,7 +145,7 @@ def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: b
         run_id = id_file.read_text().strip()
         tracker.reopen(run_id)
     else:
-        tags = {track.TAG_PROTOCOL: spec.protocol.name, track.TAG_PROTOCOL_HASH: spec.protocol_hash,
+        tags = {track.TAG_PROTOCOL: spec.protocol.name, **track.identity_tags(spec.identity),
                 track.TAG_MODEL: spec.model.name, track.TAG_SEED: str(spec.seed)}
         params = {**spec.to_dict(), "versions": versions(), "device": str(device), "fast_path": fast,
                   "concurrent_seeds": together,

@@ -6,7 +6,7 @@ Every cell of the grid is one :func:`ganbench.run.run_one` call, the same path a
 own cell); this module only decides which cells still need work, where they run, and how a cell
 that was killed goes on:
 
-- a cell with a finished MLflow run (same protocol hash, model and seed) is skipped, so a sweep
+- a cell with a finished MLflow run (same identity of protocol and model, and seed) is skipped, so a sweep
   that was stopped is resumed by starting it again;
 - a cell whose last attempt was killed (its MLflow run still says ``running``, or ``stopped`` by an
   interrupt) continues that attempt's MLflow run from the run folder's ``checkpoints/last.pt``;
@@ -99,13 +99,11 @@ class SweepResult:
 
 def expand(protocols: Sequence[str], models: list[str] | None = None, seeds: list[int] | None = None) -> list[RunSpec]:
     """The grid: one RunSpec per (protocol, model, seed); models and seeds default to each protocol's own."""
-    from ganbench.metrics.extractors import inception_weights
     from ganbench.protocol import load_protocol, resolve
 
-    weights = inception_weights().features_sha256
     specs: list[RunSpec] = []
     for name in protocols:
-        specs.extend(resolve(load_protocol(name), weights, models, seeds))
+        specs.extend(resolve(load_protocol(name), None, models, seeds))
     return specs
 
 

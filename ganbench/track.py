@@ -14,7 +14,9 @@ from ganbench.assets import ganbench_home
 
 TAG_STATUS = "ganbench.status"  # finished | diverged | failed | running
 TAG_PROTOCOL = "ganbench.protocol"
-TAG_PROTOCOL_HASH = "ganbench.protocol_hash"
+TAG_PROTOCOL_HASH = "ganbench.protocol_hash"  # the run's identity hash (of its protocol and model; historical name)
+TAG_SHARED_HASH = "ganbench.shared_hash"  # the identity without the model: runs a leaderboard may rank together
+TAG_IDENTITY = "ganbench.identity"  # JSON: the identity's parts (part -> SHA-256), to say what changed
 TAG_MODEL = "ganbench.model"
 TAG_SEED = "ganbench.seed"
 TAG_MESSAGE = "ganbench.message"
@@ -42,6 +44,14 @@ def flatten(d: dict, prefix: str = "") -> dict[str, str]:
         else:
             out[key] = str(v)
     return out
+
+
+def identity_tags(ident) -> dict[str, str]:
+    """The tags that carry a ``protocol.Identity``."""
+    import json
+
+    return {TAG_PROTOCOL_HASH: ident.hash, TAG_SHARED_HASH: ident.shared_hash,
+            TAG_IDENTITY: json.dumps(ident.parts, sort_keys=True)}
 
 
 def experiment_name(protocol: str) -> str:
@@ -135,7 +145,8 @@ class Tracker:
 
     def search(self, experiments: list[str] | None = None, run_ids: list[str] | None = None):
         """Runs as a pandas DataFrame, one row per run: ``run_id``, ``experiment``, ``run_name``, ``start_time``,
-        ``status`` (the ganbench status tag), ``protocol``, ``protocol_hash``, ``model``, ``seed``, then
+        ``status`` (the ganbench status tag), ``protocol``, ``protocol_hash`` (the run's identity), ``shared_hash``
+        (the identity without the model; older runs: their protocol hash), ``model``, ``seed``, then
         ``metrics.<name>`` (final values) and ``tags.<name>`` columns, as ``mlflow.search_runs`` names them.
 
         ``experiments`` are experiment names (default: every ``ganbench/...`` experiment); ``run_ids`` picks runs."""
@@ -162,11 +173,12 @@ class Tracker:
                          "run_name": run.info.run_name, "start_time": run.info.start_time,
                          "status": tags.get(TAG_STATUS, run.info.status.lower()),
                          "protocol": tags.get(TAG_PROTOCOL), "protocol_hash": tags.get(TAG_PROTOCOL_HASH),
+                         "shared_hash": tags.get(TAG_SHARED_HASH, tags.get(TAG_PROTOCOL_HASH)),
                          "model": tags.get(TAG_MODEL), "seed": int(seed) if seed is not None else None,
                          **{f"metrics.{k}": v for k, v in run.data.metrics.items()},
                          **{f"tags.{k}": v for k, v in tags.items() if k.startswith("ganbench.")}})
         return pd.DataFrame(rows, columns=None if rows else ["run_id", "experiment", "run_name", "start_time", "status",
-                                                             "protocol", "protocol_hash", "model", "seed"])
+                                                             "protocol", "protocol_hash", "shared_hash", "model", "seed"])
 
     def resolve_runs(self, ref: str) -> list[str]:
         """Run ids named by ``ref``: a run id, an experiment name, or a protocol name (experiment ``ganbench/<ref>``)."""

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ganbench.errors import GanbenchError
-from ganbench.protocol import RunSpec
+from ganbench.protocol import Identity, RunSpec
 
 SLERP_EPS = 1e-6  # below this sin(angle) the endpoints are (anti)parallel and slerp's weights are 0/0: use lerp
 
@@ -58,7 +58,6 @@ class RunHandle:
 
 def _spec_from_tags(tags: dict[str, str], what: str) -> RunSpec:
     """An older run without spec.json: re-resolve its zoo card and refuse when the hash moved."""
-    from ganbench.metrics.extractors import inception_weights
     from ganbench.protocol import load_protocol, resolve
     from ganbench import track
 
@@ -67,11 +66,13 @@ def _spec_from_tags(tags: dict[str, str], what: str) -> RunSpec:
                                                       track.TAG_PROTOCOL_HASH))
     except KeyError as err:
         raise GanbenchError(f"{what} has no spec.json and no tag {err.args[0]}: it is not a `ganbench run` run") from err
-    (spec,) = resolve(load_protocol(name), inception_weights().features_sha256, [model], [int(seed)])
+    (spec,) = resolve(load_protocol(name), None, [model], [int(seed)])
     if spec.protocol_hash != phash:
-        raise GanbenchError(f"{what} has no spec.json, and protocol {name!r} with model {model!r} now hashes to "
-                            f"{spec.protocol_hash[:12]}, not the run's {phash[:12]}: the zoo card or protocol changed "
-                            "since the run, so its generator cannot be rebuilt faithfully")
+        old = json.loads(tags.get(track.TAG_IDENTITY, "{}"))
+        why = "; ".join(spec.identity.changes(Identity(phash, "", old))) if old else "the zoo card or protocol changed"
+        raise GanbenchError(f"{what} has no spec.json, and protocol {name!r} with model {model!r} now has identity "
+                            f"{spec.protocol_hash[:12]}, not the run's {phash[:12]}: {why} since the run, so its "
+                            "generator cannot be rebuilt faithfully")
     return spec
 
 

@@ -80,4 +80,4 @@ def test_unknown_names():
 
 def test_verify_reports_every_file():
     lines = verify("fashion-mnist")
-    assert len(lines) == 4 and all(line.startswith("ok") for line in lines)
+    assert len(lines) == 4 and all(c.problem is None and c.line().startswith("ok") for c in lines)

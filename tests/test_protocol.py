@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 
 from ganbench.errors import GanbenchError
-from ganbench.protocol import load_model, load_protocol, protocol_hash, resolve
+from ganbench.protocol import identity, load_model, load_protocol, resolve
 
 W = "a" * 64
 
@@ -22,16 +22,16 @@ def test_shipped_protocols_resolve_fully_explicit():
 
 def test_hash_tracks_conditions_not_replicates():
     p = load_protocol("fashion-smoke")
-    models = {m: load_model(m) for m in p.models}
-    base = protocol_hash(p, models)
-    assert protocol_hash(dataclasses.replace(p, seeds=(7, 8)), models) == base
-    assert protocol_hash(dataclasses.replace(p, train=dataclasses.replace(p.train, epochs=2)), models) != base
-    slower = dict(models, dcgan=dataclasses.replace(models["dcgan"], optim_g=dataclasses.replace(models["dcgan"].optim_g, lr=1e-4)))
-    assert protocol_hash(p, slower) != base
+    dcgan, assets = load_model("dcgan"), {"weights/inception-v3-compat": W}
+    base = identity(p, dcgan, assets).hash
+    assert identity(dataclasses.replace(p, seeds=(7, 8)), dcgan, assets).hash == base
+    assert identity(dataclasses.replace(p, train=dataclasses.replace(p.train, epochs=2)), dcgan, assets).hash != base
+    slower = dataclasses.replace(dcgan, optim_g=dataclasses.replace(dcgan.optim_g, lr=1e-4))
+    assert identity(p, slower, assets).hash != base
     assert resolve(p, W)[0].protocol_hash != resolve(p, "b" * 64)[0].protocol_hash
     # A default written out explicitly is the same condition as the default left implicit.
-    explicit = dict(models, dcgan=dataclasses.replace(models["dcgan"], generator=dataclasses.replace(models["dcgan"].generator, options={})))
-    assert protocol_hash(p, explicit) == base
+    explicit = dataclasses.replace(dcgan, generator=dataclasses.replace(dcgan.generator, options={}))
+    assert identity(p, explicit, assets).hash == base
 
 
 def test_unknown_protocol_lists_available():

@@ -361,3 +361,21 @@ def test_ray_sweep_survives_a_killed_worker_with_one_finished_run_per_cell(tmp_p
         assert steps[-1] == epochs, (cell, steps)
     print(f"ray sweep of 4 cells ({'seeds together' if together else 'one task per cell'}) with one killed "
           f"worker: {elapsed:.1f}s")
+
+
+def test_adding_a_model_to_the_protocol_does_not_rerun_finished_cells(tmp_path, one_thread_module, monkeypatch):
+    """A cell's identity is its protocol and its own model: another card joining the grid leaves it finished."""
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "gan-mlp2d-copy.toml").write_text((RING8.parent.parent / "zoo" / "gan-mlp2d.toml").read_text())
+    monkeypatch.setenv("GANBENCH_ZOO_PATH", str(zoo))
+    proto = ring8_copy(tmp_path, "ring8-grow", epochs=1, subset=1280)
+    text = Path(proto).read_text()
+    Path(proto).write_text(re.sub(r"(?m)^models = .*$", 'models = ["gan-mlp2d"]', text))
+    (first,) = sweep(proto, seeds=[0], progress=False).cells
+    assert (first.status, first.action) == ("finished", "ran")
+    Path(proto).write_text(re.sub(r"(?m)^models = .*$", 'models = ["gan-mlp2d", "gan-mlp2d-copy"]', text))
+    grown = sweep(proto, seeds=[0], progress=False).cells
+    assert [(c.model, c.action) for c in grown] == [("gan-mlp2d", "skipped"), ("gan-mlp2d-copy", "ran")]
+    assert grown[0].run_id == first.run_id and grown[0].protocol_hash == first.protocol_hash
+    assert grown[1].protocol_hash != first.protocol_hash  # same hyper-parameters, another card: its own cell

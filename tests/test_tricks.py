@@ -11,7 +11,7 @@ import torch
 from ganbench.errors import GanbenchError
 from ganbench.losses import BCELoss, BCEOptions, Targets
 from ganbench.nets.layers import minibatch_std
-from ganbench.protocol import (TricksSpec, apply_overrides, load_model, load_protocol, parse_overrides, protocol_hash,
+from ganbench.protocol import (TricksSpec, apply_overrides, identity, load_model, load_protocol, parse_overrides,
                                resolve)
 from ganbench.run import training_images
 from ganbench.train import build_models, ema_update, feature_matching, instance_noise_sigma, train
@@ -31,12 +31,10 @@ def run(spec, data, path):
 
 def test_tricks_off_keep_the_protocol_hash_and_on_change_it():
     proto = load_protocol("fashion-50ep")
-    models = {m: load_model(m) for m in proto.models}
-    base = protocol_hash(proto, models)
-    explicit_off = {m: apply_overrides(s, {"tricks.ema": 0.0}) for m, s in models.items()}
-    assert protocol_hash(proto, explicit_off) == base
-    on = {**models, "dcgan": apply_overrides(models["dcgan"], {"tricks.ema": 0.999})}
-    assert protocol_hash(proto, on) != base
+    dcgan, assets = load_model("dcgan"), {"weights/inception-v3-compat": W}
+    base = identity(proto, dcgan, assets).hash
+    assert identity(proto, apply_overrides(dcgan, {"tricks.ema": 0.0}), assets).hash == base
+    assert identity(proto, apply_overrides(dcgan, {"tricks.ema": 0.999}), assets).hash != base
 
 
 def test_overrides_are_validated():

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ganbench.assets import atomic_write_bytes, cache_dir
+from ganbench.assets import FileCheck, atomic_write_bytes, cache_dir
 from ganbench.data.idx import parse_idx, read_idx_bytes
 from ganbench.errors import GanbenchError
 
@@ -64,11 +64,23 @@ def get_dataset(name: str) -> IdxDataset:
     return DATASETS[name]
 
 
+def check_data_root(data_root: str | os.PathLike | None) -> Path | None:
+    """The folder given by ``--data-root`` (else ``GANBENCH_DATA``), which must exist: a mistyped path
+    must not fall back to the cache unnoticed."""
+    root, what = (data_root, "--data-root") if data_root else (os.environ.get("GANBENCH_DATA"), "GANBENCH_DATA")
+    if not root:
+        return None
+    if not Path(root).is_dir():
+        raise GanbenchError(f"{what} {root}: no such folder; give the folder that holds the dataset files "
+                            "(or leave it out to use the cache)")
+    return Path(root)
+
+
 def _candidate_dirs(ds: IdxDataset, data_root: str | os.PathLike | None) -> list[Path]:
     roots: list[Path] = []
-    root = data_root or os.environ.get("GANBENCH_DATA")
+    root = check_data_root(data_root)
     if root:
-        roots += [Path(root) / ds.name, Path(root)]
+        roots += [root / ds.name, root]
     roots.append(cache_dir("data", ds.name))
     roots += [Path(d) for d in ds.system_dirs]
     return roots
@@ -142,6 +154,15 @@ def native_size(name: str) -> int | None:
     return 28 if name in DATASETS else None
 
 
+def data_files(name: str) -> dict[str, str]:
+    """"data/<dataset>/<file>" -> pinned SHA-256 of every file a protocol on ``name`` reads (train and test
+    splits: training, reference and floor); stacked MNIST is made of MNIST, 2D mixtures of no file."""
+    source = "mnist" if name == "stacked-mnist" else name
+    if source not in DATASETS:
+        return {}
+    return {f"data/{source}/{fname}": sha for fname, (_, sha) in sorted(DATASETS[source].pins.items())}
+
+
 def resize_images(images: torch.Tensor, size: int, chunk: int = 10_000) -> torch.Tensor:
     """uint8 N x C x H x W -> uint8 N x C x size x size: bilinear with antialiasing (as PIL's resize),
     rounded; the preprocessing of the fashion64/fashion32 protocols, for training and reference images alike."""
@@ -179,14 +200,18 @@ def load_data(spec, split: str, data_root=None) -> ImageSet:
     return full
 
 
-def verify(name: str, data_root=None) -> list[str]:
-    """Re-check every file of a dataset against its pin; return one line per file."""
+def verify(name: str, data_root=None) -> list[FileCheck]:
+    """Re-check every file of a dataset against its pin: one verdict per file, bad ones included."""
     ds = get_dataset(name)
-    lines = []
+    checks = []
     for fname in ds.pins:
-        _load_checked(ds, fname, data_root)
-        lines.append(f"ok  {name}/{fname}  {_find_file(ds, fname, data_root)}")
-    return lines
+        path = _find_file(ds, fname, data_root)
+        try:
+            _load_checked(ds, fname, data_root)
+            checks.append(FileCheck(f"{name}/{fname}", path))
+        except GanbenchError as err:
+            checks.append(FileCheck(f"{name}/{fname}", path, str(err), name))
+    return checks
 
 
 def fetch(name: str) -> Path:

@@ -43,19 +43,37 @@ class MetricResult:
         return " ".join(parts)
 
 
+def reads_extractor(extractor: str, dataset: str) -> tuple[str, ...]:
+    """What most metrics read: the feature extractor they are asked to use."""
+    return (extractor,)
+
+
+def reads_domain(extractor: str, dataset: str) -> tuple[str, ...]:
+    """Metrics measured in the domain classifier's space whatever the protocol's extractor."""
+    return ("domain",)
+
+
+def reads_nothing(extractor: str, dataset: str) -> tuple[str, ...]:
+    return ()
+
+
 @dataclass(frozen=True)
 class MetricDef:
     name: str
     higher_is_better: bool
     compute: Callable[..., list[MetricResult]]  # (ctx, extractor) -> results
+    # (extractor, dataset) -> the networks whose weights the metric reads: extractor names of
+    # ``extractors.EXTRACTORS`` ("domain" = the protocol dataset's classifier) or "domain:<dataset>";
+    # a run's identity covers their weight hashes (``ganbench.metrics.reads``).
+    reads: Callable[[str, str], tuple[str, ...]] = reads_extractor
 
 
 METRICS: Registry[MetricDef] = Registry("metric")
 
 
-def register_metric(name: str, higher_is_better: bool):
+def register_metric(name: str, higher_is_better: bool, reads: Callable[[str, str], tuple[str, ...]] = reads_extractor):
     def wrap(fn: Callable[..., list[MetricResult]]):
-        METRICS.register(name, MetricDef(name, higher_is_better, fn))
+        METRICS.register(name, MetricDef(name, higher_is_better, fn, reads))
         return fn
 
     return wrap

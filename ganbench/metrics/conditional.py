@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganbench.metrics import MetricResult, metric_name, register_metric
+from ganbench.metrics import MetricResult, metric_name, reads_domain, register_metric
 from ganbench.metrics.domain import HELD_OUT_SPLIT
 from ganbench.metrics.fid import frechet_distance
 from ganbench.metrics.reference import gaussian_statistics, reference_labels
@@ -63,7 +63,7 @@ def intra_class_fid(features: torch.Tensor, labels: torch.Tensor, ref_features: 
     return float(np.mean(values))
 
 
-@register_metric("label_acc", higher_is_better=True)
+@register_metric("label_acc", higher_is_better=True, reads=reads_domain)
 def label_acc(ctx, extractor: str) -> list[MetricResult]:
     if ctx.labels is None:
         return [_result(ctx, "label_acc", None, None, True, None, "", UNCONDITIONAL)]
@@ -75,7 +75,7 @@ def label_acc(ctx, extractor: str) -> list[MetricResult]:
     return [_result(ctx, "label_acc", None, value, True, floor, floor_ref)]
 
 
-@register_metric("intra_fid", higher_is_better=False)
+@register_metric("intra_fid", higher_is_better=False, reads=reads_domain)
 def intra_fid(ctx, extractor: str) -> list[MetricResult]:
     if ctx.labels is None:
         return [_result(ctx, "intra_fid", ctx.reference_split, None, False, None, "", UNCONDITIONAL)]

@@ -23,6 +23,7 @@ checks of what uses the counts), cached beside the weights and keyed by their ha
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -221,6 +222,8 @@ def _cached(dataset: str, recipe: DomainRecipe, device: str) -> DomainClassifier
                                         torch.device(device), float(blob["train_seconds"]))
         except Exception:  # corrupt or stale entry: train again below
             pass
+        # Retraining gives new weights and a new weight hash, so runs' identities change: say so.
+        print(f"ganbench: {path} is damaged; training the {dataset} domain classifier again", file=sys.stderr)
     net, acc, seconds = train_domain_net(dataset, recipe)
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     sha = state_sha256(state)
@@ -293,6 +296,28 @@ def held_out_confusion(clf: DomainClassifier, data_root=None) -> torch.Tensor:
         atomic_write_bytes(path, json.dumps(blob, indent=1).encode())
     _CONFUSIONS[str(path)] = counts
     return counts.clone()
+
+
+def verify_classifiers() -> list["FileCheck"]:
+    """Each cached classifier against the weight hash stored with it when it was trained; reads only
+    (a damaged file is reported, never retrained here)."""
+    from ganbench.assets import FileCheck
+
+    checks = []
+    for dataset in ("mnist", "fashion-mnist"):
+        path = classifier_path(dataset, DomainRecipe())
+        problem = None
+        if not path.is_file():
+            problem = "missing (trained once by `ganbench data fetch domain`)"
+        else:
+            try:
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+                if blob["sha256"] != state_sha256(blob["state"]):
+                    problem = "its weights do not match the hash stored with them (corrupt)"
+            except Exception as err:  # truncated zip, not a torch file, missing keys
+                problem = f"cannot be read ({type(err).__name__}: truncated or corrupt)"
+        checks.append(FileCheck(f"domain-{dataset}", path, problem, "domain" if problem else ""))
+    return checks
 
 
 def describe_classifiers(train: bool) -> list[str]:

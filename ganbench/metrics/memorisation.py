@@ -275,7 +275,14 @@ def check_calibration_split(searched: str, calibration: str) -> None:
                             f"to another split (e.g. {'test' if searched == 'train' else 'train'!r})")
 
 
-@register_metric("memorisation", higher_is_better=False)
+def _reads(extractor: str, dataset: str) -> tuple[str, ...]:
+    """Pixels always; the domain classifier's features on its own datasets (``feature_copies``)."""
+    from ganbench.data import DATASETS
+
+    return ("domain",) if dataset in DATASETS else ()
+
+
+@register_metric("memorisation", higher_is_better=False, reads=_reads)
 def memorisation(ctx, extractor: str) -> list[MetricResult]:
     """Suspected copies and C_T against the protocol's training images, with the held-out reference split
     as the non-copying baseline."""

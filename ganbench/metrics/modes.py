@@ -210,7 +210,7 @@ def stacked_modes(samples: torch.Tensor, classifier, confusion: torch.Tensor | N
 
 # ----------------------------------------------------------------------------- registered metrics
 
-from ganbench.metrics import MetricResult, metric_name, register_metric  # noqa: E402
+from ganbench.metrics import MetricResult, metric_name, reads_nothing, register_metric  # noqa: E402
 
 
 def _results(ctx, values: dict[str, tuple[float, bool]], extractor: str, weights: str) -> list[MetricResult]:
@@ -219,7 +219,7 @@ def _results(ctx, values: dict[str, tuple[float, bool]], extractor: str, weights
                          f"{ctx.dataset} modes") for quantity, (v, hib) in values.items()]
 
 
-@register_metric("modes2d", higher_is_better=True)
+@register_metric("modes2d", higher_is_better=True, reads=reads_nothing)
 def modes2d(ctx, extractor: str) -> list[MetricResult]:
     """PacGAN's 2D-mixture metrics (needs a ring8/grid25 protocol): ``modes_hq`` (modes hit by a high-quality
     sample), ``hq_share`` and ``reverse_kl``."""
@@ -235,7 +235,7 @@ def modes2d(ctx, extractor: str) -> list[MetricResult]:
                           "reverse_kl": (m["reverse_kl"], False)}, "none", "")
 
 
-@register_metric("mode_coverage", higher_is_better=True)
+@register_metric("mode_coverage", higher_is_better=True, reads=lambda extractor, dataset: ("domain:mnist",))
 def mode_coverage(ctx, extractor: str) -> list[MetricResult]:
     """Stacked-MNIST modes under the MNIST domain classifier (needs a stacked-mnist protocol): PacGAN's count,
     the confident count, the count corrected for the classifier's confusion, PacGAN's KL, confident channels."""

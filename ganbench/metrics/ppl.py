@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganbench.metrics import MetricResult, count_name, register_metric
+from ganbench.metrics import MetricResult, count_name, reads_domain, register_metric
 
 EPSILON = 1e-4  # Karras et al. 2019, sec. 3.2
 PERCENTILES = (1.0, 99.0)  # the official code's outlier filter
@@ -123,7 +123,7 @@ def _why_not(ctx) -> str | None:
     return None
 
 
-@register_metric("ppl", higher_is_better=False)
+@register_metric("ppl", higher_is_better=False, reads=reads_domain)
 def ppl(ctx, extractor: str) -> list[MetricResult]:
     """Always in the domain classifier's feature space, whatever ``extractor`` (see the module docstring)."""
     from ganbench.errors import GanbenchError

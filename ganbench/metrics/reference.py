@@ -1,8 +1,8 @@
 """Features of real splits, cached by content key, with a provenance manifest.
 
-The key covers everything that changes the numbers: dataset, split, sample count and the seed
-that picks the images, the extractor name, its weight hash, the resize path, the feature layer
-and the library versions. Each entry is one .npz written atomically holding the features (float32,
+The key covers everything that changes the stored content: dataset, split, sample count and the
+seed that picks the images, the extractor name, its weight hash, the resize path, the feature layer,
+whether the entry holds the extractor's logits, and the library versions. Each entry is one .npz written atomically holding the features (float32,
 exactly what the extractor returned), their Gaussian statistics (float64), the logits when the
 extractor has them, the manifest, and a SHA-256 of the arrays: an entry whose manifest does not
 match, whose checksum is wrong or that cannot be read is recomputed.
@@ -55,7 +55,8 @@ def manifest(dataset: str, split: str, num_samples: int, seed: int, source) -> d
 
     return {"dataset": dataset, "split": split, "num_samples": num_samples, "seed": seed,
             "extractor": source.name, "weights_sha256": source.weights_sha256, "resize": source.resize,
-            "layer": source.layer, "torch_fidelity": torch_fidelity.__version__,
+            "layer": source.layer, "logits": source.logits_unavailable is None,  # IS needs them: part of the key
+            "torch_fidelity": torch_fidelity.__version__,
             "torch": torch.__version__.split("+")[0], "numpy_major": np.__version__.split(".")[0]}
 
 
@@ -100,6 +101,8 @@ def load_entry(man: dict) -> dict[str, np.ndarray] | None:
         return None
     if stored_man != man or stored_sum != _checksum(arrays) or not np.isfinite(arrays["sigma"]).all():
         return None
+    if man.get("logits") and "logits" not in arrays:  # the manifest promises logits the entry lacks
+        return None
     return arrays
 
 
@@ -114,6 +117,8 @@ def cached_features(man: dict, compute: Callable[[], dict[str, torch.Tensor]]) -
         arrays = {"features": feats.numpy(), **gaussian_statistics(feats)}
         if out.get("logits") is not None:
             arrays["logits"] = out["logits"].to(torch.float32).numpy()
+        elif man.get("logits"):
+            raise GanbenchError(f"extractor {man['extractor']!r} returned no logits though its source declares them")
         buf = io.BytesIO()
         np.savez(buf, **arrays, manifest=np.array(json.dumps(man)), checksum=np.array(_checksum(arrays)))
         atomic_write_bytes(cache_path(man), buf.getvalue())

@@ -1,7 +1,10 @@
 """Quality regression gates: ``ganbench baseline save`` and ``ganbench check``.
 
 A baseline (``baselines/<protocol>.json``) keeps the per-seed values of every headline metric of
-each model, measured by ganbench under one protocol hash. A check compares new runs with it: per
+each model, measured by ganbench, with each model's identity (``protocol.identity``: the protocol,
+the model card and every weight and dataset file the evaluation reads) and its parts. A check
+gates only runs of the baseline's identity per model, and when a model has none says which parts
+changed (model card, protocol, Inception or domain-classifier weights, dataset files). A check compares new runs with it: per
 model and metric, the mean of the new seeds fails when it lies beyond the one-sided t bound of
 the baseline's own seed spread (``stats.regression_bound``): no hand-picked tolerance, and a
 metric whose seeds scatter widely gets a wide gate. A run that did not finish always fails.
@@ -9,6 +12,7 @@ metric whose seeds scatter widely gets a wide gate. A run that did not finish al
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -19,11 +23,12 @@ import pandas as pd
 
 from ganbench.assets import atomic_write_bytes
 from ganbench.errors import GanbenchError
+from ganbench.protocol import identity_changes
 from ganbench.report.leaderboard import build_boards
 from ganbench.report.stats import regression_bound
-from ganbench.track import Tracker
+from ganbench.track import TAG_IDENTITY, Tracker
 
-BASELINE_FORMAT = 1
+BASELINE_FORMAT = 2  # 1: one protocol hash over every model (``migrate_baseline`` converts it)
 # One-sided confidence of the gate: a rerun drawn from the baseline's distribution passes a metric with
 # this probability (under normality of seed means), so a false alarm costs 1 check in 100 per metric.
 DEFAULT_CONFIDENCE = 0.99
@@ -37,7 +42,8 @@ def _runs(tracker: Tracker, refs: list[str]) -> pd.DataFrame:
 
 def save_baseline(refs: list[str], path: Path | str, tracking_uri: str | None = None,
                   confidence: float = DEFAULT_CONFIDENCE) -> dict:
-    """Write a baseline from finished runs (run ids or experiment names) of one protocol hash."""
+    """Write a baseline from finished runs (run ids or experiment names) of one protocol identity, one
+    identity per model."""
     if not 0.5 < confidence < 1:
         raise GanbenchError(f"confidence must be between 0.5 and 1 (e.g. {DEFAULT_CONFIDENCE}), got {confidence}")
     boards = build_boards(_runs(Tracker(tracking_uri), refs))
@@ -45,15 +51,16 @@ def save_baseline(refs: list[str], path: Path | str, tracking_uri: str | None = 
         raise GanbenchError(f"no ganbench runs found in {', '.join(refs)}")
     if len(boards) > 1:
         listing = ", ".join(f"{b.protocol} {b.protocol_hash[:12]} ({len(b.runs)} runs)" for b in boards)
-        raise GanbenchError(f"the runs span {len(boards)} protocol hashes ({listing}); a baseline covers one: "
-                            "pass the run ids of one protocol version")
+        raise GanbenchError(f"the runs span {len(boards)} protocol or model versions ({listing}); a baseline covers one "
+                            "per model: pass the run ids of one version")
     board = boards[0]
     models = {}
     for row in board.rows:
         if len(row.seeds) < MIN_BASELINE_SEEDS:
             raise GanbenchError(f"model {row.model!r} has {len(row.seeds)} finished seed(s); a baseline needs at least "
                                 f"{MIN_BASELINE_SEEDS} to measure its spread: run more with `ganbench run --seeds ...`")
-        models[row.model] = {"seeds": row.seeds, "run_ids": row.run_ids, "metrics": {
+        models[row.model] = {"identity": row.identity, "identity_parts": _parts(board.runs, row.identity),
+                             "seeds": row.seeds, "run_ids": row.run_ids, "metrics": {
             name: {"higher_is_better": higher, "values": row.values[name]} for name, higher in board.metrics}}
     from ganbench import __version__
 
@@ -64,6 +71,15 @@ def save_baseline(refs: list[str], path: Path | str, tracking_uri: str | None = 
     return data
 
 
+def _parts(runs: pd.DataFrame, ident: str) -> dict[str, str]:
+    """The identity parts the runs of identity ``ident`` recorded (empty for runs made before they did)."""
+    col = f"tags.{TAG_IDENTITY}"
+    if col not in runs:
+        return {}
+    found = runs.loc[(runs["protocol_hash"] == ident) & runs[col].notna(), col]
+    return json.loads(found.iloc[0]) if len(found) else {}
+
+
 def load_baseline(path: Path | str) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -72,6 +88,9 @@ def load_baseline(path: Path | str) -> dict:
         data = json.loads(path.read_text())
     except ValueError as err:
         raise GanbenchError(f"baseline {path} is not valid JSON ({err})") from err
+    if isinstance(data, dict) and data.get("format") == 1:
+        raise GanbenchError(f"baseline {path} is in format 1 (one protocol hash over all models); convert it with "
+                            f"`ganbench baseline migrate {path}` (it checks that its hash still holds), or re-save it")
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT or "models" not in data:
         raise GanbenchError(f"baseline {path}: expected a ganbench baseline (format {BASELINE_FORMAT}); "
                             "write one with `ganbench baseline save`")
@@ -99,7 +118,7 @@ class CheckResult:
     protocol_hash: str
     confidence: float
     rows: list[GateRow]
-    baseline_hash: str = ""
+    notes: tuple[str, ...] = ()  # models gated against a baseline of another identity, and why
 
     @property
     def ok(self) -> bool:
@@ -108,9 +127,8 @@ class CheckResult:
     def table(self) -> str:
         head = f"{'':4s} {'model':12s} {'metric':22s} {'new':>10s} {'n':>3s} {'baseline':>20s} {'limit':>10s}"
         lines = [f"protocol {self.protocol} ({self.protocol_hash[:12]}), one-sided confidence {self.confidence}"]
-        if self.baseline_hash and self.baseline_hash != self.protocol_hash:
-            lines.append(f"note: the baseline was made under hash {self.baseline_hash[:12]}: the protocol or a model card "
-                         "changed since, compared anyway")
+        for note in self.notes:
+            lines.append(f"note: {note}: changed since the baseline, compared anyway")
         lines.append(head)
         for r in self.rows:
             base = f"{r.baseline_mean:.4g} ± {r.baseline_std:.3g} (n={r.baseline_n})" if r.baseline_n else ""
@@ -121,42 +139,98 @@ class CheckResult:
         return "\n".join(lines)
 
 
+def _select(runs: pd.DataFrame, base: dict, baseline, allow_change: bool) -> tuple[pd.DataFrame, list[str]]:
+    """Per model, its runs of the baseline's identity; else (``allow_change``) its newest identity's runs
+    with a note, or an error saying which parts of the identity differ."""
+    chosen, notes = [], []
+    for model, mruns in runs.groupby("model"):
+        if model not in base["models"]:
+            raise GanbenchError(f"baseline {baseline} has no model {model!r}; it has {', '.join(base['models'])}")
+        want = base["models"][model]
+        same = mruns[mruns["protocol_hash"] == want["identity"]]
+        if len(same):
+            chosen.append(same)
+            continue
+        newest = str(mruns.sort_values("start_time")["protocol_hash"].iloc[-1])
+        why = "; ".join(identity_changes(want.get("identity_parts", {}), _parts(mruns, newest))) or "identity differs"
+        if not allow_change:
+            raise GanbenchError(f"model {model!r}: no run has the baseline's identity {want['identity'][:12]} (newest: "
+                                f"{newest[:12]}): {why}. Re-save the baseline, or pass --allow-protocol-change to gate "
+                                "the new version against it")
+        chosen.append(mruns[mruns["protocol_hash"] == newest])
+        notes.append(f"{model} ({why})")
+    return pd.concat(chosen), notes
+
+
 def check(refs: list[str], baseline: Path | str, tracking_uri: str | None = None,
           confidence: float | None = None, allow_protocol_change: bool = False) -> CheckResult:
     """Compare runs (run ids or experiment names) with a baseline; rows for every (model, metric).
 
-    Only runs under the baseline's protocol hash are compared, unless ``allow_protocol_change``: then
-    runs of the same protocol name under another hash (a changed budget or model card) are gated
-    too, one hash at a time, and the result says so."""
+    Each model's runs are compared only under the baseline's identity of that model, unless
+    ``allow_protocol_change``: then a model's newest other identity (a changed budget, model card or
+    weights) is gated too, and the result says what changed."""
     base = load_baseline(baseline)
     conf = confidence if confidence is not None else float(base.get("confidence", DEFAULT_CONFIDENCE))
     runs = _runs(Tracker(tracking_uri), refs)
-    same = runs[runs["protocol_hash"] == base["protocol_hash"]] if len(runs) else runs
-    if allow_protocol_change and len(runs) and not len(same):
-        same = runs[runs["protocol"] == base["protocol"]]
-    if not len(same):
-        found = sorted(set(runs["protocol_hash"].dropna().str[:12])) if len(runs) else []
-        raise GanbenchError(f"none of the runs was made under the baseline's protocol {base['protocol']!r} hash "
-                            f"{base['protocol_hash'][:12]} (found: {', '.join(found) or 'no ganbench runs'}); the "
-                            "protocol, a model card or the extractor changed since: re-save the baseline, or pass "
-                            "--allow-protocol-change to gate the new version against it")
+    runs = runs[runs["protocol_hash"].notna() & runs["model"].notna()] if len(runs) else runs
+    if not len(runs):
+        raise GanbenchError(f"no ganbench runs found in {', '.join(refs)}")
+    same, notes = _select(runs, base, baseline, allow_protocol_change)
     boards = build_boards(same)
     if not boards:
         raise GanbenchError(f"the runs of {', '.join(refs)} are still running; check them once they have ended")
     if len(boards) > 1:
-        raise GanbenchError(f"the runs span {len(boards)} protocol hashes; check one version at a time")
+        raise GanbenchError(f"the runs span {len(boards)} protocol versions; check one version at a time")
     board = boards[0]
     rows = []
     for row in board.rows:
-        if row.model not in base["models"]:
-            raise GanbenchError(f"baseline {baseline} has no model {row.model!r}; it has {', '.join(base['models'])}")
         for _, r in board.runs[board.runs["model"] == row.model].iterrows():
             if r["status"] != "finished":
                 rows.append(GateRow(row.model, "status", None, math.nan, math.nan, 0, math.nan, 1, math.nan, False,
                                     f"run {r['run_id'][:8]} seed {r['seed']} {r['status']}"))
         for name, spec in base["models"][row.model]["metrics"].items():
             rows.append(gate_row(row.model, name, spec, row.values.get(name, []), conf))
-    return CheckResult(board.protocol, board.protocol_hash, conf, rows, base["protocol_hash"])
+    return CheckResult(board.protocol, board.protocol_hash, conf, rows, tuple(notes))
+
+
+def migrate_baseline(path: Path | str) -> dict:
+    """Rewrite a format-1 baseline (one protocol hash over all models) with per-model identities, after
+    checking that its hash is what today's protocol, cards and Inception weights give under the old
+    formula: then its numbers were measured under exactly these conditions. Only the hash and identity
+    fields change. A baseline whose hash does not hold is refused: regenerate it."""
+    from ganbench.metrics.extractors import inception_weights
+    from ganbench.protocol import identity, legacy_protocol_hash, load_model, load_protocol, with_assets
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise GanbenchError(f"baseline {path} cannot be read ({err})") from err
+    if data.get("format") == BASELINE_FORMAT:
+        return data
+    if data.get("format") != 1:
+        raise GanbenchError(f"baseline {path}: expected a ganbench baseline of format 1 to migrate")
+    proto, assets = with_assets(load_protocol(data["protocol"]))
+    cards = {m: load_model(m) for m in proto.models}
+    legacy = dataclasses.replace(proto, eval=dataclasses.replace(  # the old formula always held the Inception hash
+        proto.eval, extractor_weights_sha256=inception_weights().features_sha256))
+    old = legacy_protocol_hash(legacy, cards)
+    if old != data["protocol_hash"]:
+        raise GanbenchError(f"baseline {path} was made under protocol hash {data['protocol_hash'][:12]}, but protocol "
+                            f"{data['protocol']!r} with today's cards and weights gives {old[:12]}: its numbers belong "
+                            "to other conditions; regenerate it with `ganbench baseline save`")
+    idents = {m: identity(proto, cards[m], assets) for m in data["models"]}
+    out = {}
+    for key, value in data.items():
+        out[key] = value
+        if key == "protocol_hash":
+            out[key] = next(iter(idents.values())).shared_hash
+            out["migrated_from"] = old
+    out["format"] = BASELINE_FORMAT
+    out["models"] = {m: {"identity": idents[m].hash, "identity_parts": idents[m].parts, **v}
+                     for m, v in data["models"].items()}
+    atomic_write_bytes(path, (json.dumps(out, indent=1) + "\n").encode())
+    return out
 
 
 def gate_row(model: str, name: str, spec: dict, new: list[float], confidence: float) -> GateRow:

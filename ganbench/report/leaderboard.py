@@ -1,8 +1,10 @@
 """Leaderboards and two-model comparisons from a DataFrame of tracked runs (``track.Tracker.search``).
 
-One board per protocol hash: runs under different hashes measured different things and are never
-mixed. Per model: every headline metric as mean ± std over seeds with a 95% bootstrap interval, the
-seed count, the **stability score** (the share of the model's runs that finished healthy: status
+One board per protocol identity (``shared_hash``: the protocol's fields and every weight and dataset
+file its evaluation reads) and one identity per model on it: runs whose protocol side differs measured
+different things and are never mixed; a model whose card changed appears on the board with its newest
+card, its runs with an older card on a board of their own. Per model: every headline metric as
+mean ± std over seeds with a 95% bootstrap interval, the seed count, the **stability score** (the share of the model's runs that finished healthy: status
 ``finished`` and no failure-level diagnosis), and the compute used (wall time, images seen).
 
 Which metrics are headline metrics, and their direction, comes from each run's metric provenance tag
@@ -75,6 +77,7 @@ def is_healthy(row: pd.Series) -> bool:
 @dataclass(frozen=True)
 class ModelRow:
     model: str
+    identity: str  # the identity hash (protocol and model) of every run in the row
     runs: int  # every run of this model under the hash, healthy or not
     healthy: int
     metrics: dict[str, Summary]  # over finished runs that logged the metric
@@ -91,7 +94,7 @@ class ModelRow:
 @dataclass(frozen=True)
 class Board:
     protocol: str
-    protocol_hash: str
+    protocol_hash: str  # the protocol side of the identity (``shared_hash``) common to every row
     metrics: list[tuple[str, bool]]
     rows: list[ModelRow]  # best first by the first headline metric
     runs: pd.DataFrame = field(repr=False)
@@ -112,7 +115,8 @@ def model_row(model: str, runs: pd.DataFrame, metrics: list[tuple[str, bool]]) -
               for name, _ in metrics}
     compute = {name: summarise(done.get(f"metrics.{name}", pd.Series(dtype=float)).dropna().tolist(), CI_LEVEL)
                for name in COMPUTE_METRICS}
-    return ModelRow(model, len(runs), int(sum(is_healthy(r) for _, r in runs.iterrows())),
+    healthy = int(sum(is_healthy(r) for _, r in runs.iterrows()))
+    return ModelRow(model, str(runs["protocol_hash"].iloc[0]), len(runs), healthy,
                     {name: summarise(v, CI_LEVEL) for name, v in values.items()}, compute, values,
                     [int(s) for s in done["seed"].tolist()], done["run_id"].tolist())
 
@@ -135,18 +139,32 @@ def floors(runs: pd.DataFrame, metrics: list[tuple[str, bool]]) -> dict[str, flo
     return out or None
 
 
+def _versions(group: pd.DataFrame) -> list[pd.DataFrame]:
+    """Runs of one protocol identity split so that each part holds one identity per model: part k holds
+    each model's k-th newest identity (a changed card starts a new identity; its old runs move down)."""
+    newest = group.groupby(["model", "protocol_hash"])["start_time"].max().reset_index()
+    newest["rank"] = newest.groupby("model")["start_time"].rank(ascending=False, method="first").astype(int) - 1
+    rank = {(m, h): k for m, h, k in newest[["model", "protocol_hash", "rank"]].itertuples(index=False)}
+    ranks = [rank[(m, h)] for m, h in zip(group["model"], group["protocol_hash"])]
+    return [group[[r == k for r in ranks]] for k in range(max(ranks) + 1)]
+
+
 def build_boards(runs: pd.DataFrame, protocol: str | None = None) -> list[Board]:
-    """One board per protocol hash (newest first), optionally only for protocol name ``protocol``."""
+    """One board per protocol identity and model-identity version (newest first), optionally only for
+    protocol name ``protocol``. Runs made before identities are grouped by their protocol hash."""
     runs = runs[runs["protocol_hash"].notna() & runs["model"].notna()]
     if protocol is not None:
         runs = runs[runs["protocol"] == protocol]
     runs = runs[runs["status"] != "running"]
+    shared = runs["shared_hash"].fillna(runs["protocol_hash"]) if "shared_hash" in runs else runs["protocol_hash"]
+    runs = runs.assign(shared_hash=shared)
     boards = []
-    for phash, group in runs.groupby("protocol_hash", sort=False):
-        metrics = headline_metrics(group)
-        rows = [model_row(m, g, metrics) for m, g in group.groupby("model")]
-        rows.sort(key=lambda r: _rank_key(r, metrics))
-        boards.append(Board(str(group["protocol"].iloc[0]), str(phash), metrics, rows, group, floors(group, metrics)))
+    for key, whole in runs.groupby("shared_hash", sort=False):
+        for group in _versions(whole):
+            metrics = headline_metrics(group)
+            rows = [model_row(m, g, metrics) for m, g in group.groupby("model")]
+            rows.sort(key=lambda r: _rank_key(r, metrics))
+            boards.append(Board(str(group["protocol"].iloc[0]), str(key), metrics, rows, group, floors(group, metrics)))
     boards.sort(key=lambda b: -b.runs["start_time"].max())
     return boards
 

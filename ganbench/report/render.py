@@ -210,7 +210,8 @@ def write_report(protocol: str, out_root: Path | str = "reports", tracking_uri: 
     sections = []
     with tempfile.TemporaryDirectory(prefix="ganbench-report-") as tmp:
         for i, board in enumerate(boards):
-            note = "" if i == 0 else "An earlier version of this protocol (a different hash): not comparable with the tables above."
+            note = "" if i == 0 else ("An earlier version of this protocol or of a model card (another identity): "
+                                      "not comparable with the tables above.")
             figs = section_figures(board, tracker, img, Path(tmp)) if i == 0 else []
             sections.append(Section(board, comparisons(board), figs, note))
     md_path, html_path = out / "README.md", out / "index.html"

@@ -1,0 +1,59 @@
+"""The reference-feature cache is keyed by everything that changes what an entry holds, logits included:
+an entry written by an extractor without logits is never served to one whose metrics need them."""
+
+from __future__ import annotations
+
+import torch
+
+from ganbench.metrics import parse_metric
+from ganbench.metrics.api import EvalContext
+from ganbench.metrics.extractors import INCEPTION_RESIZE, FeatureSource
+from ganbench.metrics.isc import inception_score
+from ganbench.metrics.reference import reference_images
+from ganbench.protocol import load_protocol
+
+N = 40
+PROJECTION = torch.randn(4, 10, generator=torch.Generator().manual_seed(1))
+
+
+def features_and_logits(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cheap stand-in features: per-image mean, spread and the two half-image means; logits a fixed projection."""
+    x = images.float().flatten(1) / 255
+    feats = torch.stack([x.mean(1), x.std(1), x[:, :392].mean(1), x[:, 392:].mean(1)], 1)
+    return feats, feats @ PROJECTION * 10
+
+
+def source(with_logits: bool) -> FeatureSource:
+    """Two sources with the same name and weight hash that differ only in whether they give logits
+    (the converted Inception file, and a user's file with the same feature layers plus the logits layer)."""
+
+    def extract(images: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
+        feats, logits = features_and_logits(images)
+        return {"features": feats, **({"logits": logits} if with_logits else {})}
+
+    return FeatureSource("inception-v3-compat", "", "c" * 64, INCEPTION_RESIZE, "2048", extract,
+                         None if with_logits else "no logits in these weights")
+
+
+def evaluate_with(src: FeatureSource, protocol, metric: str) -> tuple[dict, EvalContext]:
+    samples = torch.randint(0, 256, (N, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    ctx = EvalContext(samples, protocol, torch.device("cpu"))
+    ctx._sources["inception-v3-compat"] = src
+    definition, extractor = parse_metric(metric, protocol.eval.extractor)
+    return {r.name: r for r in definition.compute(ctx, extractor)}, ctx
+
+
+def test_entry_without_logits_is_not_served_to_a_request_for_them(tmp_path, monkeypatch, eval_protocol):
+    monkeypatch.setenv("GANBENCH_CACHE", str(tmp_path / "cache"))  # a cache of this test's own
+    protocol = load_protocol(eval_protocol(n=N, extractor="inception-v3-compat", metrics=("fid", "is")))
+    _, first = evaluate_with(source(False), protocol, "fid")  # writes the test and train entries, no logits
+    assert first.cache_hits == {"inception-v3-compat/test": False, "inception-v3-compat/train": False}
+    results, ctx = evaluate_with(source(True), protocol, "is")
+    floor_images = reference_images("fashion-mnist", "train", N, protocol.eval.reference_seed)
+    expected = inception_score(features_and_logits(floor_images)[1])[0]  # IS of the floor images' logits, directly
+    (r,) = results.values()
+    assert r.floor == expected and ctx.cache_hits["inception-v3-compat/train"] is False
+    again, ctx = evaluate_with(source(True), protocol, "is")  # now the entry with logits is cached
+    assert ctx.cache_hits["inception-v3-compat/train"] is True and next(iter(again.values())).floor == expected
+    _, ctx = evaluate_with(source(False), protocol, "fid")  # and the entries without logits are still there
+    assert ctx.cache_hits == {"inception-v3-compat/test": True, "inception-v3-compat/train": True}

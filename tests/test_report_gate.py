@@ -1,0 +1,118 @@
+"""The regression gate compares runs with a baseline only under equal identity, per model, and says
+which parts of the identity differ when it refuses; format-1 baselines are migrated only when their
+stored hash still holds. Runs here are real MLflow runs written through the tracker (no training)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ganbench import track
+from ganbench.cli import main
+from ganbench.errors import GanbenchError
+from ganbench.protocol import load_protocol, resolve
+from ganbench.report.gate import check, load_baseline, migrate_baseline, save_baseline
+
+from test_protocol_identity import W, card_copy, protocol_copy
+
+REPO = Path(__file__).resolve().parent.parent
+FID = "fid256_test"
+
+
+def log_run(tracker: track.Tracker, spec, value: float) -> str:
+    """A finished run of ``spec`` as ``ganbench run`` tags it, with one FID value."""
+    tags = {track.TAG_PROTOCOL: spec.protocol.name, **track.identity_tags(spec.identity),
+            track.TAG_MODEL: spec.model.name, track.TAG_SEED: str(spec.seed)}
+    run_id = tracker.start(track.experiment_name(spec.protocol.name), f"{spec.model.name}-seed{spec.seed}", {}, tags)
+    tracker.log_metrics(run_id, {FID: value})
+    tracker.set_tags(run_id, {f"ganbench.metric.{FID}": "extractor=x higher_is_better=False"})
+    tracker.end(run_id, "finished")
+    return run_id
+
+
+@pytest.fixture
+def gated(tmp_path, monkeypatch):
+    """A baseline of dcgan seeds 0-2 and one new dcgan run made after its card changed."""
+    path = protocol_copy(tmp_path, "p")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = track.Tracker(uri)
+    old = resolve(load_protocol(path), W, ["dcgan"], [0, 1, 2, 3])
+    base_ids = [log_run(tracker, s, v) for s, v in zip(old[:3], (400.0, 410.0, 405.0))]
+    save_baseline(base_ids, tmp_path / "base.json", uri)
+    same = log_run(tracker, old[3], 404.0)
+    card_copy(tmp_path / "zoo", "dcgan", "lr = 2e-4", "lr = 1e-4")
+    monkeypatch.setenv("GANBENCH_ZOO_PATH", str(tmp_path / "zoo"))
+    (new,) = resolve(load_protocol(path), W, ["dcgan"], [3])
+    changed = log_run(tracker, new, 404.0)
+    return {"uri": uri, "baseline": tmp_path / "base.json", "same": same, "changed": changed, "spec": old[0]}
+
+
+def test_baseline_stores_each_models_identity_and_parts(gated):
+    data = load_baseline(gated["baseline"])
+    spec = gated["spec"]
+    assert data["models"]["dcgan"]["identity"] == spec.protocol_hash
+    assert data["models"]["dcgan"]["identity_parts"] == spec.identity.parts
+    assert data["protocol_hash"] == spec.identity.shared_hash
+
+
+def test_gate_refuses_another_identity_and_says_the_model_card_changed(gated, capsys):
+    assert check([gated["same"]], gated["baseline"], gated["uri"]).ok  # equal identity: gated
+    with pytest.raises(GanbenchError, match=r"model 'dcgan': no run has the baseline's identity .*: model card changed"):
+        check([gated["changed"]], gated["baseline"], gated["uri"])
+    assert main(["check", gated["changed"], "--baseline", str(gated["baseline"]), "--tracking-uri", gated["uri"]]) == 2
+    assert "model card changed" in capsys.readouterr().err
+    allowed = check([gated["changed"]], gated["baseline"], gated["uri"], allow_protocol_change=True)
+    assert "dcgan (model card changed): changed since the baseline" in allowed.table()
+
+
+def test_format_1_baseline_is_migrated_when_its_hash_holds_and_refused_otherwise(tmp_path):
+    """A format-1 baseline holds one hash over the protocol and all its models (the old formula, written out here
+    from today's protocol, cards and Inception weights): migration keeps its numbers and adds today's identities."""
+    import dataclasses
+
+    from ganbench.metrics.extractors import inception_weights
+    from ganbench.protocol import content_hash, load_model, to_plain
+    from ganbench.protocol import _model_for_hash
+
+    proto = load_protocol("fashion-smoke")
+    legacy = to_plain(dataclasses.replace(proto, eval=dataclasses.replace(
+        proto.eval, extractor_weights_sha256=inception_weights().features_sha256)))
+    legacy.pop("seeds"), legacy.pop("description")
+    legacy["models"] = {m: _model_for_hash(load_model(m)) for m in proto.models}
+    models = {m: {"seeds": [0, 1], "run_ids": ["a", "b"],
+                  "metrics": {"fid_256_test": {"higher_is_better": False, "values": [400.0 + i, 410.0 + i]}}}
+              for i, m in enumerate(proto.models)}
+    old = {"format": 1, "protocol": "fashion-smoke", "protocol_hash": content_hash(legacy), "confidence": 0.99,
+           "created": "2026-11-23T13:10:01+00:00", "ganbench": "0.1.0", "models": models}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old, indent=1) + "\n")
+    with pytest.raises(GanbenchError, match="format 1.*ganbench baseline migrate"):
+        load_baseline(path)
+    assert main(["baseline", "migrate", str(path)]) == 0
+    migrated = json.loads(path.read_text())
+    specs = {s.model.name: s for s in resolve(proto, None, seeds=[0])}
+    assert migrated["format"] == 2 and migrated["migrated_from"] == old["protocol_hash"]
+    assert {m: d["identity"] for m, d in migrated["models"].items()} == {m: s.protocol_hash for m, s in specs.items()}
+    assert {m: d["metrics"] for m, d in migrated["models"].items()} == {m: d["metrics"] for m, d in models.items()}
+    load_baseline(path)  # format 2 now
+    old["protocol_hash"] = "0" * 64  # numbers of some other condition
+    path.write_text(json.dumps(old))
+    with pytest.raises(GanbenchError, match="regenerate it"):
+        migrate_baseline(path)
+    assert json.loads(path.read_text())["format"] == 1  # left as it was
+
+
+def test_leaderboard_ranks_models_of_one_protocol_identity_and_sets_an_older_card_apart(gated):
+    from ganbench.report.leaderboard import build_boards
+
+    tracker = track.Tracker(gated["uri"])
+    path = protocol_copy(Path(gated["baseline"]).parent / "again", "p")
+    (wgan,) = resolve(load_protocol(path), W, ["wgan-gp"], [0])
+    log_run(tracker, wgan, 450.0)  # logged after the card change: wgan-gp's identity did not move
+    newest, older = build_boards(tracker.search(), "p")
+    assert newest.protocol_hash == older.protocol_hash == gated["spec"].identity.shared_hash
+    assert {r.model: len(r.seeds) for r in newest.rows} == {"dcgan": 1, "wgan-gp": 1}
+    assert newest.row("dcgan").identity != gated["spec"].protocol_hash  # the changed card
+    assert [(r.model, r.seeds, r.identity) for r in older.rows] == [("dcgan", [0, 1, 2, 3], gated["spec"].protocol_hash)]
