@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import independent
 import numpy as np
 import pytest
 import torch
@@ -26,33 +27,55 @@ def real_samples():
 
 
 def test_recipe_names_values_and_floors(real_samples, write_protocol):
+    """Every value, spread and floor of the API against its paper's definition (tests/independent.py) on
+    features extracted here from the images each side should hold."""
+    from ganbench.metrics.domain import domain_classifier
+
     proto = write_protocol()
     ctx = {}
     res = evaluate(real_samples, proto, context=ctx)
-    assert sorted(res) == sorted(["domain_fid500_test", "domain_kid500_test", "domain_is500",
-                                  "domain_pr5003_test_precision", "domain_pr5003_test_recall",
-                                  "domain_dc5005_test_density", "domain_dc5005_test_coverage"])
-    fid = res["domain_fid500_test"]
-    assert fid.extractor == "ganbench-domain-fashion-mnist" and fid.num_samples == 500 and not fid.higher_is_better
-    assert fid.reference == "fashion-mnist/test" and fid.floor_reference == "fashion-mnist/train vs fashion-mnist/test"
-    # the floor is FID(500 train images picked by the reference seed, 500 test images), recomputed here independently
+    assert sorted(res) == sorted(["domain_fid_500_test", "domain_kid_500_test", "domain_is_500",
+                                  "domain_precision_k3_500_test", "domain_recall_k3_500_test",
+                                  "domain_density_k5_500_test", "domain_coverage_k5_500_test"])
     clf = ctx["ctx"].source("domain")
-    feats = lambda imgs: clf.extract(imgs, 100)["features"]  # noqa: E731
-    test = reference_images("fashion-mnist", "test", 500, 0)
-    floor_train = reference_images("fashion-mnist", "train", 500, 0)
-    assert fid.floor == pytest.approx(frechet_distance(gaussian_statistics(feats(floor_train)),
-                                                       gaussian_statistics(feats(test))), rel=1e-9)
-    assert fid.value == pytest.approx(frechet_distance(gaussian_statistics(feats(real_samples)),
-                                                       gaussian_statistics(feats(test))), rel=1e-9)
-    # real samples score like the floor
-    assert fid.value < 3 * fid.floor
-    assert res["domain_kid500_test"].std is not None and res["domain_kid500_test"].std > 0
-    is_ = res["domain_is500"]
-    assert 1.0 < is_.value <= 10.0 and is_.higher_is_better and is_.std > 0
-    assert 0.5 < res["domain_pr5003_test_precision"].value <= 1 and 0.5 < res["domain_dc5005_test_coverage"].value <= 1
+
+    def feats(imgs):
+        out = clf.extract(imgs, 100)
+        return out["features"].double().numpy(), out["logits"].double().numpy()
+
+    (x, x_logits), (test, _) = feats(real_samples), feats(reference_images("fashion-mnist", "test", 500, 0))
+    floor, floor_logits = feats(reference_images("fashion-mnist", "train", 500, 0))  # the other split, reference seed
+
+    def fid_of(a, b):
+        return frechet_distance(gaussian_statistics(torch.from_numpy(a)), gaussian_statistics(torch.from_numpy(b)))
+
+    fid = res["domain_fid_500_test"]
+    assert fid.value == pytest.approx(fid_of(x, test), rel=1e-9) and fid.floor == pytest.approx(fid_of(floor, test), rel=1e-9)
+    assert fid.value < 3 * fid.floor  # real samples score like the floor
+    kid = res["domain_kid_500_test"]
+    assert kid.value == pytest.approx(independent.mmd2_unbiased(x, test), rel=1e-5)
+    assert kid.std == pytest.approx(np.sqrt(independent.jackknife_variance(x, test)), rel=1e-4)
+    assert kid.floor == pytest.approx(independent.mmd2_unbiased(floor, test), rel=1e-5)
+    is_ = res["domain_is_500"]
+    assert (is_.value, is_.std) == pytest.approx(independent.inception_score_splits(x_logits, 10, 2020), rel=1e-9)
+    assert is_.floor == pytest.approx(independent.inception_score_splits(floor_logits, 10, 2020)[0], rel=1e-9)
+    tol = 3 / 500  # a borderline ball membership may flip between float32 cdist and float64 numpy
+    for (first, second, k), fn in ((("precision", "recall", 3), independent.precision_recall),
+                                   (("density", "coverage", 5), independent.density_coverage)):
+        want, want_floor = fn(x, test, k), fn(floor, test, k)
+        for i, quantity in enumerate((first, second)):
+            r = res[f"domain_{quantity}_k{k}_500_test"]
+            assert r.value == pytest.approx(want[i], abs=tol) and r.floor == pytest.approx(want_floor[i], abs=tol)
+    # what is logged: each value, the KID's and IS's spread, every floor; the provenance names weights and splits
     logged = mlflow_metrics(res.values())
-    assert logged["domain_fid500_test_floor"] == fid.floor and "domain_kid500_test_std" in logged
-    assert "floor=fashion-mnist/train" in mlflow_tags(res.values())["ganbench.metric.domain_fid500_test"]
+    expected = {**{r.name: r.value for r in res.values()}, **{f"{r.name}_floor": r.floor for r in res.values()},
+                "domain_kid_500_test_std": kid.std, "domain_is_500_std": is_.std}
+    assert logged == expected
+    sha = domain_classifier("fashion-mnist").weights_sha256
+    assert mlflow_tags(res.values())["ganbench.metric.domain_fid_500_test"] == (
+        f"extractor=ganbench-domain-fashion-mnist weights={sha[:16]} n=500 reference=fashion-mnist/test "
+        "higher_is_better=False floor=fashion-mnist/train vs fashion-mnist/test")
+    assert [r.higher_is_better for r in (fid, kid, is_, res["domain_coverage_k5_500_test"])] == [False, False, True, True]
 
 
 def test_collapsed_samples_score_worse(real_samples, write_protocol):
@@ -60,9 +83,9 @@ def test_collapsed_samples_score_worse(real_samples, write_protocol):
     collapsed = real_samples.clone()
     collapsed[:] = real_samples[0]
     good, bad = evaluate(real_samples, proto), evaluate(collapsed, proto)
-    assert bad["domain_fid500_test"].value > 20 * good["domain_fid500_test"].value
-    assert bad["domain_pr5003_test_recall"].value < 0.05 < 0.5 < good["domain_pr5003_test_recall"].value
-    assert bad["domain_dc5005_test_coverage"].value < 0.05
+    assert bad["domain_fid_500_test"].value > 20 * good["domain_fid_500_test"].value
+    assert bad["domain_recall_k3_500_test"].value < 0.05 < 0.5 < good["domain_recall_k3_500_test"].value
+    assert bad["domain_coverage_k5_500_test"].value < 0.05
 
 
 def test_cache_hit_and_corrupt_entry(real_samples, write_protocol):
@@ -79,7 +102,7 @@ def test_cache_hit_and_corrupt_entry(real_samples, write_protocol):
     ctx2 = {}
     second = evaluate(real_samples, proto, context=ctx2)
     assert ctx2["ctx"].cache_hits["domain/test"] is False  # detected and recomputed
-    assert second["domain_fid500_test"].value == first["domain_fid500_test"].value
+    assert second["domain_fid_500_test"].value == first["domain_fid_500_test"].value
     ctx3 = {}
     evaluate(real_samples, proto, context=ctx3)
     assert ctx3["ctx"].cache_hits["domain/test"] is True  # rewritten correctly
@@ -101,13 +124,19 @@ def test_per_metric_extractor_and_unavailable_inception_score(real_samples, writ
     from ganbench.metrics.extractors import inception_weights
 
     proto = write_protocol(n=20, extractor="inception-v3-compat", metrics=("is", "is@domain"))
-    res = evaluate(real_samples[:20], proto)
-    assert "domain_is20" in res and res["domain_is20"].value > 1
-    if not inception_weights(allow_fetch=False).has_logits:
-        r = res["is20"]
+    ctx = {}
+    res = evaluate(real_samples[:20], proto, context=ctx)
+    assert sorted(res) == ["domain_is_20", "is_20"]
+    logits = ctx["ctx"].source("domain").extract(real_samples[:20], 20)["logits"].double().numpy()
+    got = res["domain_is_20"]
+    assert (got.value, got.std) == pytest.approx(independent.inception_score_splits(logits, 10, 2020), rel=1e-9)
+    r = res["is_20"]
+    if inception_weights(allow_fetch=False).has_logits:
+        assert r.value > 1 and r.unavailable is None
+    else:
         assert r.value is None and "1008-way logits" in r.unavailable
-        assert "is20" not in mlflow_metrics(res.values())  # never a made-up number
-        assert "unavailable=" in mlflow_tags(res.values())["ganbench.metric.is20"]
+        assert "is_20" not in mlflow_metrics(res.values())  # never a made-up number
+        assert "unavailable=" in mlflow_tags(res.values())["ganbench.metric.is_20"]
 
 
 def test_sample_checks(real_samples, write_protocol):

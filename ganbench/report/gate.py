@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pandas as pd
 
 from ganbench.assets import atomic_write_bytes
 from ganbench.errors import GanbenchError
+from ganbench.metrics import legacy_metric_name
 from ganbench.report.leaderboard import build_boards
 from ganbench.report.stats import regression_bound
 from ganbench.track import Tracker
@@ -65,6 +66,9 @@ def save_baseline(refs: list[str], path: Path | str, tracking_uri: str | None = 
 
 
 def load_baseline(path: Path | str) -> dict:
+    """The baseline at ``path``. Metric names of the rule before ``metric_name`` (``fid256_test``) are read
+    under their current names (``fid_256_test``, same values); ``data["renamed"]`` lists them, old -> new,
+    and the check's table says so, so that the file can be re-saved."""
     path = Path(path)
     if not path.is_file():
         raise GanbenchError(f"baseline {path} does not exist; write one with `ganbench baseline save RUNS... --out {path}`")
@@ -75,6 +79,16 @@ def load_baseline(path: Path | str) -> dict:
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT or "models" not in data:
         raise GanbenchError(f"baseline {path}: expected a ganbench baseline (format {BASELINE_FORMAT}); "
                             "write one with `ganbench baseline save`")
+    data["renamed"] = {}
+    for model in data["models"].values():
+        metrics = model.get("metrics", {})
+        for old in [m for m in metrics if legacy_metric_name(m)]:
+            new = legacy_metric_name(old)
+            if new in metrics:
+                raise GanbenchError(f"baseline {path}: metric {old!r} is the old name of {new!r}, which it also "
+                                    f"holds; keep one of them (or re-save the baseline with `ganbench baseline save`)")
+            metrics[new] = metrics.pop(old)
+            data["renamed"][old] = new
     return data
 
 
@@ -100,6 +114,7 @@ class CheckResult:
     confidence: float
     rows: list[GateRow]
     baseline_hash: str = ""
+    renamed: dict[str, str] = field(default_factory=dict)  # baseline metric names read under their current names
 
     @property
     def ok(self) -> bool:
@@ -111,6 +126,10 @@ class CheckResult:
         if self.baseline_hash and self.baseline_hash != self.protocol_hash:
             lines.append(f"note: the baseline was made under hash {self.baseline_hash[:12]}: the protocol or a model card "
                          "changed since, compared anyway")
+        if self.renamed:
+            pairs = ", ".join(f"{old} -> {new}" for old, new in self.renamed.items())
+            lines.append(f"note: the baseline names metrics by the old rule, read as {pairs}; re-save it with "
+                         "`ganbench baseline save` to store the current names")
         lines.append(head)
         for r in self.rows:
             base = f"{r.baseline_mean:.4g} ± {r.baseline_std:.3g} (n={r.baseline_n})" if r.baseline_n else ""
@@ -156,7 +175,7 @@ def check(refs: list[str], baseline: Path | str, tracking_uri: str | None = None
                                     f"run {r['run_id'][:8]} seed {r['seed']} {r['status']}"))
         for name, spec in base["models"][row.model]["metrics"].items():
             rows.append(gate_row(row.model, name, spec, row.values.get(name, []), conf))
-    return CheckResult(board.protocol, board.protocol_hash, conf, rows, base["protocol_hash"])
+    return CheckResult(board.protocol, board.protocol_hash, conf, rows, base["protocol_hash"], base["renamed"])
 
 
 def gate_row(model: str, name: str, spec: dict, new: list[float], confidence: float) -> GateRow:
