@@ -177,3 +177,126 @@ def test_metrics_run_in_ieee_fp32_and_leave_the_precision_flags_as_they_were(rea
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
     assert seen == [(False, False)]
+
+
+# ----------------------------------------------------------------------------- the API on designed features
+
+
+def exact_gaussian(n: int, mean: np.ndarray, scale: np.ndarray, seed: int) -> np.ndarray:
+    """n points whose sample mean is ``mean`` and sample covariance (ddof 1) is diag(scale^2), exactly."""
+    z = np.random.default_rng(seed).standard_normal((n, len(mean)))
+    z -= z.mean(0)
+    z = z @ np.linalg.inv(np.linalg.cholesky(np.cov(z, rowvar=False))).T  # whitened: sample covariance I
+    return mean + z * scale
+
+
+def designed_context(protocol, sides: dict):
+    """An EvalContext whose extractor returns the given features for "samples", "reference" and "floor"."""
+    from ganbench.metrics.api import EvalContext
+    from ganbench.metrics.extractors import FeatureSource
+
+    source = FeatureSource("designed", None, "ab" * 32, "none", "test", lambda images, batch: {})
+    man = {"extractor": "designed", "num_samples": protocol.eval.num_samples}
+
+    class Designed(EvalContext):
+        def source(self, extractor: str) -> FeatureSource:
+            return source
+
+        def _compute_side(self, extractor: str, which: str) -> dict | None:
+            x = sides.get(which)
+            return None if x is None else {"features": torch.from_numpy(x), "manifest": {**man, "split": which}}
+
+    n = protocol.eval.num_samples
+    return Designed(torch.zeros(n, 1, 28, 28, dtype=torch.uint8), protocol, torch.device("cpu"))
+
+
+def test_fid_kid_floor_and_provenance_on_features_with_known_statistics(write_protocol):
+    """FID of N(m1, diag(s1^2)) vs N(m2, diag(s2^2)) is |m1 - m2|^2 + sum (s1 - s2)^2 (Heusel et al. 2017,
+    eq. 6, commuting covariances): the API must return it for the samples and for the floor side, under the
+    rule's names, with the provenance of the extractor; KID against the numpy MMD^2 and jackknife."""
+    from ganbench.metrics import METRICS
+
+    n, d = 200, 6
+    rng = np.random.default_rng(0)
+    means, scales = rng.normal(size=(3, d)), rng.uniform(0.5, 2.0, size=(3, d))
+    sides = {w: exact_gaussian(n, means[i], scales[i], seed=i) for i, w in enumerate(("samples", "reference", "floor"))}
+
+    def closed_form(a: int, b: int) -> float:
+        return float(((means[a] - means[b]) ** 2).sum() + ((scales[a] - scales[b]) ** 2).sum())
+
+    ctx = designed_context(write_protocol(n=n, metrics=("fid", "kid")), sides)
+    (fid,) = METRICS["fid"].compute(ctx, "designed")
+    assert fid.name == "fid_200_test" and fid.num_samples == n and not fid.higher_is_better
+    assert fid.value == pytest.approx(closed_form(0, 1), rel=1e-9) and fid.floor == pytest.approx(closed_form(2, 1), rel=1e-9)
+    assert fid.provenance() == ("extractor=designed weights=abababababababab n=200 reference=fashion-mnist/test "
+                                "higher_is_better=False floor=fashion-mnist/train vs fashion-mnist/test")
+    (kid,) = METRICS["kid"].compute(ctx, "designed")
+    x, ref, floor = sides["samples"], sides["reference"], sides["floor"]
+    assert kid.name == "kid_200_test"
+    assert kid.value == pytest.approx(independent.mmd2_unbiased(x, ref), rel=1e-9)
+    assert kid.std == pytest.approx(np.sqrt(independent.jackknife_variance(x, ref)), rel=1e-9)
+    assert kid.floor == pytest.approx(independent.mmd2_unbiased(floor, ref), rel=1e-9)
+    assert mlflow_metrics([fid, kid]) == pytest.approx({
+        "fid_200_test": closed_form(0, 1), "fid_200_test_floor": closed_form(2, 1),
+        "kid_200_test": kid.value, "kid_200_test_std": kid.std, "kid_200_test_floor": kid.floor}, rel=1e-9)
+
+
+def test_without_a_floor_side_nothing_is_made_up(write_protocol):
+    from ganbench.metrics import METRICS
+
+    sides = {"samples": exact_gaussian(50, np.zeros(3), np.ones(3), 0), "reference": exact_gaussian(50, np.ones(3), np.ones(3), 1)}
+    (fid,) = METRICS["fid"].compute(designed_context(write_protocol(n=50, metrics=("fid",)), sides), "designed")
+    assert fid.value == pytest.approx(3.0, rel=1e-9)  # |0 - 1|^2 in each of 3 dimensions, equal covariances
+    assert fid.floor is None and fid.floor_reference == "" and "floor=" not in fid.provenance()
+    assert mlflow_metrics([fid]) == {"fid_50_test": fid.value}
+
+
+# ----------------------------------------------------------------------------- the naming rule
+
+
+@pytest.mark.parametrize("args, name", [
+    (("fid", 10000, "test"), "fid_10k_test"),
+    (("kid", 10000, "test", None, "domain"), "domain_kid_10k_test"),
+    (("is", 10000), "is_10k"),
+    (("precision", 10000, "test", 3), "precision_k3_10k_test"),
+    (("coverage", 500, "train", 5, "domain"), "domain_coverage_k5_500_train"),
+    (("ppl_w", 2000, None, None, "domain"), "domain_ppl_w_2k"),
+    (("fid", 1500, "test"), "fid_1500_test"),  # not a multiple of 1000: written out
+])
+def test_metric_name_and_its_inverse(args, name):
+    from ganbench.metrics import MetricName, metric_name, parse_metric_name
+
+    assert metric_name(*args) == name
+    quantity, n, reference, k, space = (list(args) + [None] * 5)[:5]
+    for suffix in ("", "_std", "_floor"):
+        assert parse_metric_name(name + suffix) == MetricName(quantity, n, reference, k, space, suffix)
+
+
+def test_names_of_other_forms_do_not_parse():
+    from ganbench.metrics import parse_metric_name
+
+    for name in ("fid10k_test", "images_seen", "wall_time_s", "final_d_loss", "kid_test"):
+        assert parse_metric_name(name) is None, name
+
+
+@pytest.mark.parametrize("old, new", [
+    ("fid256_test", "fid_256_test"), ("fid10k_test_floor", "fid_10k_test_floor"),
+    ("domain_kid1k_test_std", "domain_kid_1k_test_std"), ("is10k", "is_10k"), ("domain_is500", "domain_is_500"),
+    ("pr10k3_test_precision", "precision_k3_10k_test"), ("domain_pr5003_test_recall", "domain_recall_k3_500_test"),
+    ("domain_dc5005_test_density", "domain_density_k5_500_test"), ("dc10k5_train_coverage", "coverage_k5_10k_train"),
+    ("domain_ppl2k_w", "domain_ppl_w_2k"), ("domain_ppl100_z", "domain_ppl_z_100"),
+    ("fid_256_test", None), ("images_seen", None), ("final_g_loss", None),
+])
+def test_old_names_map_to_the_rule(old, new):
+    from ganbench.metrics import legacy_metric_name
+
+    assert legacy_metric_name(old) == new
+
+
+def test_direction_from_the_quantity_of_a_name():
+    from ganbench.metrics import quantity_direction
+
+    want = {"fid_10k_test": False, "domain_kid_1k_test": False, "is_10k": True, "precision_k3_10k_test": True,
+            "domain_recall_k3_500_test": True, "density_k5_10k_test": True, "coverage_k5_10k_test": True,
+            "domain_ppl_w_2k": False, "images_seen": None, "fid10k_test": None}
+    assert {name: quantity_direction(name) for name in want} == want

@@ -26,6 +26,6 @@ def frechet_distance(stat_1: dict[str, np.ndarray], stat_2: dict[str, np.ndarray
 @register_metric("fid", higher_is_better=False)
 def fid(ctx, extractor: str) -> list[MetricResult]:
     def compute(side: dict, ref: dict) -> dict:
-        return {"fid": (frechet_distance(ctx.statistics(side), ref), None)}
+        return {"fid": (frechet_distance(ctx.statistics(side), ctx.statistics(ref)), None)}
 
     return ctx.results(extractor, False, compute, ("fid",), reference=ctx.reference_split)
