@@ -7,7 +7,7 @@ import numpy as np
 
 
 def cubic_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Bińkowski et al. 2018, eq. 6: k(x, y) = (x.y / d + 1)^3."""
+    """KID's kernel (Bińkowski et al. 2018): k(x, y) = (x.y / d + 1)^3."""
     return (a @ b.T / a.shape[1] + 1.0) ** 3
 
 
@@ -62,7 +62,7 @@ def kth_neighbour_radii(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def precision_recall(fake: np.ndarray, real: np.ndarray, k: int) -> tuple[float, float]:
-    """Kynkäänniemi et al. 2019, eqs. 1-2 (balls closed, as in their code)."""
+    """Kynkäänniemi et al. 2019, improved precision and recall (balls closed, as in their code)."""
     precision = (distances(fake, real) <= kth_neighbour_radii(real, k)[None, :]).any(1).mean()
     recall = (distances(real, fake) <= kth_neighbour_radii(fake, k)[None, :]).any(1).mean()
     return float(precision), float(recall)

@@ -1,9 +1,8 @@
-"""The one metric API on the domain extractor: recipe names, floors, the reference cache (hits, corrupt
-entries, provenance), unavailable Inception Score, and sample checks."""
+"""The one metric API: values, spreads, floors and provenance against independent answers (tests/independent.py,
+closed forms), the naming rule, the reference cache (hits, corrupt entries, provenance), unavailable
+Inception Score, and sample checks."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import independent
 import numpy as np

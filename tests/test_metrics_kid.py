@@ -70,3 +70,9 @@ def test_reported_std_estimates_the_spread_over_independent_draws(n, subsets, on
     empirical = values.std(ddof=1)
     assert 0.01 < values.mean() < 0.1  # a real difference, in the range KID takes between GANs and data
     assert np.all(stds > empirical / 2) and np.all(stds < 2 * empirical), (empirical, stds.min(), stds.max())
+
+
+def test_two_features_a_set_give_a_value_and_no_made_up_spread():
+    x, y = gaussian_sets(2, seed=6, d=4, shift=1.0)
+    value, std = kernel_inception_distance(x, y)
+    assert value == pytest.approx(mmd2_unbiased(x.double().numpy(), y.double().numpy()), rel=1e-6) and std is None
