@@ -60,7 +60,7 @@ def bench_training(cached: bool) -> None:
 def bench_overhead(n: int, folder: Path) -> None:
     import torch_fidelity
 
-    from ganbench.metrics import evaluate
+    from ganbench.metrics import evaluate, metric_name
     from ganbench.metrics.extractors import domain_extractor_name, register_domain_extractors
     from ganbench.metrics.reference import cache_path, reference_images
     from ganbench.protocol import load_protocol
@@ -100,7 +100,7 @@ def bench_overhead(n: int, folder: Path) -> None:
     t_tf, tf_res = timed(tf_call, 3)
     t_miss, gb = min((gb_miss() for _ in range(3)), key=lambda r: r[0])
     t_hit, _ = timed(lambda: evaluate(samples, proto), 3)
-    ours = gb[f"domain_fid{n // 1000}k_test" if n % 1000 == 0 else f"domain_fid{n}_test"].value
+    ours = gb[metric_name("fid", n, "test", space="domain")].value
     theirs = tf_res["frechet_inception_distance"]
     print(f"  torch-fidelity          {t_tf:7.2f}s  FID {theirs:.6f}")
     print(f"  ganbench (cache miss)   {t_miss:7.2f}s  FID {ours:.6f}  overhead {100 * (t_miss / t_tf - 1):+.1f}% (target <= +5%)")

@@ -164,11 +164,12 @@ def update_cards(models: list[str], protocol: str, tracking_uri: str | None = No
 
     Cards are ``<zoo_dir>/<model>.toml``, or found like ``load_model`` does (``GANBENCH_ZOO_PATH``, shipped zoo)."""
     from ganbench.protocol import find_spec_file
+    from ganbench.report.leaderboard import migrate_legacy_names
     from ganbench.track import Tracker, experiment_name
 
     name = Path(protocol).stem if protocol.endswith(".toml") else protocol
     tracker = Tracker(tracking_uri)
-    runs = tracker.search(experiments=[experiment_name(name)])
+    runs = migrate_legacy_names(tracker.search(experiments=[experiment_name(name)]))
     paths = {}
     for model in models:  # every card found before any is written
         paths[model] = Path(zoo_dir) / f"{model}.toml" if zoo_dir else find_spec_file("zoo", model)

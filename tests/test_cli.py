@@ -49,11 +49,11 @@ def test_bad_arguments_exit_2():
 def test_finished_run_exits_0_and_show_reads_it(tiny_protocol, capsys):
     assert main(["run", "--protocol", tiny_protocol(), "--device", "cpu"]) == 0
     line = capsys.readouterr().out.splitlines()[0]
-    assert "finished" in line and "fid20_test" in line
+    assert "finished" in line and "fid_20_test" in line
     run_id = line.split(" run ")[1].split()[0]
     assert main(["show", run_id]) == 0
     shown = capsys.readouterr().out
-    assert "FINISHED" in shown and "fid20_test" in shown and "grids/epoch_001.png" in shown
+    assert "FINISHED" in shown and "fid_20_test" in shown and "grids/epoch_001.png" in shown
 
 
 def test_diverged_run_exits_1(tiny_protocol, tmp_path, monkeypatch, capsys):

@@ -42,19 +42,19 @@ def test_npz_and_png_folder_give_the_same_numbers_and_log_to_mlflow(tmp_path, pr
         Image.fromarray(im).save(folder / f"{i:04d}.png")
     b = run_json(["eval", "--protocol", proto, "--samples", str(folder), "--no-track"], capsys)
     assert b["run_id"] is None
-    fid_a, fid_b = a["results"]["domain_fid200_test"], b["results"]["domain_fid200_test"]
+    fid_a, fid_b = a["results"]["domain_fid_200_test"], b["results"]["domain_fid_200_test"]
     assert fid_a["value"] == fid_b["value"] and fid_a["floor"] is not None
     # NHWC floats in [-1, 1] are the same images too
     nhwc = tmp_path / "f.npz"
     np.savez(nhwc, images=(images.permute(0, 2, 3, 1).numpy() / 127.5 - 1).astype(np.float32))
     c = run_json(["eval", "--protocol", proto, "--samples", str(nhwc), "--no-track"], capsys)
-    assert c["results"]["domain_fid200_test"]["value"] == pytest.approx(fid_a["value"], rel=1e-9)
+    assert c["results"]["domain_fid_200_test"]["value"] == pytest.approx(fid_a["value"], rel=1e-9)
     run = Tracker().get(a["run_id"])
-    assert run.data.metrics["domain_fid200_test"] == pytest.approx(fid_a["value"])
-    assert run.data.metrics["domain_fid200_test_floor"] == pytest.approx(fid_a["floor"])
-    assert run.data.metrics["domain_kid200_test_std"] == pytest.approx(a["results"]["domain_kid200_test"]["std"])
+    assert run.data.metrics["domain_fid_200_test"] == pytest.approx(fid_a["value"])
+    assert run.data.metrics["domain_fid_200_test_floor"] == pytest.approx(fid_a["floor"])
+    assert run.data.metrics["domain_kid_200_test_std"] == pytest.approx(a["results"]["domain_kid_200_test"]["std"])
     assert run.data.tags[TAG_SOURCE] == f"samples:{npz}" and run.data.tags["ganbench.status"] == "finished"
-    assert "extractor=ganbench-domain-fashion-mnist" in run.data.tags["ganbench.metric.domain_fid200_test"]
+    assert "extractor=ganbench-domain-fashion-mnist" in run.data.tags["ganbench.metric.domain_fid_200_test"]
 
 
 GEN_MODULE = """
@@ -81,7 +81,7 @@ def test_generator_checkpoint(tmp_path, proto, capsys, monkeypatch):
     G = importlib.import_module("mygen").make()
     torch.save({"G": G.state_dict()}, tmp_path / "g.pt")
     out = run_json(["eval", "--protocol", proto, "--generator", "mygen:make", "--checkpoint", str(tmp_path / "g.pt")], capsys)
-    assert out["results"]["domain_fid200_test"]["value"] > 10 * out["results"]["domain_fid200_test"]["floor"]
+    assert out["results"]["domain_fid_200_test"]["value"] > 10 * out["results"]["domain_fid_200_test"]["floor"]
     torch.save(G, tmp_path / "pickled.pt")  # a whole pickled module: refused
     assert main(["eval", "--protocol", proto, "--generator", "mygen:make", "--checkpoint", str(tmp_path / "pickled.pt")]) == 2
     assert "weights_only" in capsys.readouterr().err

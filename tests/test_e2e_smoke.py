@@ -24,7 +24,7 @@ def test_fashion_smoke_end_to_end(ganbench_home):
     assert sorted(r.data.tags["ganbench.model"] for r in runs) == ["dcgan", "wgan-gp"]
     for r in runs:
         assert r.info.status == "FINISHED"
-        assert 0 < r.data.metrics["fid256_test"] < 1000
+        assert 0 < r.data.metrics["fid_256_test"] < 1000
         arts = {f.path for f in client.list_artifacts(r.info.run_id)}
         assert {"grids", "checkpoints", "loss_curves.png"} <= arts
     print(f"fashion-smoke wall time: {elapsed:.0f} s")

@@ -58,5 +58,5 @@ def test_growing_and_style_models_run_end_to_end(tmp_path):
                       "phase_images_seen": [(0, 32.0), (1, 64.0), (2, 96.0), (3, 128.0)]}
     assert all(math.isfinite(x.value) for x in client.get_metric_history(pro.run_id, "phase_d_loss"))
     pro_metrics, sty_metrics = client.get_run(pro.run_id).data.metrics, client.get_run(sty.run_id).data.metrics
-    assert math.isfinite(pro_metrics["domain_ppl100_z"]) and math.isfinite(sty_metrics["domain_ppl100_w"])
-    assert math.isfinite(sty_metrics["domain_fid100_test"]) and "resolution" not in sty_metrics
+    assert math.isfinite(pro_metrics["domain_ppl_z_100"]) and math.isfinite(sty_metrics["domain_ppl_w_100"])
+    assert math.isfinite(sty_metrics["domain_fid_100_test"]) and "resolution" not in sty_metrics

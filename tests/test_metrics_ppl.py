@@ -97,7 +97,7 @@ def test_ppl_metric_through_evaluate():
     proto = _protocol()
     samples = torch.zeros(64, 1, 32, 32, dtype=torch.uint8)
     (r,) = evaluate(samples, proto).values()
-    assert r.name == "domain_ppl64_z" and r.value is None and "needs the generator" in r.unavailable
+    assert r.name == "domain_ppl_z_64" and r.value is None and "needs the generator" in r.unavailable
 
     class Constant(nn.Module):  # ignores z
         def __init__(self):
@@ -108,9 +108,9 @@ def test_ppl_metric_through_evaluate():
             return self.x.expand(len(z), -1, -1, -1)
 
     (r,) = evaluate(samples, proto, generator=Sampler(Constant(), 16)).values()
-    assert r.name == "domain_ppl64_z" and r.value == 0.0 and not r.higher_is_better
+    assert r.name == "domain_ppl_z_64" and r.value == 0.0 and not r.higher_is_better
     assert r.extractor == "ganbench-domain-fashion-mnist" and len(r.weights_sha256) == 64
     G = StyleGenerator(16, 1, 32, StyleGOptions(width=16, channel_base=128, w_dim=16, mapping_layers=2))
     (r,) = evaluate(samples, proto, generator=Sampler(G, 16)).values()
-    assert r.name == "domain_ppl64_w" and math.isfinite(r.value) and r.value > 0
+    assert r.name == "domain_ppl_w_64" and math.isfinite(r.value) and r.value > 0
     assert G.training  # evaluation restores the mode it found

@@ -25,7 +25,7 @@ from ganbench.track import Tracker
 
 pytestmark = pytest.mark.slow
 pytest_plugins = ["pytester"]
-FID = "domain_fid500_test"  # FID of 500 samples in the domain classifier's feature space
+FID = "domain_fid_500_test"  # FID of 500 samples in the domain classifier's feature space
 REPO = Path(__file__).resolve().parent.parent
 # 8 epochs of 2048 images (512 steps): enough for dcgan to separate from a 1-epoch run and from a broken
 # generator by many times its seed spread (domain FID ~42-49 over seeds 0-3, 1 epoch ~102, broken ~137).

@@ -18,7 +18,7 @@ from ganbench.report.gate import check, load_baseline, migrate_baseline, save_ba
 from test_protocol_identity import W, card_copy, protocol_copy
 
 REPO = Path(__file__).resolve().parent.parent
-FID = "fid256_test"
+FID = "fid_256_test"
 
 
 def log_run(tracker: track.Tracker, spec, value: float) -> str:

@@ -77,15 +77,15 @@ def test_regression_gate_false_alarm_rate_is_one_minus_confidence():
 def test_metric_direction_from_provenance_tag_then_registry():
     tag = {"ganbench.metric.prc10k_train": "extractor=x n=10 higher_is_better=True"}
     assert metric_direction("prc10k_train", tag) is True
-    assert metric_direction("fid10k_test", {}) is False  # registry: fid is lower-is-better
+    assert metric_direction("fid_10k_test", {}) is False  # registry: fid is lower-is-better
     assert metric_direction("images_seen", {}) is None and metric_direction("wall_time_s", {}) is None
 
 
 def test_headline_metrics_skip_companions_and_compute_and_put_fid_first():
-    runs = pd.DataFrame([{"metrics.kid20_test": 0.1, "metrics.fid20_test": 300.0, "metrics.fid20_test_floor": 80.0,
-                          "metrics.kid20_test_std": 0.01, "metrics.wall_time_s": 9.0, "metrics.images_seen": 10.0,
-                          "tags.ganbench.metric.kid20_test": "n=20 higher_is_better=False"}])
-    assert headline_metrics(runs) == [("fid20_test", False), ("kid20_test", False)]
+    runs = pd.DataFrame([{"metrics.kid_20_test": 0.1, "metrics.fid_20_test": 300.0, "metrics.fid_20_test_floor": 80.0,
+                          "metrics.kid_20_test_std": 0.01, "metrics.wall_time_s": 9.0, "metrics.images_seen": 10.0,
+                          "tags.ganbench.metric.kid_20_test": "n=20 higher_is_better=False"}])
+    assert headline_metrics(runs) == [("fid_20_test", False), ("kid_20_test", False)]
 
 
 def test_health_needs_a_finished_run_without_failure_findings():

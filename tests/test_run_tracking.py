@@ -26,7 +26,7 @@ def test_run_logs_params_metrics_artifacts_and_tags(tiny_protocol, ganbench_home
     assert params["model.optim_g.lr"] == "0.0002" and params["device"] == "cpu" and "versions.torch" in params
     assert len(params["protocol.eval.extractor_weights_sha256"]) == 64
     m = run.data.metrics
-    assert math.isfinite(m["fid20_test"]) and m["fid20_test"] > 0
+    assert math.isfinite(m["fid_20_test"]) and m["fid_20_test"] > 0
     assert math.isfinite(m["final_d_loss"]) and math.isfinite(m["final_g_loss"]) and m["wall_time_s"] > 0
     history = client.get_metric_history(out.run_id, "d_loss")
     assert sorted(h.step for h in history) == [1, 2]
@@ -123,7 +123,7 @@ def test_concurrent_seeds_are_separate_mlflow_runs_with_their_alone_losses(tiny_
     assert set(runs) == {"0", "1"}
     for seed, run in runs.items():
         assert run.info.status == "FINISHED" and run.data.params["concurrent_seeds"] == "2"
-        assert math.isfinite(run.data.metrics["fid20_test"]) and run.data.metrics["epochs_done"] == 2
+        assert math.isfinite(run.data.metrics["fid_20_test"]) and run.data.metrics["epochs_done"] == 2
         assert {f.path for f in client.list_artifacts(run.info.run_id, "grids")} == {"grids/epoch_001.png", "grids/epoch_002.png"}
         assert "diagnosis.json" in {f.path for f in client.list_artifacts(run.info.run_id)}
     def epoch_means(run_id: str) -> np.ndarray:

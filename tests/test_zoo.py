@@ -157,7 +157,7 @@ def test_new_losses_and_conditional_models_run_end_to_end(tmp_path):
     for model, o in outcomes.items():
         assert o.status == "finished", (model, o.message)
         run = client.get_run(o.run_id)
-        assert math.isfinite(run.data.metrics["domain_fid100_test"]) and TAG_HEALTH in run.data.tags
+        assert math.isfinite(run.data.metrics["domain_fid_100_test"]) and TAG_HEALTH in run.data.tags
         conditional = load_model(model).conditional is not None
         assert ("domain_label_acc_100" in run.data.metrics) == conditional, model
         assert ("domain_intra_fid_100_test" in run.data.metrics) == conditional, model

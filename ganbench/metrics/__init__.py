@@ -2,9 +2,9 @@
 
 Metrics are small registered functions (as in stylegan3's ``metrics/``); the expensive shared
 machinery (feature extraction, cached reference features) lives once in ``reference.py`` and
-``extractors.py``. Result names say the recipe (``fid10k_test``, ``domain_kid10k_test``), and each
-result records whether higher is better, its sample count, the extractor (name + weight hash)
-behind it and the real-vs-real floor of the same recipe.
+``extractors.py``. Result names follow one rule, :func:`metric_name` (``fid_10k_test``,
+``domain_kid_10k_test``, ``precision_k3_10k_test``), and each result records whether higher is better,
+its sample count, the extractor (name + weight hash) behind it and the real-vs-real floor of the same recipe.
 
 A protocol lists metrics by name (``fid``, ``kid``, ``is``, ``pr``, ``dc``); ``name@extractor``
 (e.g. ``fid@domain``) measures with another extractor than the protocol's ``eval.extractor``.
@@ -12,7 +12,8 @@ A protocol lists metrics by name (``fid``, ``kid``, ``is``, ``pr``, ``dc``); ``n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ganbench.errors import GanbenchError
@@ -21,14 +22,14 @@ from ganbench.registry import Registry
 
 @dataclass(frozen=True)
 class MetricResult:
-    name: str  # recipe name, e.g. fid10k_test
+    name: str  # recipe name by metric_name, e.g. fid_10k_test
     value: float | None  # None when unavailable (see ``unavailable``): never a made-up number
     higher_is_better: bool
     num_samples: int
     extractor: str
     weights_sha256: str
     reference: str  # dataset/split the samples were compared with
-    std: float | None = None  # spread over subsets/splits (KID, IS)
+    std: float | None = None  # KID: standard error over draws of the sets; IS: spread over splits
     floor: float | None = None  # the same recipe on real images of another split: the best one can expect
     floor_reference: str = ""  # what the floor compared, e.g. fashion-mnist/train vs fashion-mnist/test
     unavailable: str | None = None  # why there is no value
@@ -66,14 +67,26 @@ class MetricDef:
     # ``extractors.EXTRACTORS`` ("domain" = the protocol dataset's classifier) or "domain:<dataset>";
     # a run's identity covers their weight hashes (``ganbench.metrics.reads``).
     reads: Callable[[str, str], tuple[str, ...]] = reads_extractor
+    # the quantities its result names carry (metric_name's ``quantity``) -> higher is better; {name: ...} if not given
+    quantities: dict[str, bool] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.quantities:
+            object.__setattr__(self, "quantities", {self.name: self.higher_is_better})
 
 
 METRICS: Registry[MetricDef] = Registry("metric")
 
 
-def register_metric(name: str, higher_is_better: bool, reads: Callable[[str, str], tuple[str, ...]] = reads_extractor):
+def register_metric(name: str, higher_is_better: bool, reads: Callable[[str, str], tuple[str, ...]] = reads_extractor,
+                    quantities: dict[str, bool] | None = None):
+    """Register ``fn(ctx, extractor) -> list[MetricResult]`` under the name protocols list (``eval.metrics``);
+    ``reads`` says which networks' weights it reads (part of a run's identity); ``quantities`` maps each
+    quantity its results are named after to whether higher is better (``pr`` -> precision, recall), so a
+    result name alone tells its direction (:func:`quantity_direction`)."""
+
     def wrap(fn: Callable[..., list[MetricResult]]):
-        METRICS.register(name, MetricDef(name, higher_is_better, fn, reads))
+        METRICS.register(name, MetricDef(name, higher_is_better, fn, reads, dict(quantities or {})))
         return fn
 
     return wrap
@@ -104,6 +117,85 @@ def metric_name(quantity: str, num_samples: int, reference: str | None = None, k
     return "_".join(parts)
 
 
+SPACES = ("domain",)  # feature spaces other than the protocol's Inception that name a result (metric_name's space)
+COMPANION_SUFFIXES = ("_std", "_floor")  # appended to a result's name for its spread and its real-vs-real floor
+_NAME = re.compile(rf"^(?:(?P<space>{'|'.join(SPACES)})_)?(?P<quantity>[a-z][a-z0-9_]*?)(?:_k(?P<k>\d+))?"
+                   r"_(?P<n>\d+k?)(?:_(?P<reference>[a-z]+))?$")
+
+
+@dataclass(frozen=True)
+class MetricName:
+    """The parts of a name made by :func:`metric_name` (``suffix``: "", "_std" or "_floor")."""
+
+    quantity: str
+    num_samples: int
+    reference: str | None = None
+    k: int | None = None
+    space: str | None = None
+    suffix: str = ""
+
+
+def _split_suffix(name: str) -> tuple[str, str]:
+    """("fid_10k_test", "_floor") for "fid_10k_test_floor"; (name, "") without a companion suffix."""
+    suffix = next((s for s in COMPANION_SUFFIXES if name.endswith(s)), "")
+    return (name[: len(name) - len(suffix)], suffix) if suffix else (name, "")
+
+
+def _count(text: str) -> int:
+    """The inverse of :func:`count_name`: '10k' -> 10000, '256' -> 256."""
+    return int(text[:-1]) * 1000 if text.endswith("k") else int(text)
+
+
+def parse_metric_name(name: str) -> MetricName | None:
+    """The inverse of :func:`metric_name` (companion suffixes allowed); None for a name of another form."""
+    base, suffix = _split_suffix(name)
+    m = _NAME.match(base)
+    if m is None:
+        return None
+    return MetricName(m["quantity"], _count(m["n"]), m["reference"], None if m["k"] is None else int(m["k"]),
+                      m["space"], suffix)
+
+
+def quantity_direction(name: str) -> bool | None:
+    """Whether higher is better for the result ``name`` (by its quantity, from the registry); None when no
+    registered metric names that quantity."""
+    parsed = parse_metric_name(name)
+    if parsed is None:
+        return None
+    for d in METRICS.values():
+        if parsed.quantity in d.quantities:
+            return d.quantities[parsed.quantity]
+    return None
+
+
+# Result names before the one rule (one pattern per metric) -> their metric_name form. Values did not change,
+# only the names, so files and tracking stores that hold an old name are read under the new one.
+_LEGACY = [
+    (re.compile(r"^(?P<space>domain_)?(?P<q>fid|kid)(?P<n>\d+k?)_(?P<ref>[a-z]+)$"), lambda m: (m["q"], None)),
+    (re.compile(r"^(?P<space>domain_)?is(?P<n>\d+k?)$"), lambda m: ("is", None)),
+    (re.compile(r"^(?P<space>domain_)?(?:pr|dc)(?P<n>\d+k?)(?P<k>\d)_(?P<ref>[a-z]+)_"
+                r"(?P<q>precision|recall|density|coverage)$"), lambda m: (m["q"], int(m["k"]))),
+    (re.compile(r"^(?P<space>domain_)ppl(?P<n>\d+k?)_(?P<latent>[wz])$"), lambda m: (f"ppl_{m['latent']}", None)),
+    (re.compile(r"^(?P<space>domain_)label_acc(?P<n>\d+k?)$"), lambda m: ("label_acc", None)),
+    (re.compile(r"^(?P<space>domain_)intra_fid(?P<n>\d+k?)_(?P<ref>[a-z]+)$"), lambda m: ("intra_fid", None)),
+]
+
+
+def legacy_metric_name(name: str) -> str | None:
+    """The current name of a result named by the rules before :func:`metric_name` (``fid256_test`` ->
+    ``fid_256_test``, ``domain_pr5003_test_precision`` -> ``domain_precision_k3_500_test``, companion suffixes
+    kept); None when ``name`` is not such an old name."""
+    base, suffix = _split_suffix(name)
+    for pattern, parts in _LEGACY:
+        m = pattern.match(base)
+        if m:
+            quantity, k = parts(m)
+            groups = m.groupdict()
+            return metric_name(quantity, _count(m["n"]), groups.get("ref"), k,
+                               "domain" if groups.get("space") else None) + suffix
+    return None
+
+
 def parse_metric(spec: str, default_extractor: str) -> tuple[MetricDef, str]:
     """``"kid"`` -> (KID, default extractor); ``"fid@domain"`` -> (FID, "domain")."""
     from ganbench.metrics.extractors import EXTRACTORS
@@ -117,7 +209,9 @@ def parse_metric(spec: str, default_extractor: str) -> tuple[MetricDef, str]:
 
 
 def mlflow_metrics(results) -> dict[str, float]:
-    """Values as MLflow metrics: ``name``, ``name_std`` and ``name_floor``; unavailable ones are left out."""
+    """Values as MLflow metrics: ``name``, ``name_std`` and ``name_floor``; unavailable ones are left out.
+    ``name_std`` is the metric's own standard error where it has one (KID, see ``kid.py``) and the spread
+    over splits for IS; ``name_floor`` the same recipe on real images of another split."""
     out = {}
     for r in results:
         if r.value is None:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ganbench.errors import GanbenchError
-from ganbench.metrics import MetricResult, parse_metric
+from ganbench.metrics import MetricResult, metric_name, parse_metric
 from ganbench.metrics.extractors import FeatureSource, feature_source
 from ganbench.metrics.reference import (cached_features, check_comparable, gaussian_statistics, manifest,
                                         reference_images)
@@ -122,21 +122,28 @@ class EvalContext:
     def statistics(side: dict) -> dict[str, np.ndarray]:
         return side if "mu" in side else {**gaussian_statistics(side["features"])}
 
-    def results(self, recipe: str, extractor: str, higher_is_better: bool,
-                compute: Callable[[dict, dict], dict[str, tuple[float, float | None]]],
+    def results(self, extractor: str, higher_is_better: bool,
+                compute: Callable[[dict, dict], dict[str, tuple[float, float | None]]], quantities: tuple[str, ...],
+                reference: str | None = None, k: int | None = None,
                 unavailable: str | None = None) -> list[MetricResult]:
-        """Run ``compute(side, reference)`` on the samples and on the floor side; one result per returned key
-        (the key is appended to the recipe name)."""
+        """Run ``compute(side, reference)`` on the samples and on the floor side; it returns
+        ``{quantity: (value, std)}`` for each of ``quantities``, and each becomes one result named by
+        :func:`~ganbench.metrics.metric_name` (the extractor's space, ``k``, the sample count, ``reference``:
+        the split compared with, or None for metrics that compare with none, such as IS)."""
         src = self.source(extractor)
-        name = f"{src.prefix}{recipe}"
+
+        def name(quantity: str) -> str:
+            return metric_name(quantity, self.num_samples, reference, k, src.space)
+
         common = dict(higher_is_better=higher_is_better, num_samples=self.num_samples, extractor=src.name,
                       weights_sha256=src.weights_sha256, reference=self.reference_name)
         if unavailable:
-            return [MetricResult(name, None, unavailable=unavailable, **common)]
+            return [MetricResult(name(q), None, unavailable=unavailable, **common) for q in quantities]
         ref = self.side(extractor, "reference")
         samples = self.side(extractor, "samples")
         check_comparable(samples["manifest"], ref["manifest"])
         values = compute(samples, ref)
+        assert set(values) == set(quantities), f"{sorted(values)} computed, {sorted(quantities)} declared"
         floor_side = self.side(extractor, "floor")
         floors, floor_ref = {}, ""
         if floor_side is not None:
@@ -144,9 +151,10 @@ class EvalContext:
             floors = compute(floor_side, ref)
             floor_ref = f"{self.dataset}/{self.floor_split} vs {self.reference_name}"
         out = []
-        for suffix, (value, std) in values.items():
-            floor = floors.get(suffix, (None, None))[0]
-            out.append(MetricResult(f"{name}{suffix}", float(value), std=None if std is None else float(std),
+        for quantity in quantities:
+            value, std = values[quantity]
+            floor = floors.get(quantity, (None, None))[0]
+            out.append(MetricResult(name(quantity), float(value), std=None if std is None else float(std),
                                     floor=None if floor is None else float(floor), floor_reference=floor_ref, **common))
         return out
 

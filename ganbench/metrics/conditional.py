@@ -63,7 +63,7 @@ def intra_class_fid(features: torch.Tensor, labels: torch.Tensor, ref_features: 
     return float(np.mean(values))
 
 
-@register_metric("label_acc", higher_is_better=True, reads=reads_domain)
+@register_metric("label_acc", higher_is_better=True, reads=reads_domain, quantities={"label_acc": True})
 def label_acc(ctx, extractor: str) -> list[MetricResult]:
     if ctx.labels is None:
         return [_result(ctx, "label_acc", None, None, True, None, "", UNCONDITIONAL)]
@@ -75,7 +75,7 @@ def label_acc(ctx, extractor: str) -> list[MetricResult]:
     return [_result(ctx, "label_acc", None, value, True, floor, floor_ref)]
 
 
-@register_metric("intra_fid", higher_is_better=False, reads=reads_domain)
+@register_metric("intra_fid", higher_is_better=False, reads=reads_domain, quantities={"intra_fid": False})
 def intra_fid(ctx, extractor: str) -> list[MetricResult]:
     if ctx.labels is None:
         return [_result(ctx, "intra_fid", ctx.reference_split, None, False, None, "", UNCONDITIONAL)]

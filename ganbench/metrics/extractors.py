@@ -311,12 +311,17 @@ def fold_batchnorm(model: torch.nn.Module) -> None:
 @dataclass(frozen=True)
 class FeatureSource:
     name: str  # the torch-fidelity feature-extractor name, e.g. inception-v3-compat, ganbench-domain-mnist
-    prefix: str  # result-name prefix: "" for the standard Inception, "domain_" for the domain classifier
+    space: str | None  # metric_name's space: None for the standard Inception, "domain" for the domain classifier
     weights_sha256: str
     resize: str  # how images reach the network (part of the cache key)
     layer: str  # which features, e.g. "2048" (pool3) or "penultimate"
     extract: Callable[[torch.Tensor, int], dict[str, torch.Tensor]]  # (uint8 images, batch) -> {"features", "logits"?}
     logits_unavailable: str | None = None  # why there are no logits (IS), or None
+
+    @property
+    def prefix(self) -> str:
+        """``space`` as a name prefix ("" or "domain_"), for names not yet made by ``metric_name``."""
+        return f"{self.space}_" if self.space else ""
 
 
 INCEPTION_RESIZE = "torch-fidelity interpolate_bilinear_2d_like_tensorflow1x to 299x299, grayscale repeated to RGB"
@@ -335,7 +340,7 @@ def inception_source(device: torch.device, weights: Weights | None = None) -> Fe
         out = extract_layers(model, images, batch_size, device)
         return {"features": out["2048"], **({"logits": out["logits_unbiased"]} if "logits_unbiased" in out else {})}
 
-    return FeatureSource("inception-v3-compat", "", weights.features_sha256, INCEPTION_RESIZE, "2048", extract,
+    return FeatureSource("inception-v3-compat", None, weights.features_sha256, INCEPTION_RESIZE, "2048", extract,
                          None if weights.has_logits else NO_LOGITS.format(source=weights.source))
 
 
@@ -435,7 +440,7 @@ def domain_source(dataset: str, device: torch.device) -> FeatureSource:
                 out["logits"].append(logits.cpu())
         return {k: torch.cat(v) for k, v in out.items()}
 
-    return FeatureSource(domain_extractor_name(dataset), "domain_", model.classifier.weights_sha256,
+    return FeatureSource(domain_extractor_name(dataset), "domain", model.classifier.weights_sha256,
                          "none (28x28 grayscale in [-1, 1])", "penultimate", extract)
 
 

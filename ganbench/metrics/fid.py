@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
 
-from ganbench.metrics import MetricResult, count_name, register_metric
+from ganbench.metrics import MetricResult, register_metric
 from ganbench.metrics.reference import gaussian_statistics  # noqa: F401  (re-exported: the FID statistics)
 
 
@@ -26,6 +26,6 @@ def frechet_distance(stat_1: dict[str, np.ndarray], stat_2: dict[str, np.ndarray
 @register_metric("fid", higher_is_better=False)
 def fid(ctx, extractor: str) -> list[MetricResult]:
     def compute(side: dict, ref: dict) -> dict:
-        return {"": (frechet_distance(ctx.statistics(side), ref), None)}
+        return {"fid": (frechet_distance(ctx.statistics(side), ctx.statistics(ref)), None)}
 
-    return ctx.results(f"fid{count_name(ctx.num_samples)}_{ctx.reference_split}", extractor, False, compute)
+    return ctx.results(extractor, False, compute, ("fid",), reference=ctx.reference_split)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 
-from ganbench.metrics import MetricResult, count_name, register_metric
+from ganbench.metrics import MetricResult, register_metric
 
 SPLITS = 10
 RNG_SEED = 2020  # torch-fidelity's default shuffle seed
@@ -21,7 +21,7 @@ def inception_score(logits, splits: int = SPLITS) -> tuple[float, float]:
 @register_metric("is", higher_is_better=True)
 def isc(ctx, extractor: str) -> list[MetricResult]:
     def compute(side: dict, ref: dict) -> dict:
-        return {"": inception_score(side["logits"])}
+        return {"is": inception_score(side["logits"])}
 
     unavailable = ctx.source(extractor).logits_unavailable
-    return ctx.results(f"is{count_name(ctx.num_samples)}", extractor, True, compute, unavailable=unavailable)
+    return ctx.results(extractor, True, compute, ("is",), unavailable=unavailable)

@@ -282,7 +282,8 @@ def _reads(extractor: str, dataset: str) -> tuple[str, ...]:
     return ("domain",) if dataset in DATASETS else ()
 
 
-@register_metric("memorisation", higher_is_better=False, reads=_reads)
+@register_metric("memorisation", higher_is_better=False, reads=_reads,
+                 quantities={"copies_l1": False, "copies": False, "copying_ct": True, "nn_l1": True})
 def memorisation(ctx, extractor: str) -> list[MetricResult]:
     """Suspected copies and C_T against the protocol's training images, with the held-out reference split
     as the non-copying baseline."""

@@ -219,7 +219,8 @@ def _results(ctx, values: dict[str, tuple[float, bool]], extractor: str, weights
                          f"{ctx.dataset} modes") for quantity, (v, hib) in values.items()]
 
 
-@register_metric("modes2d", higher_is_better=True, reads=reads_nothing)
+@register_metric("modes2d", higher_is_better=True, reads=reads_nothing,
+                 quantities={"modes_hq": True, "hq_share": True, "reverse_kl": False})
 def modes2d(ctx, extractor: str) -> list[MetricResult]:
     """PacGAN's 2D-mixture metrics (needs a ring8/grid25 protocol): ``modes_hq`` (modes hit by a high-quality
     sample), ``hq_share`` and ``reverse_kl``."""
@@ -235,7 +236,9 @@ def modes2d(ctx, extractor: str) -> list[MetricResult]:
                           "reverse_kl": (m["reverse_kl"], False)}, "none", "")
 
 
-@register_metric("mode_coverage", higher_is_better=True, reads=lambda extractor, dataset: ("domain:mnist",))
+@register_metric("mode_coverage", higher_is_better=True, reads=lambda extractor, dataset: ("domain:mnist",),
+                 quantities={"modes_pacgan": True, "modes_confident": True, "modes_corrected": True, "mode_kl": False,
+                             "confident_channels": True})
 def mode_coverage(ctx, extractor: str) -> list[MetricResult]:
     """Stacked-MNIST modes under the MNIST domain classifier (needs a stacked-mnist protocol): PacGAN's count,
     the confident count, the count corrected for the classifier's confusion, PacGAN's KL, confident channels."""

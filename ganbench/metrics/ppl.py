@@ -6,8 +6,8 @@ arXiv:1812.04948, sec. 3.2):
 
 with z1, z2 ~ N(0, I), t ~ U(0, 1), eps = 1e-4 and d the squared distance between image features.
 Karras et al. take d from VGG16 (LPIPS); here it is the squared Euclidean distance of the dataset's
-domain-classifier features (the penultimate layer of ``domain.py``'s classifier), hence the name
-``domain_ppl<n>_w`` / ``domain_ppl<n>_z``: comparable between runs of one protocol, not with the paper.
+domain-classifier features (the penultimate layer of ``domain.py``'s classifier), hence the names
+``domain_ppl_w_<n>`` / ``domain_ppl_z_<n>`` (l_W / l_Z, no reference split): comparable between runs of one protocol, not with the paper.
 The images reach the classifier as floats (resized to its 28x28 input like the protocol's images, but not
 rounded to uint8, which would swamp a 1e-4 step). As the official code, the per-pair distances below the
 1st or above the 99th percentile are dropped before the mean.
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganbench.metrics import MetricResult, count_name, reads_domain, register_metric
+from ganbench.metrics import MetricResult, metric_name, reads_domain, register_metric
 
 EPSILON = 1e-4  # Karras et al. 2019, sec. 3.2
 PERCENTILES = (1.0, 99.0)  # the official code's outlier filter
@@ -123,7 +123,7 @@ def _why_not(ctx) -> str | None:
     return None
 
 
-@register_metric("ppl", higher_is_better=False, reads=reads_domain)
+@register_metric("ppl", higher_is_better=False, reads=reads_domain, quantities={"ppl_w": False, "ppl_z": False})
 def ppl(ctx, extractor: str) -> list[MetricResult]:
     """Always in the domain classifier's feature space, whatever ``extractor`` (see the module docstring)."""
     from ganbench.errors import GanbenchError
@@ -133,7 +133,7 @@ def ppl(ctx, extractor: str) -> list[MetricResult]:
     common = dict(higher_is_better=False, num_samples=n, reference=f"{ctx.dataset} domain-classifier features")
     why = _why_not(ctx)
     space = "w" if why is None and is_style_based(ctx.generator.G) else "z"
-    name = f"domain_ppl{count_name(n)}_{space}"
+    name = metric_name(f"ppl_{space}", n, space="domain")
     if why is None:
         try:
             features, ext_name, sha = domain_float_features(ctx.dataset, _place(ctx.generator.G)[0])

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 
-from ganbench.metrics import MetricResult, count_name, register_metric
+from ganbench.metrics import MetricResult, register_metric
 
 PR_K = 3
 DC_K = 5
@@ -48,19 +48,19 @@ def density_coverage(generated: torch.Tensor, real: torch.Tensor, k: int = DC_K,
     return density, coverage
 
 
-@register_metric("pr", higher_is_better=True)
+@register_metric("pr", higher_is_better=True, quantities={"precision": True, "recall": True})
 def pr(ctx, extractor: str) -> list[MetricResult]:
     def compute(side: dict, ref: dict) -> dict:
         p, r = precision_recall(side["features"], ref["features"])
-        return {"_precision": (p, None), "_recall": (r, None)}
+        return {"precision": (p, None), "recall": (r, None)}
 
-    return ctx.results(f"pr{count_name(ctx.num_samples)}{PR_K}_{ctx.reference_split}", extractor, True, compute)
+    return ctx.results(extractor, True, compute, ("precision", "recall"), reference=ctx.reference_split, k=PR_K)
 
 
-@register_metric("dc", higher_is_better=True)
+@register_metric("dc", higher_is_better=True, quantities={"density": True, "coverage": True})
 def dc(ctx, extractor: str) -> list[MetricResult]:
     def compute(side: dict, ref: dict) -> dict:
         d, c = density_coverage(side["features"], ref["features"])
-        return {"_density": (d, None), "_coverage": (c, None)}
+        return {"density": (d, None), "coverage": (c, None)}
 
-    return ctx.results(f"dc{count_name(ctx.num_samples)}{DC_K}_{ctx.reference_split}", extractor, True, compute)
+    return ctx.results(extractor, True, compute, ("density", "coverage"), reference=ctx.reference_split, k=DC_K)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import pandas as pd
 from ganbench.assets import atomic_write_bytes
 from ganbench.errors import GanbenchError
 from ganbench.protocol import identity_changes
+from ganbench.metrics import legacy_metric_name
 from ganbench.report.leaderboard import build_boards
 from ganbench.report.stats import regression_bound
 from ganbench.track import TAG_IDENTITY, Tracker
@@ -81,6 +82,9 @@ def _parts(runs: pd.DataFrame, ident: str) -> dict[str, str]:
 
 
 def load_baseline(path: Path | str) -> dict:
+    """The baseline at ``path``. Metric names of the rule before ``metric_name`` (``fid256_test``) are read
+    under their current names (``fid_256_test``, same values); ``data["renamed"]`` lists them, old -> new,
+    and the check's table says so, so that the file can be re-saved."""
     path = Path(path)
     if not path.is_file():
         raise GanbenchError(f"baseline {path} does not exist; write one with `ganbench baseline save RUNS... --out {path}`")
@@ -94,6 +98,16 @@ def load_baseline(path: Path | str) -> dict:
     if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT or "models" not in data:
         raise GanbenchError(f"baseline {path}: expected a ganbench baseline (format {BASELINE_FORMAT}); "
                             "write one with `ganbench baseline save`")
+    data["renamed"] = {}
+    for model in data["models"].values():
+        metrics = model.get("metrics", {})
+        for old in [m for m in metrics if legacy_metric_name(m)]:
+            new = legacy_metric_name(old)
+            if new in metrics:
+                raise GanbenchError(f"baseline {path}: metric {old!r} is the old name of {new!r}, which it also "
+                                    f"holds; keep one of them (or re-save the baseline with `ganbench baseline save`)")
+            metrics[new] = metrics.pop(old)
+            data["renamed"][old] = new
     return data
 
 
@@ -119,6 +133,7 @@ class CheckResult:
     confidence: float
     rows: list[GateRow]
     notes: tuple[str, ...] = ()  # models gated against a baseline of another identity, and why
+    renamed: dict[str, str] = field(default_factory=dict)  # baseline metric names read under their current names
 
     @property
     def ok(self) -> bool:
@@ -129,6 +144,10 @@ class CheckResult:
         lines = [f"protocol {self.protocol} ({self.protocol_hash[:12]}), one-sided confidence {self.confidence}"]
         for note in self.notes:
             lines.append(f"note: {note}: changed since the baseline, compared anyway")
+        if self.renamed:
+            pairs = ", ".join(f"{old} -> {new}" for old, new in self.renamed.items())
+            lines.append(f"note: the baseline names metrics by the old rule, read as {pairs}; re-save it with "
+                         "`ganbench baseline save` to store the current names")
         lines.append(head)
         for r in self.rows:
             base = f"{r.baseline_mean:.4g} ± {r.baseline_std:.3g} (n={r.baseline_n})" if r.baseline_n else ""
@@ -190,7 +209,7 @@ def check(refs: list[str], baseline: Path | str, tracking_uri: str | None = None
                                     f"run {r['run_id'][:8]} seed {r['seed']} {r['status']}"))
         for name, spec in base["models"][row.model]["metrics"].items():
             rows.append(gate_row(row.model, name, spec, row.values.get(name, []), conf))
-    return CheckResult(board.protocol, board.protocol_hash, conf, rows, tuple(notes))
+    return CheckResult(board.protocol, board.protocol_hash, conf, rows, tuple(notes), base["renamed"])
 
 
 def migrate_baseline(path: Path | str) -> dict:

@@ -8,7 +8,9 @@ mean ± std over seeds with a 95% bootstrap interval, the seed count, the **stab
 ``finished`` and no failure-level diagnosis), and the compute used (wall time, images seen).
 
 Which metrics are headline metrics, and their direction, comes from each run's metric provenance tag
-(``ganbench.metric.<name>``, written by ``ganbench run``) or else the metric registry, never a list here.
+(``ganbench.metric.<name>``, written by ``ganbench run``) or else the metric registry (by the quantity
+the name carries, ``ganbench.metrics.quantity_direction``), never a list here. Runs tracked before the
+one naming rule (``fid256_test``) are read under the current names (``fid_256_test``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ganbench.errors import GanbenchError
+from ganbench.metrics import COMPANION_SUFFIXES, legacy_metric_name, parse_metric_name, quantity_direction
 from ganbench.report.stats import Summary, WelchResult, summarise, welch_test
 
 # Data, not code paths: the significance level of the two-model test and the confidence of intervals.
@@ -27,9 +30,10 @@ SIGNIFICANCE = 0.05  # two-sided level at which compare calls a difference (the 
 CI_LEVEL = 0.95
 FAILURE_SEVERITY = "failure"  # the diagnosis severity that makes a run unhealthy
 COMPUTE_METRICS = ("wall_time_s", "images_seen")
-# Companion values the metric API logs beside a metric (``mlflow_metrics``): its spread over subsets and
+# Companion values the metric API logs beside a metric (``mlflow_metrics``): its standard error or spread and
 # its real-vs-real floor (the same recipe on real images of another split). Not headline metrics themselves.
-STD_SUFFIX, FLOOR_SUFFIX = "_std", "_floor"
+STD_SUFFIX, FLOOR_SUFFIX = COMPANION_SUFFIXES
+HEADLINE_FIRST = "fid"  # the quantity boards rank by when a run has it (the field's most reported metric)
 
 
 def metric_direction(name: str, tags: dict[str, str]) -> bool | None:
@@ -39,12 +43,32 @@ def metric_direction(name: str, tags: dict[str, str]) -> bool | None:
         m = re.search(r"higher_is_better=(True|False)", prov)
         if m:
             return m.group(1) == "True"
-    from ganbench.metrics import METRICS
+    return quantity_direction(name)
 
-    matches = [d for d in METRICS.values() if re.match(rf"{re.escape(d.name)}(\d|_|$)", name)]
-    if matches:
-        return max(matches, key=lambda d: len(d.name)).higher_is_better
-    return None
+
+TAG_PREFIX = "tags.ganbench.metric."
+
+
+def migrate_legacy_names(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with the ``metrics.<name>`` and provenance-tag columns of names from before the one naming
+    rule renamed to their current form (values unchanged; where a run frame has both, the current column
+    keeps its values and the old one fills its gaps)."""
+    renames = {}
+    for col in runs.columns:
+        for prefix in ("metrics.", TAG_PREFIX):
+            if col.startswith(prefix) and (new := legacy_metric_name(col[len(prefix):])) is not None:
+                renames[col] = prefix + new
+    if not renames:
+        return runs
+    runs = runs.copy()
+    for old, new in renames.items():
+        runs[new] = runs[new].combine_first(runs[old]) if new in runs else runs[old]
+    return runs.drop(columns=list(renames))
+
+
+def _headline_order(name: str) -> tuple:
+    parsed = parse_metric_name(name)
+    return (parsed is None or parsed.quantity != HEADLINE_FIRST, name)
 
 
 def _tags(row: pd.Series) -> dict[str, str]:
@@ -63,7 +87,7 @@ def headline_metrics(runs: pd.DataFrame) -> list[tuple[str, bool]]:
                     direction = metric_direction(name, tags)
                     if direction is not None:
                         found[name] = direction
-    return sorted(found.items(), key=lambda kv: (not kv[0].startswith("fid"), kv[0]))
+    return sorted(found.items(), key=lambda kv: _headline_order(kv[0]))
 
 
 def is_healthy(row: pd.Series) -> bool:
@@ -152,7 +176,7 @@ def _versions(group: pd.DataFrame) -> list[pd.DataFrame]:
 def build_boards(runs: pd.DataFrame, protocol: str | None = None) -> list[Board]:
     """One board per protocol identity and model-identity version (newest first), optionally only for
     protocol name ``protocol``. Runs made before identities are grouped by their protocol hash."""
-    runs = runs[runs["protocol_hash"].notna() & runs["model"].notna()]
+    runs = migrate_legacy_names(runs[runs["protocol_hash"].notna() & runs["model"].notna()])
     if protocol is not None:
         runs = runs[runs["protocol"] == protocol]
     runs = runs[runs["status"] != "running"]
