@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ganbench.assets import ganbench_home
+from ganbench.concurrency import file_lock
 
 TAG_STATUS = "ganbench.status"  # finished | diverged | failed | running
 TAG_PROTOCOL = "ganbench.protocol"
@@ -31,6 +32,14 @@ def tracking_uri(explicit: str | None = None) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{ganbench_home() / 'mlflow.db'}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URI (None for other stores and in-memory SQLite)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri[len(prefix):] in ("", ":memory:"):
+        return None
+    return Path(uri[len(prefix):].split("?")[0]).expanduser()
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:
@@ -58,7 +67,14 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
         self.uri = tracking_uri(uri)
-        self.client = MlflowClient(tracking_uri=self.uri)
+        db = sqlite_path(self.uri)
+        if db is None:
+            self.client = MlflowClient(tracking_uri=self.uri)
+            return
+        # MLflow creates a fresh SQLite store's schema (alembic migrations) when the client opens it, and two
+        # processes doing so at once crash on each other's half-built tables: one process at a time opens it
+        with file_lock(db.with_name(db.name + ".lock")):
+            self.client = MlflowClient(tracking_uri=self.uri)
 
     def experiment_id(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)
@@ -88,8 +104,27 @@ class Tracker:
         return run.info.run_id
 
     def reopen(self, run_id: str) -> None:
+        """Continue a run that did not finish: status running again, and the tags that described how it
+        ended last time (the interruption's message, an early stop's reason) are dropped."""
         self.client.update_run(run_id, status="RUNNING")
         self.client.set_tag(run_id, TAG_STATUS, "running")
+        tags = self.client.get_run(run_id).data.tags
+        for key in (TAG_MESSAGE, TAG_STOP_REASON):
+            if key in tags:
+                self.client.delete_tag(run_id, key)
+
+    def status(self, run_id: str) -> str | None:
+        """A run's ganbench status (finished | diverged | failed | stopped | running), or None when the run
+        is not in this store or was deleted."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return None
+        if run.info.lifecycle_stage == "deleted":
+            return None
+        return run.data.tags.get(TAG_STATUS, run.info.status.lower())
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
