@@ -84,17 +84,19 @@ def test_generator_checkpoint(tmp_path, proto, capsys, monkeypatch):
     assert out["results"]["domain_fid200_test"]["value"] > 10 * out["results"]["domain_fid200_test"]["floor"]
     torch.save(G, tmp_path / "pickled.pt")  # a whole pickled module: refused
     assert main(["eval", "--protocol", proto, "--generator", "mygen:make", "--checkpoint", str(tmp_path / "pickled.pt")]) == 2
-    assert "weights_only" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "pickled.pt: holds pickled Python objects" in err and "weights_only" not in err
     assert main(["eval", "--protocol", proto, "--generator", "mygen", "--checkpoint", str(tmp_path / "g.pt")]) == 2
     assert "module:function" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("array, message", [
     (np.zeros((200, 28, 28, 3), np.uint8), "expected images N x 1 x 28 x 28"),
-    (np.full((200, 1, 28, 28), 2.0, np.float32), "float pixels must lie in [-1, 1]"),
+    (np.full((200, 1, 28, 28), 2.0, np.float32), "do not say their encoding"),
+    (np.full((200, 1, 28, 28), -2.0, np.float32), "float pixels must lie in [-1, 1]"),
     (np.full((200, 1, 28, 28), np.nan, np.float32), "200 of 200 images contain NaN"),
     (np.zeros((150, 1, 28, 28), np.uint8), "evaluates 200 samples, got 150"),
-    (np.zeros((200, 1, 28, 28), np.int64), "expected uint8 pixels in [0, 255] or floats"),
+    (np.zeros((200, 1, 28, 28), np.int64), "expected uint8 pixels in [0, 255], or float pixels"),
 ])
 def test_bad_samples_are_clear_errors(tmp_path, proto, capsys, array, message):
     path = tmp_path / "bad.npz"
