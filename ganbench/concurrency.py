@@ -122,9 +122,10 @@ class ThreadShare:
     ``threads`` fixes the count; None shares ``base`` (torch's own choice for this process) among the
     live runs. ``adjust`` is cheap and rate-limited: call it at safe points of training."""
 
-    def __init__(self, threads: int | None = None, folder: Path | None = None):
+    def __init__(self, threads: int | None = None, folder: Path | None = None, base: int | None = None):
         self.fixed = fixed_threads(threads)
-        self.base = torch.get_num_threads()
+        self.restore = torch.get_num_threads()
+        self.base = base or self.restore  # torch's choice for this process: the cores, or OMP_NUM_THREADS
         self.live = LiveRuns(folder)
         self._checked = 0.0
 
@@ -135,7 +136,7 @@ class ThreadShare:
 
     def __exit__(self, *exc) -> None:
         self.live.leave()
-        torch.set_num_threads(self.base)
+        torch.set_num_threads(self.restore)
 
     def share(self) -> int:
         """The thread count this run should use now."""

@@ -258,6 +258,8 @@ def _train_group(specs: list[RunSpec], data: ImageSet, device: torch.device, tra
     # a run interrupted before its first checkpoint (or never started) has nothing to continue: it starts
     # from scratch, in its MLflow run when it has one, so that the resume command works for every run
     continuing = resume and any(checkpoint_path(run_dir_for(s)).is_file() for s in specs)
+    for spec in specs if continuing else []:  # refuse an unreadable checkpoint before its MLflow run is reopened
+        _check_checkpoint(checkpoint_path(run_dir_for(spec)))
     with ThreadShare(threads) as share:
         opened = [_open(spec, device, tracker, resume, fast, len(specs)) for spec in specs]
         try:
@@ -272,6 +274,19 @@ def _train_group(specs: list[RunSpec], data: ImageSet, device: torch.device, tra
         except BaseException as err:
             return _failed(opened, err, {}, tracker)
         return [_finish(op, result, device, tracker, data_root) for op, result in zip(opened, results)]
+
+
+def _check_checkpoint(path: Path) -> None:
+    """A checkpoint to resume from must load as ganbench wrote it (tensors only, a dict)."""
+    from ganbench.metrics.samples import load_tensors
+
+    try:
+        ok = isinstance(load_tensors(path), dict)
+    except GanbenchError:
+        ok = False
+    if not ok:
+        raise GanbenchError(f"--resume: {path} is not a readable ganbench checkpoint (damaged or replaced); "
+                            "run without --resume to start the run again")
 
 
 def _sharing(monitor, share: ThreadShare):

@@ -66,3 +66,40 @@ def test_diverged_run_exits_1(tiny_protocol, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GANBENCH_ZOO_PATH", str(zoo))
     assert main(["run", "--protocol", tiny_protocol(models=["exploding"], epochs=3)]) == 1
     assert "diverged" in capsys.readouterr().out
+
+
+def test_ctrl_c_names_the_resume_command_which_finishes_the_run(tiny_ring):
+    """SIGINT after the first checkpoint: no traceback, exit 130, stderr names the exact command; that
+    command continues the same MLflow run to the end and drops the run's 'interrupted' message."""
+    import shlex
+    import signal
+    import time
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    from ganbench.track import TAG_MESSAGE, TAG_STATUS, tracking_uri
+
+    path = tiny_ring(epochs=5, subset=25600, name="ctrlc")  # 100 steps an epoch: seconds per epoch
+    args = ["run", "--protocol", path, "--device", "cpu"]
+    proc = subprocess.Popen([sys.executable, "-m", "ganbench.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    home = Path(os.environ["GANBENCH_HOME"])
+    deadline = time.monotonic() + 240
+    while not list(home.glob("runs/ctrlc/*/*/seed0/checkpoints/last.pt")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    command = f"ganbench run --protocol {path} --device cpu --resume"
+    assert command in err
+    client = MlflowClient(tracking_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("ganbench/ctrlc").experiment_id])
+    assert run.info.status == "KILLED" and "interrupted" in run.data.tags[TAG_MESSAGE]
+    assert main(shlex.split(command)[1:]) == 0  # the printed command, as a user would paste it
+    (again,) = client.search_runs([run.info.experiment_id])
+    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+    assert again.data.tags[TAG_STATUS] == "finished" and TAG_MESSAGE not in again.data.tags
+    assert again.data.metrics["epochs_done"] == 5
