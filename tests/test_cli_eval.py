@@ -110,3 +110,29 @@ def test_usage_errors(tmp_path, proto, capsys):
     assert "exactly one of --samples" in capsys.readouterr().err
     assert main(["eval", "--protocol", proto, "--samples", str(tmp_path / "missing.npz")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_float_samples_with_their_range_give_the_numbers_of_the_uint8_images(tmp_path, proto, images, capsys):
+    """The same images as uint8, as floats in [0, 1] with --range 0,1 and in [-1, 1] with --range -1,1 (also
+    as .npy) give identical numbers; the same [0, 1] floats without --range are refused, as reading them as
+    [-1, 1] (what ganbench did) moves every pixel."""
+    u8 = images.numpy()
+    encodings = {"u8.npz": (u8, []), "unit.npz": ((u8 / 255.0).astype(np.float32), ["--range", "0,1"]),
+                 "signed.npy": ((u8 / 127.5 - 1.0).astype(np.float32), ["--range", "-1,1"]),
+                 "bytes.npz": (u8.astype(np.float64), ["--range=0,255"])}
+    values = {}
+    for name, (array, flag) in encodings.items():
+        path = tmp_path / name
+        np.save(path, array) if name.endswith(".npy") else np.savez(path, samples=array)
+        out = run_json(["eval", "--protocol", proto, "--samples", str(path), "--no-track", *flag], capsys)
+        values[name] = (out["results"]["domain_fid200_test"]["value"], out["results"]["domain_kid200_test"]["value"])
+    assert len(set(values.values())) == 1, values
+    assert main(["eval", "--protocol", proto, "--samples", str(tmp_path / "unit.npz"), "--no-track"]) == 2
+    err = capsys.readouterr().err
+    assert "unit.npz[samples]: float pixels in [0, 1] do not say their encoding" in err
+    assert "uint8 pixels in [0, 255]" in err and "--range 0,1 | -1,1 | 0,255" in err
+    # a stated range that the values break, and a range given for uint8 pixels, are refused too
+    assert main(["eval", "--protocol", proto, "--samples", str(tmp_path / "signed.npy"), "--range", "0,1"]) == 2
+    assert "float pixels must lie in [0, 1] (--range 0,1), got [-1, 1]" in capsys.readouterr().err
+    assert main(["eval", "--protocol", proto, "--samples", str(tmp_path / "u8.npz"), "--range", "0,1"]) == 2
+    assert "uint8 pixels are read as [0, 255]; --range 0,1 describes float pixels only" in capsys.readouterr().err

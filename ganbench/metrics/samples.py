@@ -172,7 +172,7 @@ def load_tensors(path: Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        if "Weights only load failed" in str(err):  # torch's refusal of a pickled object
+        if "Unsupported global" in str(err):  # torch's refusal of a pickled object (any other error: not a checkpoint)
             raise GanbenchError(f"{path}: holds pickled Python objects, not only tensors, and ganbench reads tensors "
                                 "only (a pickle can run arbitrary code); save model.state_dict() with torch.save, "
                                 "or use .safetensors") from None
