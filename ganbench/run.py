@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ganbench.assets import atomic_torch_save, atomic_write_bytes, ganbench_home
-from ganbench.concurrency import ThreadShare
+from ganbench.concurrency import ThreadShare, fixed_threads
 from ganbench.data import ImageSet, load_split
 from ganbench.diagnose import SAMPLE_STATS_FILE, health_monitor, record_health
 from ganbench.errors import GanbenchError
@@ -104,6 +104,7 @@ def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int
     cores among the ganbench runs alive on this machine, see ``ganbench.concurrency``)."""
     from ganbench.metrics.extractors import inception_weights
 
+    fixed_threads(threads)  # a bad --threads or GANBENCH_THREADS is refused before any work
     proto = load_protocol(protocol)
     dev = resolve_device(device)
     weights = inception_weights()

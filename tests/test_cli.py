@@ -34,6 +34,9 @@ def test_list_shows_protocols_and_models():
      "progan-lite cannot train its seeds together: G follows a training-progress schedule"),
     (["data", "fetch", "cifar"], "Unknown data name 'cifar'"),
     (["show", "0123456789abcdef"], "no run '0123456789abcdef'"),
+    (["run", "--protocol", "fashion-smoke", "--set", "tricks.ema"], "--set 'tricks.ema': expected KEY=VALUE"),
+    (["run", "--protocol", "fashion-smoke", "--set", "tricks.emma=0.9"], "unknown key 'emma'"),
+    (["run", "--protocol", "fashion-smoke", "--threads", "-1"], "--threads -1: expected a positive number of threads"),
 ])
 def test_user_errors_exit_2_without_traceback(args, message):
     res = ganbench(*args)

@@ -176,3 +176,16 @@ def test_resume_without_a_checkpoint_starts_the_run_in_its_mlflow_run(tiny_ring,
     run = MlflowClient(tracking_uri()).get_run(first.run_id)
     assert run.info.status == "FINISHED" and "ganbench.message" not in run.data.tags
     assert run.data.metrics["epochs_done"] == 1
+
+
+def test_resume_against_a_store_without_the_run_is_refused(tiny_ring, tmp_path, capsys):
+    """The run folder's MLflow run lives in another store (another --tracking-uri): exit 2 saying so, instead
+    of MLflow's exception."""
+    from ganbench.cli import main
+
+    path = tiny_ring(epochs=1, name="elsewhere")
+    (first,) = run_protocol(path, progress=False)
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert main(["run", "--protocol", path, "--resume", "--tracking-uri", other]) == 2
+    err = capsys.readouterr().err
+    assert f"belongs to MLflow run {first.run_id}, which is not in {other}" in err
