@@ -62,12 +62,13 @@ def fixed_threads(explicit: int | None = None) -> int | None:
     value = explicit if explicit is not None else os.environ.get(THREADS_ENV, "").strip() or None
     if value is None:
         return None
+    given = f"--threads {value}" if explicit is not None else f"{THREADS_ENV}={value!r}"
     try:
         n = int(value)
     except ValueError as err:
-        raise GanbenchError(f"{THREADS_ENV}={value!r}: expected a whole number of threads (0: automatic)") from err
+        raise GanbenchError(f"{given}: expected a whole number of threads (0: automatic)") from err
     if n < 0:
-        raise GanbenchError(f"--threads {n}: expected a positive number of threads, or 0 for the automatic share")
+        raise GanbenchError(f"{given}: expected a positive number of threads, or 0 for the automatic share")
     return n or None
 
 

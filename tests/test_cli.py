@@ -159,6 +159,18 @@ def _bad_input(kind: str, tmp_path, protocol: str) -> tuple[list[str], str, str]
         (folder / "0000.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
         return ["eval", "--protocol", protocol, "--samples", str(folder), "--no-track"], "0000.png", \
             "not a readable PNG image"
+    if kind == "png-size":
+        from PIL import Image
+
+        folder = tmp_path / "pngs"
+        folder.mkdir()
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / "0000.png")
+        return ["eval", "--protocol", protocol, "--samples", str(folder), "--no-track"], "0000.png", \
+            "expected a 28x28 image, got 32x32"
+    if kind == "garbage-npz":
+        (tmp_path / "s.npz").write_bytes(b"PK\x03\x04 not a zip archive")
+        return ["eval", "--protocol", protocol, "--samples", str(tmp_path / "s.npz"), "--no-track"], "s.npz", \
+            "not a readable .npz file without pickles"
     if kind in ("eval-garbage", "eval-pickle"):
         (tmp_path / "mygen.py").write_text(GEN_MODULE)
         path = tmp_path / "g.pt"
@@ -190,7 +202,7 @@ def _bad_input(kind: str, tmp_path, protocol: str) -> tuple[list[str], str, str]
     return ["interpolate", str(folder)], "final.pt", "not a PyTorch checkpoint"
 
 
-@pytest.mark.parametrize("kind", ["empty-npz", "unreadable-png", "eval-garbage", "eval-pickle", "sample-pickle",
+@pytest.mark.parametrize("kind", ["empty-npz", "unreadable-png", "png-size", "garbage-npz", "eval-garbage", "eval-pickle", "sample-pickle",
                                   "sample-not-ganbench", "sample-wrong-weights", "interpolate-garbage"])
 def test_bad_files_exit_2_naming_the_file(kind, tmp_path, eval_protocol):
     """Each used to end in a raw traceback with exit 1 (torch's advice to load with weights_only=False

@@ -110,6 +110,10 @@ def test_usage_errors(tmp_path, proto, capsys):
     assert "exactly one of --samples" in capsys.readouterr().err
     assert main(["eval", "--protocol", proto, "--samples", str(tmp_path / "missing.npz")]) == 2
     assert "no such file" in capsys.readouterr().err
+    assert main(["eval", "--protocol", proto, "--generator", "mygen:make", "--range", "0,1", "--no-track"]) == 2
+    assert "--range describes the pixels of --samples" in capsys.readouterr().err
+    assert main(["eval", "--protocol", proto, "--generator", "no_such_module_here:make", "--no-track"]) == 2
+    assert "No module named 'no_such_module_here' (modules are looked up in the current folder" in capsys.readouterr().err
 
 
 def test_float_samples_with_their_range_give_the_numbers_of_the_uint8_images(tmp_path, proto, images, capsys):

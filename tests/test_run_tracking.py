@@ -189,3 +189,22 @@ def test_resume_against_a_store_without_the_run_is_refused(tiny_ring, tmp_path, 
     assert main(["run", "--protocol", path, "--resume", "--tracking-uri", other]) == 2
     err = capsys.readouterr().err
     assert f"belongs to MLflow run {first.run_id}, which is not in {other}" in err
+
+
+def test_resume_from_a_damaged_checkpoint_is_refused_and_leaves_the_run_as_it_was(tiny_ring, capsys):
+    """The checkpoint is checked before the MLflow run is reopened: exit 2 naming the file, and the run
+    keeps the status it had (here: interrupted), instead of turning FAILED with torch's unpickling advice."""
+    from ganbench.cli import main
+    from ganbench.track import Tracker
+
+    path = tiny_ring(epochs=1, name="damaged")
+    (first,) = run_protocol(path, progress=False)
+    Tracker().end(first.run_id, "stopped", "interrupted")
+    before = MlflowClient(tracking_uri()).get_run(first.run_id)
+    ckpt = first.run_dir / "checkpoints" / "last.pt"
+    ckpt.write_bytes(b"garbage")
+    assert main(["run", "--protocol", path, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume: {ckpt} is not a readable ganbench checkpoint" in err and "weights_only" not in err
+    after = MlflowClient(tracking_uri()).get_run(first.run_id)
+    assert (after.info.status, after.data.tags) == (before.info.status, before.data.tags) == ("KILLED", before.data.tags)

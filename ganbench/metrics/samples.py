@@ -14,6 +14,7 @@ Files: .npz (one array, or one named as in ``NPZ_KEYS``), .npy, a folder of .png
 from __future__ import annotations
 
 import importlib
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -96,7 +97,7 @@ def load_npz(path: Path, channels: int, size: int, value_range: tuple[float, flo
                 raise GanbenchError(f"{path}: expected an array named one of {NPZ_KEYS} (or a single array), "
                                     f"found {z.files}")
             array = z[key]
-    except (ValueError, OSError, EOFError) as err:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise GanbenchError(f"{path}: not a readable .npz file without pickles ({err})") from err
     return to_uint8_nchw(array, channels, size, f"{path}[{key}]", value_range)
 
