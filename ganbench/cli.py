@@ -13,6 +13,8 @@ import sys
 from ganbench.errors import GanbenchError
 
 DATA_NAMES = ("fashion-mnist", "mnist", "inception", "domain")  # domain: the per-dataset classifiers (trained once)
+RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}  # `eval --range`: float pixel encodings
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train each model's seeds together in one process, batched (fills a GPU that one small "
                         "GAN leaves idle); each seed stays its own MLflow run, with the losses it has alone up to "
                         "float rounding")
+    r.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads per run (default: GANBENCH_THREADS, else the cores shared evenly among the "
+                        "ganbench runs alive on this machine, so that concurrent runs do not oversubscribe them)")
 
     sw = sub.add_parser("sweep", help="run a grid of protocols x models x seeds here or on a Ray cluster; finished "
                                       "cells are skipped, killed ones continued")
@@ -85,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--tracking-uri")
     ev = sub.add_parser("eval", help="measure samples or a generator checkpoint under a protocol's evaluation")
     ev.add_argument("--protocol", required=True, help="protocol name or path to a .toml file")
-    ev.add_argument("--samples", help="an .npz (uint8 [0, 255] or float [-1, 1], NCHW/NHWC) or a folder of .png images")
+    ev.add_argument("--samples", help="an .npz or .npy (uint8 [0, 255], or float with --range; NCHW/NHWC) or a folder "
+                                      "of .png images")
+    ev.add_argument("--range", choices=tuple(RANGES), dest="value_range",
+                    help="the value range of float pixels: 0,1 | -1,1 | 0,255 (needed unless a negative value shows "
+                         "the floats are in [-1, 1]; uint8 pixels are always [0, 255])")
     ev.add_argument("--generator", help="module:function returning the generator (a torch.nn.Module)")
     ev.add_argument("--checkpoint", help="generator weights: torch state_dict (loaded weights_only) or .safetensors")
     ev.add_argument("--z-dim", type=int, default=100, help="latent size of the generator (default 100)")
@@ -176,7 +185,8 @@ def cmd_eval(args) -> int:
     from ganbench.eval_run import eval_protocol
 
     out = eval_protocol(args.protocol, args.samples, args.generator, args.checkpoint, args.z_dim, args.device,
-                        args.tracking_uri, args.name, not args.no_track, args.data_root)
+                        args.tracking_uri, args.name, not args.no_track, args.data_root,
+                        value_range=RANGES[args.value_range] if args.value_range else None)
     if args.json:
         print(json.dumps({"run_id": out.run_id, "eval_time_s": out.eval_time_s, "source": out.source,
                           "results": {k: dataclasses.asdict(r) for k, r in out.results.items()}}, indent=2))
@@ -208,7 +218,7 @@ def cmd_run(args) -> int:
     outcomes = run_protocol(args.protocol, args.models, args.seeds, args.device, args.resume,
                             args.tracking_uri, args.data_root, progress=True, stop_on=args.stop_on,
                             overrides=parse_overrides(args.overrides), fast=not args.plain,
-                            together=args.concurrent_seeds)
+                            together=args.concurrent_seeds, threads=args.threads)
     for o in outcomes:
         bookkeeping = ("last_step_", "images_seen", "epochs_done", "eval_time_s", "replayed_steps")
         shown = "  ".join(f"{k} {v:.4g}" for k, v in o.metrics.items()
@@ -414,11 +424,47 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt  # a terminated run is marked "stopped" in MLflow, like Ctrl-C
 
 
+def _range_values(argv: list[str]) -> list[str]:
+    """``--range -1,1`` as ``--range=-1,1``: argparse takes a value that starts with '-' and is not a plain
+    number for an option and would refuse the command."""
+    out = []
+    for i, a in enumerate(argv):
+        if i > 0 and argv[i - 1] == "--range" and a in RANGES:
+            out[-1] = f"--range={a}"
+        else:
+            out.append(a)
+    return out
+
+
+def command_line(argv: list[str]) -> str:
+    import shlex
+
+    return shlex.join(["ganbench", *argv])
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that continues an interrupted ``ganbench run``: the same arguments and --resume (finished
+    runs are left as they are, the interrupted one continues from its checkpoint, the others start)."""
+    return command_line([*argv, *([] if "--resume" in argv else ["--resume"])])
+
+
+def interrupted(command: str, argv: list[str]) -> str:
+    """What to say when Ctrl-C (or SIGTERM) stops a command: how to go on."""
+    if command == "run":
+        return ("interrupted; each run keeps its last checkpoint (MLflow status KILLED, ganbench.status stopped). "
+                f"Resume with:\n  {resume_command(argv)}")
+    if command == "sweep":
+        return f"interrupted; run the same command again to continue the sweep:\n  {command_line(argv)}"
+    return "interrupted"
+
+
 def main(argv: list[str] | None = None) -> int:
     import signal
 
+    from_shell = argv is None
+    argv = _range_values(list(sys.argv[1:] if from_shell else argv))
     args = build_parser().parse_args(argv)
-    if argv is None:
+    if from_shell:
         signal.signal(signal.SIGTERM, _interrupt)
     handler = {"run": cmd_run, "sweep": cmd_sweep, "data": cmd_data, "list": cmd_list, "show": cmd_show,
                "diagnose": cmd_diagnose, "eval": cmd_eval,
@@ -434,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     except GanbenchError as err:
         print(f"ganbench: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nganbench: {interrupted(args.command, argv)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

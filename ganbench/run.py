@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ganbench.assets import atomic_torch_save, atomic_write_bytes, ganbench_home
+from ganbench.concurrency import ThreadShare, fixed_threads
 from ganbench.data import ImageSet, load_split
 from ganbench.diagnose import SAMPLE_STATS_FILE, health_monitor, record_health
 from ganbench.errors import GanbenchError
@@ -91,12 +92,17 @@ def versions() -> dict[str, str]:
 def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int] | None = None,
                  device: str = "auto", resume: bool = False, tracking_uri: str | None = None,
                  data_root=None, progress: bool = True, stop_on: str | None = None,
-                 overrides: dict | None = None, fast: bool = True, together: bool = False) -> list[RunOutcome]:
+                 overrides: dict | None = None, fast: bool = True, together: bool = False,
+                 threads: int | None = None) -> list[RunOutcome]:
     """Train and evaluate every (model, seed) of a protocol; returns one outcome per run. ``stop_on``
     ("failure" | "warning") ends a run early when the health diagnostics find that severity;
     ``overrides`` (dotted keys such as ``tricks.ema``) change the chosen models' cards for this run;
     ``fast=False`` trains on the plain path (see ``ganbench.train.train``); ``together`` trains each
-    model's seeds together in one process (``ganbench.seeds``), each still its own MLflow run."""
+    model's seeds together in one process (``ganbench.seeds``), each still its own MLflow run.
+    ``resume`` continues each run from its last checkpoint, starts one that has none, and leaves a
+    finished run as it is. ``threads`` fixes torch's threads per run (default: a fair share of the
+    cores among the ganbench runs alive on this machine, see ``ganbench.concurrency``)."""
+    fixed_threads(threads)  # a bad --threads or GANBENCH_THREADS is refused before any work
     proto = load_protocol(protocol)
     dev = resolve_device(device)
     specs = resolve(proto, None, models, seeds, overrides)
@@ -107,14 +113,18 @@ def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int
         groups = [[s] for s in specs]
     outcomes = []
     for group in groups:
-        outcomes.extend(run_together(group, data, dev, tracker, resume, data_root, progress, stop_on, fast))
+        outcomes.extend(run_together(group, data, dev, tracker, resume, data_root, progress, stop_on, fast, threads))
     return outcomes
 
 
 def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
-            data_root=None, progress: bool = True, stop_on: str | None = None, fast: bool = True) -> RunOutcome:
+            data_root=None, progress: bool = True, stop_on: str | None = None, fast: bool = True,
+            threads: int | None = None) -> RunOutcome:
     """One (model, seed): train, evaluate, track."""
-    return run_together([spec], data, device, tracker, resume, data_root, progress, stop_on, fast)[0]
+    return run_together([spec], data, device, tracker, resume, data_root, progress, stop_on, fast, threads)[0]
+
+
+INTERRUPTED = "interrupted; `ganbench run` with the same arguments and --resume continues it from its last checkpoint"
 
 
 @dataclass
@@ -143,6 +153,10 @@ def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: b
     ev = spec.protocol.eval
     if resume and id_file.is_file():
         run_id = id_file.read_text().strip()
+        if tracker.status(run_id) is None:
+            raise GanbenchError(f"--resume: {run_dir} belongs to MLflow run {run_id}, which is not in {tracker.uri} "
+                                "(deleted, or logged to another store): resume with the --tracking-uri the run was "
+                                "started with, or run without --resume to start it again")
         tracker.reopen(run_id)
     else:
         tags = {track.TAG_PROTOCOL: spec.protocol.name, **track.identity_tags(spec.identity),
@@ -192,7 +206,7 @@ def _failed(ops: list[_Opened], err: BaseException, metrics: dict, tracker: trac
     outcomes = []
     for op in ops:
         if stopped:
-            tracker.end(op.run_id, "stopped", "interrupted; resume with --resume")
+            tracker.end(op.run_id, "stopped", INTERRUPTED)
             continue
         tracker.log_metrics(op.run_id, metrics) if metrics else None
         tracker.end(op.run_id, "failed", message + "\n" + trace)
@@ -205,27 +219,82 @@ def _failed(ops: list[_Opened], err: BaseException, metrics: dict, tracker: trac
 
 def run_together(specs: list[RunSpec], data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
                  data_root=None, progress: bool = True, stop_on: str | None = None,
-                 fast: bool = True) -> list[RunOutcome]:
+                 fast: bool = True, threads: int | None = None) -> list[RunOutcome]:
     """The seeds of one model trained together (one spec: trained alone), then each evaluated and tracked
-    as its own run. An error in training fails every run of the group; one in a run's evaluation, that run."""
-    from ganbench.train import build_models, check_batchable, check_together, train_together
+    as its own run. An error in training fails every run of the group; one in a run's evaluation, that run.
+    On ``resume`` a run that already finished is left untouched (its outcome is read back from MLflow)."""
+    done = {s.seed: _finished(s, tracker) for s in specs} if resume else {}
+    todo = [s for s in specs if done.get(s.seed) is None]
+    trained = iter(_train_group(todo, data, device, tracker, resume, data_root, progress, stop_on, fast, threads)
+                   if todo else [])
+    return [done.get(s.seed) or next(trained) for s in specs]
+
+
+def _finished(spec: RunSpec, tracker: track.Tracker) -> RunOutcome | None:
+    """The outcome of a run whose MLflow run already finished (None when it has not): a finished run is
+    never modified, so that its status, metrics and end time stay those it finished with."""
+    run_dir = run_dir_for(spec)
+    id_file = run_dir / "mlflow_run_id"
+    if not id_file.is_file():
+        return None
+    run_id = id_file.read_text().strip()
+    if tracker.status(run_id) != "finished":
+        return None
+    metrics = dict(tracker.get(run_id).data.metrics)
+    return RunOutcome(spec.model.name, spec.seed, "finished", run_id, run_dir, metrics,
+                      "already finished; --resume leaves a finished run as it is (run without --resume to train it again)")
+
+
+def _train_group(specs: list[RunSpec], data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
+                 data_root=None, progress: bool = True, stop_on: str | None = None, fast: bool = True,
+                 threads: int | None = None) -> list[RunOutcome]:
+    from ganbench.train import build_models, check_batchable, check_together, checkpoint_path, train_together
 
     if len(specs) > 1:  # refuse before any MLflow run exists
         check_together(specs)
         check_batchable(specs[0], *build_models(specs[0], torch.device("cpu"), torch.Generator().manual_seed(0)))
-    opened = [_open(spec, device, tracker, resume, fast, len(specs)) for spec in specs]
+    # a run interrupted before its first checkpoint (or never started) has nothing to continue: it starts
+    # from scratch, in its MLflow run when it has one, so that the resume command works for every run
+    continuing = resume and any(checkpoint_path(run_dir_for(s)).is_file() for s in specs)
+    for spec in specs if continuing else []:  # refuse an unreadable checkpoint before its MLflow run is reopened
+        _check_checkpoint(checkpoint_path(run_dir_for(spec)))
+    with ThreadShare(threads) as share:
+        opened = [_open(spec, device, tracker, resume, fast, len(specs)) for spec in specs]
+        try:
+            for op in opened:
+                op.monitor = health_monitor(op.spec, data.images, op.run_dir, device, stop_on, continuing,
+                                            on_failure=lambda step, run_id=op.run_id: tracker.set_tags(
+                                                run_id, {track.TAG_FIRST_BAD_STEP: str(step)}))  # logged live
+            results = train_together(specs, data.images, [op.run_dir for op in opened], device, resume=continuing,
+                                     on_epoch=[op.on_epoch for op in opened], progress=progress,
+                                     on_check=[_sharing(op.monitor, share) for op in opened], labels=data.labels,
+                                     fast=fast, on_phase=[op.on_phase for op in opened])
+        except BaseException as err:
+            return _failed(opened, err, {}, tracker)
+        return [_finish(op, result, device, tracker, data_root) for op, result in zip(opened, results)]
+
+
+def _check_checkpoint(path: Path) -> None:
+    """A checkpoint to resume from must load as ganbench wrote it (tensors only, a dict)."""
+    from ganbench.metrics.samples import load_tensors
+
     try:
-        for op in opened:
-            op.monitor = health_monitor(op.spec, data.images, op.run_dir, device, stop_on, resume,
-                                        on_failure=lambda step, run_id=op.run_id: tracker.set_tags(
-                                            run_id, {track.TAG_FIRST_BAD_STEP: str(step)}))  # logged live
-        results = train_together(specs, data.images, [op.run_dir for op in opened], device, resume=resume,
-                                 on_epoch=[op.on_epoch for op in opened], progress=progress,
-                                 on_check=[op.monitor for op in opened], labels=data.labels, fast=fast,
-                                 on_phase=[op.on_phase for op in opened])
-    except BaseException as err:
-        return _failed(opened, err, {}, tracker)
-    return [_finish(op, result, device, tracker, data_root) for op, result in zip(opened, results)]
+        ok = isinstance(load_tensors(path), dict)
+    except GanbenchError:
+        ok = False
+    if not ok:
+        raise GanbenchError(f"--resume: {path} is not a readable ganbench checkpoint (damaged or replaced); "
+                            "run without --resume to start the run again")
+
+
+def _sharing(monitor, share: ThreadShare):
+    """The trainer's ``on_check``: the health monitor, after following the thread share as runs start and end."""
+
+    def on_check(step: int, G, rows: list[dict], say):
+        share.adjust()
+        return monitor(step, G, rows, say)
+
+    return on_check
 
 
 def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, data_root=None) -> RunOutcome:

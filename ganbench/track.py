@@ -6,11 +6,15 @@ The embedded default is a SQLite store under the ganbench home with artifacts be
 
 from __future__ import annotations
 
+import functools
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 from ganbench.assets import ganbench_home
+from ganbench.concurrency import file_lock
 
 TAG_STATUS = "ganbench.status"  # finished | diverged | failed | running
 TAG_PROTOCOL = "ganbench.protocol"
@@ -33,6 +37,14 @@ def tracking_uri(explicit: str | None = None) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{ganbench_home() / 'mlflow.db'}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH`` URI (None for other stores and in-memory SQLite)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri[len(prefix):] in ("", ":memory:"):
+        return None
+    return Path(uri[len(prefix):].split("?")[0]).expanduser()
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:
@@ -59,6 +71,36 @@ def experiment_name(protocol: str) -> str:
     return f"ganbench/{protocol}"
 
 
+_SHIELD = {"depth": 0, "pending": False, "handler": None}
+
+
+def _shielded(write):
+    """Ctrl-C during an MLflow write can leave the store's session half-done, and the write that ends the
+    interrupted run then fails with a traceback instead of the resume command: a SIGINT that arrives during
+    a write is held until the write is over, then raised as usual."""
+
+    @functools.wraps(write)
+    def wrapper(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            return write(*args, **kwargs)
+        if _SHIELD["depth"] == 0:
+            _SHIELD["handler"] = signal.getsignal(signal.SIGINT)
+            _SHIELD["pending"] = False
+            signal.signal(signal.SIGINT, lambda signum, frame: _SHIELD.update(pending=True))
+        _SHIELD["depth"] += 1
+        try:
+            return write(*args, **kwargs)
+        finally:
+            _SHIELD["depth"] -= 1
+            if _SHIELD["depth"] == 0:
+                signal.signal(signal.SIGINT, _SHIELD["handler"])
+                if _SHIELD["pending"]:
+                    _SHIELD["pending"] = False
+                    raise KeyboardInterrupt
+
+    return wrapper
+
+
 class Tracker:
     def __init__(self, uri: str | None = None):
         import logging
@@ -68,7 +110,14 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
         self.uri = tracking_uri(uri)
-        self.client = MlflowClient(tracking_uri=self.uri)
+        db = sqlite_path(self.uri)
+        if db is None:
+            self.client = MlflowClient(tracking_uri=self.uri)
+            return
+        # MLflow creates a fresh SQLite store's schema (alembic migrations) when the client opens it, and two
+        # processes doing so at once crash on each other's half-built tables: one process at a time opens it
+        with file_lock(db.with_name(db.name + ".lock")):
+            self.client = MlflowClient(tracking_uri=self.uri)
 
     def experiment_id(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)
@@ -87,20 +136,43 @@ class Tracker:
                 raise
             return exp.experiment_id
 
+    @_shielded
     def delete(self, run_id: str) -> None:
         """Move a run to MLflow's trash (``mlflow gc`` removes it for good)."""
         self.client.delete_run(run_id)
 
+    @_shielded
     def start(self, experiment: str, run_name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
         run = self.client.create_run(self.experiment_id(experiment), run_name=run_name,
                                      tags={**tags, TAG_STATUS: "running"})
         self.log_params(run.info.run_id, params)
         return run.info.run_id
 
+    @_shielded
     def reopen(self, run_id: str) -> None:
+        """Continue a run that did not finish: status running again, and the tags that described how it
+        ended last time (the interruption's message, an early stop's reason) are dropped."""
         self.client.update_run(run_id, status="RUNNING")
         self.client.set_tag(run_id, TAG_STATUS, "running")
+        tags = self.client.get_run(run_id).data.tags
+        for key in (TAG_MESSAGE, TAG_STOP_REASON):
+            if key in tags:
+                self.client.delete_tag(run_id, key)
 
+    def status(self, run_id: str) -> str | None:
+        """A run's ganbench status (finished | diverged | failed | stopped | running), or None when the run
+        is not in this store or was deleted."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return None
+        if run.info.lifecycle_stage == "deleted":
+            return None
+        return run.data.tags.get(TAG_STATUS, run.info.status.lower())
+
+    @_shielded
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -108,6 +180,7 @@ class Tracker:
         for i in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[i:i + 100])
 
+    @_shielded
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
         import time
 
@@ -117,13 +190,16 @@ class Tracker:
         items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
         self.client.log_batch(run_id, metrics=items)
 
+    @_shielded
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), artifact_path)
 
+    @_shielded
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         for k, v in tags.items():
             self.client.set_tag(run_id, k, v)
 
+    @_shielded
     def end(self, run_id: str, status: str, message: str = "") -> None:
         self.set_tags(run_id, {TAG_STATUS: status, **({TAG_MESSAGE: message[:5000]} if message else {})})
         self.client.set_terminated(run_id, MLFLOW_STATUS[status])

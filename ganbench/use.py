@@ -77,7 +77,16 @@ def _spec_from_tags(tags: dict[str, str], what: str) -> RunSpec:
 
 
 def _load_state(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A ganbench checkpoint (``final.pt`` or ``checkpoints/last.pt``): the networks' state dicts under "G",
+    "D" and optionally "G_ema"; anything else is refused with the file's name."""
+    from ganbench.metrics.samples import load_tensors
+
+    state = load_tensors(path)
+    if not (isinstance(state, dict) and isinstance(state.get("G"), dict)):
+        found = sorted(map(str, state))[:8] if isinstance(state, dict) else type(state).__name__
+        raise GanbenchError(f"{path}: not a ganbench checkpoint: expected the generator's weights under 'G' (as "
+                            f"`ganbench run` writes final.pt and checkpoints/last.pt), found {found}")
+    return state
 
 
 def open_run(run: str, tracking_uri: str | None = None) -> RunHandle:
@@ -144,8 +153,10 @@ def _generator(handle: RunHandle, ema: bool, device: str | torch.device) -> nn.M
                "train it with `--set tricks.ema=0.999` to keep an averaged generator" if not spec.model.tricks.ema > 0
                else f"its checkpoint ({handle.checkpoint}) holds no averaged weights")
         raise GanbenchError(f"--ema: run {handle.run_id or handle.run_dir} has no G_ema: {why}")
+    from ganbench.metrics.samples import load_weights
+
     G, _ = build_models(spec, resolve_device(str(device)), torch.Generator().manual_seed(0))  # weights overwritten below
-    G.load_state_dict(handle.state[key])
+    load_weights(G, handle.state[key], handle.checkpoint, f"the generator of model {spec.model.name!r}")
     return G.eval()
 
 

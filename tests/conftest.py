@@ -102,3 +102,39 @@ def one_thread_module():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+TINY_RING = """
+description = "tiny 2D mixture protocol (fast end-to-end runs)"
+models = ["gan-mlp2d"]
+seeds = [0]
+
+[data]
+dataset = "ring8"
+subset = {subset}
+subset_seed = 0
+image_size = 0
+channels = 2
+
+[train]
+epochs = {epochs}
+batch_size = 256
+check_every = 25
+
+[eval]
+num_samples = 200
+metrics = ["modes2d"]
+"""
+
+
+@pytest.fixture
+def tiny_ring(tmp_path):
+    """Write a tiny ring8 protocol file (MLP GAN on 2D points: a run takes about a second); returns a
+    function (epochs, subset, name) -> path."""
+
+    def make(epochs=1, subset=512, name="ring") -> str:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(TINY_RING.format(epochs=epochs, subset=subset))
+        return str(path)
+
+    return make

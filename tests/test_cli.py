@@ -34,6 +34,9 @@ def test_list_shows_protocols_and_models():
      "progan-lite cannot train its seeds together: G follows a training-progress schedule"),
     (["data", "fetch", "cifar"], "Unknown data name 'cifar'"),
     (["show", "0123456789abcdef"], "no run '0123456789abcdef'"),
+    (["run", "--protocol", "fashion-smoke", "--set", "tricks.ema"], "--set 'tricks.ema': expected KEY=VALUE"),
+    (["run", "--protocol", "fashion-smoke", "--set", "tricks.emma=0.9"], "unknown key 'emma'"),
+    (["run", "--protocol", "fashion-smoke", "--threads", "-1"], "--threads -1: expected a positive number of threads"),
 ])
 def test_user_errors_exit_2_without_traceback(args, message):
     res = ganbench(*args)
@@ -66,3 +69,164 @@ def test_diverged_run_exits_1(tiny_protocol, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GANBENCH_ZOO_PATH", str(zoo))
     assert main(["run", "--protocol", tiny_protocol(models=["exploding"], epochs=3)]) == 1
     assert "diverged" in capsys.readouterr().out
+
+
+def test_ctrl_c_names_the_resume_command_which_finishes_the_run(tiny_ring):
+    """SIGINT after the first checkpoint: no traceback, exit 130, stderr names the exact command; that
+    command continues the same MLflow run to the end and drops the run's 'interrupted' message."""
+    import shlex
+    import signal
+    import time
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    from ganbench.track import TAG_MESSAGE, TAG_STATUS, tracking_uri
+
+    path = tiny_ring(epochs=5, subset=25600, name="ctrlc")  # 100 steps an epoch: seconds per epoch
+    args = ["run", "--protocol", path, "--device", "cpu"]
+    proc = subprocess.Popen([sys.executable, "-m", "ganbench.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    home = Path(os.environ["GANBENCH_HOME"])
+    deadline = time.monotonic() + 240
+    while not list(home.glob("runs/ctrlc/*/*/seed0/checkpoints/last.pt")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    command = f"ganbench run --protocol {path} --device cpu --resume"
+    assert command in err
+    client = MlflowClient(tracking_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("ganbench/ctrlc").experiment_id])
+    assert run.info.status == "KILLED" and "interrupted" in run.data.tags[TAG_MESSAGE]
+    assert main(shlex.split(command)[1:]) == 0  # the printed command, as a user would paste it
+    (again,) = client.search_runs([run.info.experiment_id])
+    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+    assert again.data.tags[TAG_STATUS] == "finished" and TAG_MESSAGE not in again.data.tags
+    assert again.data.metrics["epochs_done"] == 5
+
+
+GEN_MODULE = """
+import torch
+from torch import nn
+
+class Gen(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(100, 784)
+    def forward(self, z):
+        return torch.tanh(self.fc(z.flatten(1))).view(-1, 1, 28, 28)
+
+def make():
+    return Gen()
+"""
+
+
+def _run_folder(tmp_path, protocol: str, checkpoint: bytes | None = None, state=None):
+    """A run folder as `ganbench run` leaves it (spec.json, final.pt) with the given final.pt content."""
+    import json
+
+    import torch
+
+    from ganbench.metrics.extractors import inception_weights
+    from ganbench.protocol import load_protocol, resolve
+
+    (spec,) = resolve(load_protocol(protocol), inception_weights().features_sha256, ["dcgan"], [0])
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "spec.json").write_text(json.dumps(spec.to_dict()))
+    if checkpoint is not None:
+        (folder / "final.pt").write_bytes(checkpoint)
+    else:
+        torch.save(state, folder / "final.pt")
+    return folder
+
+
+def _bad_input(kind: str, tmp_path, protocol: str) -> tuple[list[str], str, str]:
+    """(arguments, the file the message must name, what it must say) of one bad input."""
+    import numpy as np
+    import torch
+
+    if kind == "empty-npz":
+        np.savez(tmp_path / "empty.npz", samples=np.zeros((0, 28, 28, 1), np.float32))
+        return ["eval", "--protocol", protocol, "--samples", str(tmp_path / "empty.npz"), "--no-track"], \
+            "empty.npz", "holds no images"
+    if kind == "unreadable-png":
+        folder = tmp_path / "pngs"
+        folder.mkdir()
+        (folder / "0000.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+        return ["eval", "--protocol", protocol, "--samples", str(folder), "--no-track"], "0000.png", \
+            "not a readable PNG image"
+    if kind == "png-size":
+        from PIL import Image
+
+        folder = tmp_path / "pngs"
+        folder.mkdir()
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / "0000.png")
+        return ["eval", "--protocol", protocol, "--samples", str(folder), "--no-track"], "0000.png", \
+            "expected a 28x28 image, got 32x32"
+    if kind == "garbage-npz":
+        (tmp_path / "s.npz").write_bytes(b"PK\x03\x04 not a zip archive")
+        return ["eval", "--protocol", protocol, "--samples", str(tmp_path / "s.npz"), "--no-track"], "s.npz", \
+            "not a readable .npz file without pickles"
+    if kind in ("eval-garbage", "eval-pickle"):
+        (tmp_path / "mygen.py").write_text(GEN_MODULE)
+        path = tmp_path / "g.pt"
+        if kind == "eval-garbage":
+            path.write_bytes(b"these bytes are no checkpoint")
+        else:
+            sys.path.insert(0, str(tmp_path))
+            try:
+                import importlib
+
+                torch.save(importlib.import_module("mygen").make(), path)  # a pickled module
+            finally:
+                sys.path.remove(str(tmp_path))
+                sys.modules.pop("mygen", None)
+        what = "not a PyTorch checkpoint" if kind == "eval-garbage" else "holds pickled Python objects"
+        return ["eval", "--protocol", protocol, "--generator", "mygen:make", "--checkpoint", str(path),
+                "--no-track"], "g.pt", what
+    if kind == "sample-pickle":
+        folder = _run_folder(tmp_path, protocol, state=torch.nn.Linear(2, 2))
+        return ["sample", str(folder), "--n", "4"], "final.pt", "holds pickled Python objects"
+    if kind == "sample-not-ganbench":
+        folder = _run_folder(tmp_path, protocol, state={"weight": torch.zeros(3)})
+        return ["sample", str(folder), "--n", "4"], "final.pt", "not a ganbench checkpoint"
+    if kind == "sample-wrong-weights":
+        folder = _run_folder(tmp_path, protocol, state={"G": {"weight": torch.zeros(3)}})
+        return ["sample", str(folder), "--n", "4"], "final.pt", "its weights do not fit the generator of model 'dcgan'"
+    assert kind == "interpolate-garbage"
+    folder = _run_folder(tmp_path, protocol, checkpoint=b"garbage")
+    return ["interpolate", str(folder)], "final.pt", "not a PyTorch checkpoint"
+
+
+@pytest.mark.parametrize("kind", ["empty-npz", "unreadable-png", "png-size", "garbage-npz", "eval-garbage", "eval-pickle", "sample-pickle",
+                                  "sample-not-ganbench", "sample-wrong-weights", "interpolate-garbage"])
+def test_bad_files_exit_2_naming_the_file(kind, tmp_path, eval_protocol):
+    """Each used to end in a raw traceback with exit 1 (torch's advice to load with weights_only=False
+    included); now exit 2 with a message that names the file and says what was expected."""
+    args, name, what = _bad_input(kind, tmp_path, eval_protocol(n=200, metrics=("fid",), name="files"))
+    res = subprocess.run([sys.executable, "-m", "ganbench.cli", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert name in res.stderr and what in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and "weights_only" not in res.stderr
+
+
+def test_generator_module_in_the_current_folder_needs_no_pythonpath(tmp_path, eval_protocol):
+    """The `ganbench` console script does not put the current folder on the path (``python -P`` neither):
+    a module:function there is found all the same."""
+    import torch
+
+    (tmp_path / "mygen.py").write_text(GEN_MODULE)
+    torch.save({"fc.weight": torch.zeros(784, 100), "fc.bias": torch.zeros(784)}, tmp_path / "g.pt")
+    protocol = eval_protocol(n=200, metrics=("fid",), name="cwd")
+    res = subprocess.run([sys.executable, "-P", "-m", "ganbench.cli", "eval", "--protocol", protocol, "--generator",
+                          "mygen:make", "--checkpoint", "g.pt", "--no-track", "--json"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    import json
+
+    fid = json.loads(res.stdout)["results"]["domain_fid_200_test"]
+    assert fid["value"] > fid["floor"]  # a constant grey generator: far from the data

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -136,3 +137,100 @@ def test_concurrent_seeds_are_separate_mlflow_runs_with_their_alone_losses(tiny_
         assert client.get_run(out.run_id).data.params["concurrent_seeds"] == "1"
         alone = epoch_means(out.run_id)
         assert np.all(abs(alone - together[str(out.seed)]) <= 1e-2 * abs(alone)), (alone, together[str(out.seed)])
+
+
+def test_resume_leaves_a_finished_run_untouched_even_with_a_bad_checkpoint(tiny_ring, ganbench_home, capsys):
+    """`--resume` on a finished run used to reopen it, and a checkpoint that no longer loads then turned it
+    FAILED. A finished run is never modified: resume says so and exits 0."""
+    from ganbench.cli import main
+
+    path = tiny_ring(epochs=2, name="done")
+    assert main(["run", "--protocol", path, "--device", "cpu"]) == 0
+    run_id = capsys.readouterr().out.split(" run ")[1].split()[0]
+    client = MlflowClient(tracking_uri())
+    before = client.get_run(run_id)
+    (folder,) = [p.parent for p in (ganbench_home / "runs").rglob("mlflow_run_id")]
+    for name in ("checkpoints/last.pt", "final.pt"):  # an induced fault: both checkpoints unreadable
+        (folder / name).write_bytes(b"not a checkpoint")
+    assert main(["run", "--protocol", path, "--device", "cpu", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert f"finished  run {run_id}" in out and "already finished" in out
+    after = client.get_run(run_id)
+    assert (after.info.status, after.info.end_time) == (before.info.status, before.info.end_time) == \
+        ("FINISHED", before.info.end_time)
+    assert after.data.metrics == before.data.metrics and after.data.tags == before.data.tags
+    assert len(client.search_runs([after.info.experiment_id])) == 1  # and no new run either
+
+
+def test_resume_without_a_checkpoint_starts_the_run_in_its_mlflow_run(tiny_ring, ganbench_home):
+    """A run interrupted before its first checkpoint (or never started) has nothing to continue: the resume
+    command starts it, in the MLflow run it already has, instead of refusing."""
+    from ganbench.track import Tracker
+
+    path = tiny_ring(epochs=1, name="early")
+    (first,) = run_protocol(path, progress=False)
+    (first.run_dir / "checkpoints" / "last.pt").unlink()
+    Tracker().end(first.run_id, "stopped", "interrupted")  # as if stopped before epoch 1 ended
+    (again,) = run_protocol(path, resume=True, progress=False)
+    assert again.run_id == first.run_id and again.status == "finished"
+    run = MlflowClient(tracking_uri()).get_run(first.run_id)
+    assert run.info.status == "FINISHED" and "ganbench.message" not in run.data.tags
+    assert run.data.metrics["epochs_done"] == 1
+
+
+def test_resume_against_a_store_without_the_run_is_refused(tiny_ring, tmp_path, capsys):
+    """The run folder's MLflow run lives in another store (another --tracking-uri): exit 2 saying so, instead
+    of MLflow's exception."""
+    from ganbench.cli import main
+
+    path = tiny_ring(epochs=1, name="elsewhere")
+    (first,) = run_protocol(path, progress=False)
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert main(["run", "--protocol", path, "--resume", "--tracking-uri", other]) == 2
+    err = capsys.readouterr().err
+    assert f"belongs to MLflow run {first.run_id}, which is not in {other}" in err
+
+
+def test_resume_from_a_damaged_checkpoint_is_refused_and_leaves_the_run_as_it_was(tiny_ring, capsys):
+    """The checkpoint is checked before the MLflow run is reopened: exit 2 naming the file, and the run
+    keeps the status it had (here: interrupted), instead of turning FAILED with torch's unpickling advice."""
+    from ganbench.cli import main
+    from ganbench.track import Tracker
+
+    path = tiny_ring(epochs=1, name="damaged")
+    (first,) = run_protocol(path, progress=False)
+    Tracker().end(first.run_id, "stopped", "interrupted")
+    before = MlflowClient(tracking_uri()).get_run(first.run_id)
+    ckpt = first.run_dir / "checkpoints" / "last.pt"
+    ckpt.write_bytes(b"garbage")
+    assert main(["run", "--protocol", path, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume: {ckpt} is not a readable ganbench checkpoint" in err and "weights_only" not in err
+    after = MlflowClient(tracking_uri()).get_run(first.run_id)
+    assert (after.info.status, after.data.tags) == (before.info.status, before.data.tags) == ("KILLED", before.data.tags)
+
+
+def test_ctrl_c_during_an_mlflow_write_waits_for_the_write_then_interrupts(tmp_path):
+    """A real SIGINT delivered in the middle of a write to a real SQLite store: the write completes (the metric
+    is in the store), then KeyboardInterrupt is raised, and the run can still be ended as stopped."""
+    import os
+    import signal
+
+    from ganbench import track
+
+    tracker = track.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = tracker.start("ganbench/shield", "r", {}, {})
+    original = tracker.client.log_batch
+
+    def interrupted_batch(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives while the write is under way
+        return original(*args, **kwargs)
+
+    tracker.client.log_batch = interrupted_batch
+    with pytest.raises(KeyboardInterrupt):
+        tracker.log_metrics(run_id, {"loss": 1.5})
+    tracker.client.log_batch = original
+    assert MlflowClient(tracker.uri).get_run(run_id).data.metrics == {"loss": 1.5}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the usual Ctrl-C again
+    tracker.end(run_id, "stopped")
+    assert MlflowClient(tracker.uri).get_run(run_id).info.status == "KILLED"
