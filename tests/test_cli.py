@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from ganbench.cli import main
+from test_cli_eval import GEN_MODULE  # the same tiny generator module
 
 
 def ganbench(*args, env=None):
@@ -108,20 +109,6 @@ def test_ctrl_c_names_the_resume_command_which_finishes_the_run(tiny_ring):
     assert again.data.metrics["epochs_done"] == 5
 
 
-GEN_MODULE = """
-import torch
-from torch import nn
-
-class Gen(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.Linear(100, 784)
-    def forward(self, z):
-        return torch.tanh(self.fc(z.flatten(1))).view(-1, 1, 28, 28)
-
-def make():
-    return Gen()
-"""
 
 
 def _run_folder(tmp_path, protocol: str, checkpoint: bytes | None = None, state=None):
