@@ -49,7 +49,9 @@ def test_recipe_names_values_and_floors(real_samples, write_protocol):
         return frechet_distance(gaussian_statistics(torch.from_numpy(a)), gaussian_statistics(torch.from_numpy(b)))
 
     fid = res["domain_fid_500_test"]
-    assert fid.value == pytest.approx(fid_of(x, test), rel=1e-9) and fid.floor == pytest.approx(fid_of(floor, test), rel=1e-9)
+    # 1e-6: cached real features may come from a process with another thread count, whose kernels round
+    # differently in the last float32 bits (FID moved by 1e-8 relative); a wrong formula moves it by far more.
+    assert fid.value == pytest.approx(fid_of(x, test), rel=1e-6) and fid.floor == pytest.approx(fid_of(floor, test), rel=1e-6)
     assert fid.value < 3 * fid.floor  # real samples score like the floor
     kid = res["domain_kid_500_test"]
     assert kid.value == pytest.approx(independent.mmd2_unbiased(x, test), rel=1e-5)
@@ -57,7 +59,8 @@ def test_recipe_names_values_and_floors(real_samples, write_protocol):
     assert kid.floor == pytest.approx(independent.mmd2_unbiased(floor, test), rel=1e-5)
     is_ = res["domain_is_500"]
     assert (is_.value, is_.std) == pytest.approx(independent.inception_score_splits(x_logits, 10, 2020), rel=1e-9)
-    assert is_.floor == pytest.approx(independent.inception_score_splits(floor_logits, 10, 2020)[0], rel=1e-9)
+    # the floor's logits may come from the cache (another thread count's rounding, see above)
+    assert is_.floor == pytest.approx(independent.inception_score_splits(floor_logits, 10, 2020)[0], rel=1e-6)
     tol = 3 / 500  # a borderline ball membership may flip between float32 cdist and float64 numpy
     for (first, second, k), fn in ((("precision", "recall", 3), independent.precision_recall),
                                    (("density", "coverage", 5), independent.density_coverage)):
@@ -101,7 +104,8 @@ def test_cache_hit_and_corrupt_entry(real_samples, write_protocol):
     ctx2 = {}
     second = evaluate(real_samples, proto, context=ctx2)
     assert ctx2["ctx"].cache_hits["domain/test"] is False  # detected and recomputed
-    assert second["domain_fid_500_test"].value == first["domain_fid_500_test"].value
+    # recomputed features equal the cached ones up to the rounding of another thread count (see above)
+    assert second["domain_fid_500_test"].value == pytest.approx(first["domain_fid_500_test"].value, rel=1e-6)
     ctx3 = {}
     evaluate(real_samples, proto, context=ctx3)
     assert ctx3["ctx"].cache_hits["domain/test"] is True  # rewritten correctly
