@@ -27,7 +27,7 @@ UNCONDITIONAL = "the samples carry no labels (an unconditional generator): condi
 def _result(ctx, quantity: str, reference: str | None, value: float | None, higher: bool, floor: float | None,
             floor_ref: str, unavailable: str | None = None) -> MetricResult:
     src = ctx.source("domain")
-    name = metric_name(quantity, ctx.num_samples, reference, space=src.prefix.rstrip("_") or None)
+    name = metric_name(quantity, ctx.num_samples, reference, space=src.space)
     return MetricResult(name, value, higher_is_better=higher, num_samples=ctx.num_samples,
                         extractor=src.name, weights_sha256=src.weights_sha256, reference=ctx.reference_name,
                         floor=floor, floor_reference=floor_ref, unavailable=unavailable)

@@ -318,12 +318,6 @@ class FeatureSource:
     extract: Callable[[torch.Tensor, int], dict[str, torch.Tensor]]  # (uint8 images, batch) -> {"features", "logits"?}
     logits_unavailable: str | None = None  # why there are no logits (IS), or None
 
-    @property
-    def prefix(self) -> str:
-        """``space`` as a name prefix ("" or "domain_"), for names not yet made by ``metric_name``."""
-        return f"{self.space}_" if self.space else ""
-
-
 INCEPTION_RESIZE = "torch-fidelity interpolate_bilinear_2d_like_tensorflow1x to 299x299, grayscale repeated to RGB"
 NO_LOGITS = ("Inception Score needs the 1008-way logits of torch-fidelity's official Inception weights; "
              "the installed weights ({source}) have pool3 features only. Fetch the official file with "

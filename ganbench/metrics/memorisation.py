@@ -186,10 +186,14 @@ def held_out_halves(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return order[: n // 2], order[n // 2:]
 
 
+def copy_threshold(calibration: torch.Tensor) -> float:
+    """The distance below which a sample is a suspected copy: the 1st percentile of held-out distances."""
+    return float(np.percentile(calibration.numpy(), THRESHOLDS["copy_percentile"]))
+
+
 def below_threshold_share(dist: torch.Tensor, calibration: torch.Tensor) -> float:
     """The share of ``dist`` below the copy threshold set by ``calibration`` (held-out distances)."""
-    threshold = float(np.percentile(calibration.numpy(), THRESHOLDS["copy_percentile"]))
-    return float((dist < threshold).float().mean())
+    return float((dist < copy_threshold(calibration)).float().mean())
 
 
 def memorisation_report(samples: torch.Tensor, train: torch.Tensor, test: torch.Tensor, num_cells: int = 20,
@@ -198,7 +202,7 @@ def memorisation_report(samples: torch.Tensor, train: torch.Tensor, test: torch.
     """NN-L1 distances of samples and test images to ``train``, suspected copies, C_T and the planted-copy check."""
     gen_dist, gen_index = nearest_l1(samples, train, device=device)
     test_dist, _ = nearest_l1(test, train, device=device)
-    threshold = float(np.percentile(test_dist.numpy(), THRESHOLDS["copy_percentile"]))
+    threshold = copy_threshold(test_dist)
     part = Partition(train, num_cells, seed)
     gen_cell, test_cell = part.cells(samples), part.cells(test)
     ct, cells = ct_statistic(gen_dist, test_dist, gen_cell, test_cell, num_cells)
@@ -297,7 +301,8 @@ def memorisation(ctx, extractor: str) -> list[MetricResult]:
     test = test.materialise() if hasattr(test, "materialise") else test
     # Enough k-means cells for a fine partition, few enough that each holds ~2x the minimum count of samples.
     cells = max(1, min(20, len(ctx.samples) // (2 * THRESHOLDS["ct_min_cell_count"])))
-    rep = memorisation_report(ctx.samples, train, test[: max(len(ctx.samples), 1000)], num_cells=cells, device=ctx.device)
+    held_out = test[: max(len(ctx.samples), 1000)]  # the calibration images (also the floor's, split in halves)
+    rep = memorisation_report(ctx.samples, train, held_out, num_cells=cells, device=ctx.device)
     ctx.extras["memorisation"] = {**rep.summary(), "planted": rep.planted}
     ctx.extras["memorisation_pairs"] = pair_grid(ctx.samples, train, rep)
     ref = f"{ctx.dataset}/{searched}"
@@ -316,8 +321,7 @@ def memorisation(ctx, extractor: str) -> list[MetricResult]:
     out = [result("copies_l1", rep.suspected_copies, False, rep.floor["copies"])]
     if ctx.dataset in DATASETS:  # nearest neighbours in the domain classifier's feature space too
         src = ctx.source("domain")
-        share, floor = feature_copies(ctx.samples, train, test[: max(len(ctx.samples), 1000)],
-                                      lambda images: src.extract(images, 1000)["features"])
+        share, floor = feature_copies(ctx.samples, train, held_out, lambda images: src.extract(images, 1000)["features"])
         ctx.extras["memorisation"]["domain_suspected_copies"] = share
         ctx.extras["memorisation"]["domain_floor_suspected_copies"] = floor
         out.append(result("copies", share, False, floor, space="domain", extractor=src.name,
