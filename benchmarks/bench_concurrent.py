@@ -1,6 +1,6 @@
 """Concurrent `ganbench run` processes on one machine: training images/s of one run alone against N runs
 started at once, with each run's threads capped at its share of the cores (the default, see
-``ganbench.concurrency``) and uncapped (every run takes torch's default thread count, as ganbench did
+``ganbench.core.concurrency``) and uncapped (every run takes torch's default thread count, as ganbench did
 before: ``GANBENCH_THREADS`` = that count).
 
 Each run is a real ``ganbench run`` process (DCGAN, a Fashion-MNIST subset, batch 128, as
@@ -59,7 +59,7 @@ def launch(protocol: Path, seeds: range, env: dict) -> float:
 def rates(home: Path, name: str) -> list[float]:
     """Mean training images/s of each run of the protocol's experiment."""
     os.environ["GANBENCH_HOME"] = str(home)
-    from ganbench.track import Tracker
+    from ganbench.core.track import Tracker
 
     tracker = Tracker(f"sqlite:///{home / 'mlflow.db'}")
     runs = tracker.search([f"ganbench/{name}"])
@@ -73,7 +73,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--model", default="dcgan")
     args = ap.parse_args()
-    from ganbench.assets import cache_root
+    from ganbench.core.assets import cache_root
 
     cache = cache_root()  # the datasets, weights and domain classifiers already fetched: shared by every case
     base = torch.get_num_threads()

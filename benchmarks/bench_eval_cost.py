@@ -53,9 +53,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="samples evaluated (the protocol's own count: its real cost)")
     args = ap.parse_args()
 
-    from ganbench.assets import cache_root
+    from ganbench.core.assets import cache_root
     from ganbench.metrics.reference import reference_images
-    from ganbench.protocol import load_protocol
+    from ganbench.spec.protocol import load_protocol
 
     proto = load_protocol(args.protocol)
     proto = dataclasses.replace(proto, eval=dataclasses.replace(proto.eval, num_samples=args.n))

@@ -19,7 +19,7 @@ import torch
 
 
 def features(model, images: torch.Tensor, device: torch.device, batch: int, precision: str) -> tuple[torch.Tensor, float]:
-    from ganbench.metrics.extractors import extract_layers
+    from ganbench.extractors import extract_layers
 
     cuda = device.type == "cuda"
     if cuda:  # PyTorch lets cuDNN convolutions use TF32 by default: fp32 must switch it off explicitly
@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, default=100)
     args = ap.parse_args()
-    from ganbench.metrics.extractors import inception_extractor, inception_weights
+    from ganbench.extractors import inception_extractor, inception_weights
     from ganbench.metrics.reference import reference_images
 
     device = torch.device(args.device)

@@ -42,7 +42,7 @@ batch_size = 500\nfloor = {str(floor).lower()}\n""")
 
 
 def bench_training(cached: bool) -> None:
-    from ganbench.metrics.domain import DomainRecipe, domain_classifier, train_domain_net
+    from ganbench.extractors.domain import DomainRecipe, domain_classifier, train_domain_net
 
     print("== domain classifiers (full training split, default recipe)")
     for ds, target in (("mnist", 0.990), ("fashion-mnist", 0.910)):
@@ -61,9 +61,9 @@ def bench_overhead(n: int, folder: Path) -> None:
     import torch_fidelity
 
     from ganbench.metrics import evaluate, metric_name
-    from ganbench.metrics.extractors import domain_extractor_name, register_domain_extractors
+    from ganbench.extractors import domain_extractor_name, register_domain_extractors
     from ganbench.metrics.reference import cache_path, reference_images
-    from ganbench.protocol import load_protocol
+    from ganbench.spec.protocol import load_protocol
 
     print(f"== ganbench evaluate vs torch_fidelity.calculate_metrics: domain FID, {n} samples vs {n} test images")
     samples = reference_images("fashion-mnist", "train", n, 12345)
@@ -111,7 +111,7 @@ def bench_overhead(n: int, folder: Path) -> None:
 def bench_domain_fid(n: int, folder: Path) -> None:
     from ganbench.metrics import evaluate
     from ganbench.metrics.reference import reference_images
-    from ganbench.protocol import load_protocol
+    from ganbench.spec.protocol import load_protocol
 
     proto = load_protocol(protocol_file(folder, n, "fid", floor=True))
     samples = reference_images("fashion-mnist", "train", n, 999)
@@ -126,7 +126,7 @@ def bench_throughput(device: torch.device, n_inception: int, n_domain: int) -> N
     import torch_fidelity.defaults
     from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
-    from ganbench.metrics.extractors import domain_source, inception_source, inception_weights
+    from ganbench.extractors import domain_source, inception_source, inception_weights
     from ganbench.metrics.reference import reference_images
 
     print(f"== extractor throughput on {device} ({torch.get_num_threads()} threads)")

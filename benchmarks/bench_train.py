@@ -3,15 +3,15 @@
 The usual way (as in PyTorch's DCGAN tutorial): torchvision's FashionMNIST dataset with
 ToTensor + Normalize, a shuffling DataLoader, batch 128, eager PyTorch, the same 28x28 networks and
 optimisers as the zoo card (``dcgan``: Adam(2e-4, beta1 = 0.5); ``wgan-gp``: 5 critic steps with the
-gradient penalty per G step). ganbench: ``ganbench.train.train`` on the protocol
+gradient penalty per G step). ganbench: ``ganbench.train.loop.train`` on the protocol
 ``fashion-50ep`` (data resident as uint8 on the device, one permutation per epoch), once on the
 plain path and once on the fast path, with the same per-step records and health checks a
 ``ganbench run`` makes. Each loop trains the same number of images; the script prints images/s
 and the ratios, and checks that the plain and fast paths give the same losses. On a GPU the fast path
-replays its step as a CUDA graph (``ganbench.cudagraph``); the script says how many steps it replayed.
+replays its step as a CUDA graph (``ganbench.train.cudagraph``); the script says how many steps it replayed.
 
 Concurrent seeds (``ganbench run --concurrent-seeds``): ``--seeds N`` seeds trained together in one
-process (``ganbench.train.train_together``) against one seed on the fast path, the same images per seed;
+process (``ganbench.train.loop.train_together``) against one seed on the fast path, the same images per seed;
 it prints the wall-time ratio (goal on a GPU: 4 seeds in at most 2.5x one seed's time; one after
 another is 4x) and how far seed 0's losses together are from seed 0 alone.
 
@@ -55,7 +55,7 @@ def usual_way(spec, root: Path, images: int, device: torch.device) -> float:
     import torchvision
     from torchvision import transforms
 
-    from ganbench.train import build_models
+    from ganbench.train.loop import build_models
 
     data = torchvision.datasets.FashionMNIST(str(root), train=True, download=False, transform=transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
@@ -125,7 +125,7 @@ def usual_way(spec, root: Path, images: int, device: torch.device) -> float:
 def ganbench_way(spec, train_images: torch.Tensor, device: torch.device, fast: bool, folder: Path):
     """ganbench's trainer with the health monitor of ``ganbench run``; returns (images/s, records, steps replayed)."""
     from ganbench.diagnose import health_monitor
-    from ganbench.train import train
+    from ganbench.train.loop import train
 
     run_dir = Path(tempfile.mkdtemp(dir=folder))
     monitor = health_monitor(spec, train_images, run_dir, device)
@@ -137,7 +137,7 @@ def ganbench_way(spec, train_images: torch.Tensor, device: torch.device, fast: b
 def together_way(specs, train_images: torch.Tensor, device: torch.device, folder: Path):
     """The seeds of ``specs`` trained together, each with its health monitor; returns (wall s, seed 0's records)."""
     from ganbench.diagnose import health_monitor
-    from ganbench.train import train_together
+    from ganbench.train.loop import train_together
 
     dirs = [Path(tempfile.mkdtemp(dir=folder)) for _ in specs]
     monitors = [health_monitor(s, train_images, d, device) for s, d in zip(specs, dirs)]
@@ -148,8 +148,8 @@ def together_way(specs, train_images: torch.Tensor, device: torch.device, folder
 
 def seeds_side_by_side(proto, model: str, images: torch.Tensor, device: torch.device, n: int, folder: Path) -> None:
     from ganbench.diagnose import health_monitor
-    from ganbench.protocol import resolve
-    from ganbench.train import train
+    from ganbench.spec.protocol import resolve
+    from ganbench.train.loop import train
 
     specs = resolve(proto, "0" * 64, models=[model], seeds=list(range(n)))
     together_way(specs, images[:1024], device, folder)  # warm-up
@@ -175,7 +175,7 @@ def main() -> None:
     ap.add_argument("--only-seeds", action="store_true", help="run the concurrent-seeds comparison only")
     args = ap.parse_args()
     from ganbench.data import load_split
-    from ganbench.protocol import load_protocol, resolve
+    from ganbench.spec.protocol import load_protocol, resolve
 
     device = torch.device(args.device)
     proto = load_protocol("fashion-50ep")

@@ -20,9 +20,9 @@ import pandas as pd
 import torch
 
 from ganbench import diagnose as dg
-from ganbench.protocol import load_protocol, resolve
-from ganbench.run import training_images
-from ganbench.train import train
+from ganbench.spec.protocol import load_protocol, resolve
+from ganbench.pipeline.run import training_images
+from ganbench.train.loop import train
 
 COLUMNS = ["divergence", "d-dominance", "g-dominance", "mode-collapse", "oscillation", "critic-gap-explode",
            "critic-gap-collapse", "gp-dominates", "healthy-equilibrium"]

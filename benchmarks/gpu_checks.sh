@@ -31,8 +31,8 @@ part $PY benchmarks/bench_fid_precision.py --device "$DEVICE" --n "${FID_N:-1000
 part $PY - "$DEVICE" <<'PY'
 import dataclasses, os, sys, time, torch
 from ganbench.metrics import evaluate
-from ganbench.protocol import load_protocol, resolve
-from ganbench.train import build_models, fixed_z, generate
+from ganbench.spec.protocol import load_protocol, resolve
+from ganbench.train.loop import build_models, fixed_z, generate
 
 proto = load_protocol("fashion-50ep")
 if os.environ.get("EVAL_N"):  # a smaller dry run (the goal is for the protocol's 10k)

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 
 DATA_NAMES = ("fashion-mnist", "mnist", "inception", "domain")  # domain: the per-dataset classifiers (trained once)
 RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}  # `eval --range`: float pixel encodings
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_eval(args) -> int:
     import dataclasses
 
-    from ganbench.eval_run import eval_protocol
+    from ganbench.pipeline.evaluate import eval_protocol
 
     out = eval_protocol(args.protocol, args.samples, args.generator, args.checkpoint, args.z_dim, args.device,
                         args.tracking_uri, args.name, not args.no_track, args.data_root,
@@ -211,9 +211,9 @@ def cmd_diagnose(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from ganbench.run import run_protocol
+    from ganbench.pipeline.run import run_protocol
 
-    from ganbench.protocol import parse_overrides
+    from ganbench.spec.protocol import parse_overrides
 
     outcomes = run_protocol(args.protocol, args.models, args.seeds, args.device, args.resume,
                             args.tracking_uri, args.data_root, progress=True, stop_on=args.stop_on,
@@ -231,7 +231,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from ganbench.sweep import sweep, to_json
+    from ganbench.pipeline.sweep import sweep, to_json
 
     def show(c) -> None:
         if not args.json:
@@ -246,7 +246,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_data(args) -> int:
     from ganbench import data
-    from ganbench.metrics import extractors
+    from ganbench import extractors
 
     names = args.names or list(DATA_NAMES)
     for name in names:
@@ -256,7 +256,7 @@ def cmd_data(args) -> int:
         return _verify_data(names, args.data_root)
     for name in names:
         if name == "domain":
-            from ganbench.metrics.domain import describe_classifiers
+            from ganbench.extractors.domain import describe_classifiers
 
             print("\n".join(describe_classifiers(train=True)))
         elif name == "inception":
@@ -270,9 +270,9 @@ def cmd_data(args) -> int:
 def _verify_data(names: list[str], data_root) -> int:
     """Every file of every name checked and printed; then an error (exit 2) listing all bad ones."""
     from ganbench import data
-    from ganbench.assets import raise_for_bad
-    from ganbench.metrics.domain import verify_classifiers
-    from ganbench.metrics.extractors import verify_inception
+    from ganbench.core.assets import raise_for_bad
+    from ganbench.extractors.domain import verify_classifiers
+    from ganbench.extractors import verify_inception
 
     checks = []
     for name in names:
@@ -285,8 +285,8 @@ def _verify_data(names: list[str], data_root) -> int:
 
 
 def cmd_list(args) -> int:
-    from ganbench.cards import format_results
-    from ganbench.protocol import available, load_model, load_protocol
+    from ganbench.pipeline.cards import format_results
+    from ganbench.spec.protocol import available, load_model, load_protocol
 
     both = not (args.protocols or args.models)
     if args.protocols or both:
@@ -308,7 +308,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from ganbench.track import Tracker
+    from ganbench.core.track import Tracker
 
     tracker = Tracker(args.tracking_uri)
     try:
@@ -345,7 +345,7 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     from ganbench.report.leaderboard import build_boards, compare
     from ganbench.report.render import comparison_rows
-    from ganbench.track import Tracker
+    from ganbench.core.track import Tracker
 
     boards = [b for b in build_boards(Tracker(args.tracking_uri).search(), args.protocol)
               if {args.model_a, args.model_b} <= {r.model for r in b.rows}]
@@ -386,7 +386,7 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from ganbench.use import sample
+    from ganbench.pipeline.use import sample
 
     out = sample(args.run, args.n, args.label, args.seed, args.ema, args.npz, args.out, args.tracking_uri, args.device,
                  truncation=args.truncation)
@@ -395,7 +395,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    from ganbench.use import interpolate
+    from ganbench.pipeline.use import interpolate
 
     out = interpolate(args.run, args.pairs, args.steps, args.seed, args.ema, args.label, args.out, args.tracking_uri,
                       args.device)
@@ -404,7 +404,7 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_card(args) -> int:
-    from ganbench.cards import format_results, update_cards
+    from ganbench.pipeline.cards import format_results, update_cards
 
     for u in update_cards(args.models, args.protocol, args.tracking_uri, args.zoo_dir):
         print(f"{u.path} [results.{u.protocol}]: {format_results({u.protocol: u.table})[0]}")
@@ -412,7 +412,7 @@ def cmd_card(args) -> int:
 
 
 def cmd_style_mix(args) -> int:
-    from ganbench.stylemix import style_mix
+    from ganbench.pipeline.stylemix import style_mix
 
     out = style_mix(args.run, args.rows, args.cols, args.seed, args.cutoff, args.truncation, args.ema, args.out,
                     args.tracking_uri, args.device)

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganbench.errors import GanbenchError
-from ganbench.registry import Plugin, Registry
-from ganbench.seeds import rand
+from ganbench.core.errors import GanbenchError
+from ganbench.core.registry import Plugin, Registry
+from ganbench.spec.seeds import rand
 
 LOSSES: Registry[Plugin] = Registry("loss")
 Stats = dict[str, torch.Tensor]
@@ -49,13 +49,13 @@ class BCEOptions:
 class Loss:
     """What every loss plug-in shares: no post-step hook unless it needs one, and per-run means.
 
-    ``runs`` > 1 when the trainer trains the seeds of a model together (``ganbench.seeds``): the batches
+    ``runs`` > 1 when the trainer trains the seeds of a model together (``ganbench.spec.seeds``): the batches
     are the runs' batches stacked, and every mean is taken per run, so losses and stats are vectors of
     ``runs`` values (the trainer sums the losses: each run's weights get exactly its own gradient)."""
 
     runs: int = 1
     # Every D step differentiates D's input gradient (a gradient penalty by double backward): the fast
-    # path then keeps D in the default memory layout (``ganbench.train.fast_layout``).
+    # path then keeps D in the default memory layout (``ganbench.train.loop.fast_layout``).
     double_backward: bool = False
 
     def after_d_step(self, D: nn.Module) -> None:

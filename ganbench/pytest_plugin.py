@@ -3,7 +3,7 @@
     def test_quality(ganbench_run):
         ganbench_run("fashion-smoke", model="mymodel").assert_no_regression("baselines/fashion-smoke.json")
 
-``ganbench_run`` trains and evaluates a protocol's model(s) with ``ganbench.run.run_protocol`` into the
+``ganbench_run`` trains and evaluates a protocol's model(s) with ``ganbench.pipeline.run.run_protocol`` into the
 tracking store (``--ganbench-tracking-uri``, else the usual default) and returns the runs; the
 assertion is ``ganbench check`` against a baseline written by ``ganbench baseline save``. A relative
 baseline path is looked up from the working directory, then from pytest's root directory.
@@ -55,7 +55,7 @@ def ganbench_run(request):
 
     def run(protocol: str, model: str | None = None, models: list[str] | None = None,
             seeds: list[int] | None = None, device: str | None = None) -> GanbenchRuns:
-        from ganbench.run import run_protocol
+        from ganbench.pipeline.run import run_protocol
 
         chosen = ([model] if model else []) + list(models or [])
         outcomes = run_protocol(protocol, chosen or None, seeds, device or request.config.getoption("--ganbench-device"),

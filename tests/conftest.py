@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganbench.assets import cache_root
+from ganbench.core.assets import cache_root
 
 
 @pytest.fixture(autouse=True)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from ganbench.assets import cache_root
+from ganbench.core.assets import cache_root
 from ganbench.cli import main
-from ganbench.errors import GanbenchError
-from ganbench.metrics import extractors
-from ganbench.metrics.extractors import CONVERTED_NAME, FID_HELPER_CACHED, inception_weights
-from ganbench.protocol import load_protocol, resolve
+from ganbench.core.errors import GanbenchError
+from ganbench import extractors
+from ganbench.extractors import CONVERTED_NAME, FID_HELPER_CACHED, inception_weights
+from ganbench.spec.protocol import load_protocol, resolve
 
 from test_protocol_identity import protocol_copy
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ganbench import track
-from ganbench.cards import format_results, splice, update_cards
+from ganbench.core import track
+from ganbench.pipeline.cards import format_results, splice, update_cards
 from ganbench.cli import main
-from ganbench.errors import GanbenchError
-from ganbench.protocol import load_model
+from ganbench.core.errors import GanbenchError
+from ganbench.spec.protocol import load_model
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
 HASH_OLD, HASH_NEW = "a" * 64, "b" * 64

@@ -82,7 +82,7 @@ def test_ctrl_c_names_the_resume_command_which_finishes_the_run(tiny_ring):
 
     from mlflow.tracking import MlflowClient
 
-    from ganbench.track import TAG_MESSAGE, TAG_STATUS, tracking_uri
+    from ganbench.core.track import TAG_MESSAGE, TAG_STATUS, tracking_uri
 
     path = tiny_ring(epochs=5, subset=25600, name="ctrlc")  # 100 steps an epoch: seconds per epoch
     args = ["run", "--protocol", path, "--device", "cpu"]
@@ -117,8 +117,8 @@ def _run_folder(tmp_path, protocol: str, checkpoint: bytes | None = None, state=
 
     import torch
 
-    from ganbench.metrics.extractors import inception_weights
-    from ganbench.protocol import load_protocol, resolve
+    from ganbench.extractors import inception_weights
+    from ganbench.spec.protocol import load_protocol, resolve
 
     (spec,) = resolve(load_protocol(protocol), inception_weights().features_sha256, ["dcgan"], [0])
     folder = tmp_path / "run"

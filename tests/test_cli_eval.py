@@ -31,7 +31,7 @@ def run_json(argv, capsys):
 def test_npz_and_png_folder_give_the_same_numbers_and_log_to_mlflow(tmp_path, proto, images, capsys):
     from PIL import Image
 
-    from ganbench.track import TAG_SOURCE, Tracker
+    from ganbench.core.track import TAG_SOURCE, Tracker
 
     npz = tmp_path / "s.npz"
     np.savez(npz, samples=images.numpy())

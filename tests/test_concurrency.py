@@ -14,14 +14,14 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from ganbench.concurrency import THREADS_ENV, LiveRuns, ThreadShare
-from ganbench.errors import GanbenchError
-from ganbench.track import TAG_STATUS, tracking_uri
+from ganbench.core.concurrency import THREADS_ENV, LiveRuns, ThreadShare
+from ganbench.core.errors import GanbenchError
+from ganbench.core.track import TAG_STATUS, tracking_uri
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from ganbench.concurrency import LiveRuns
+from ganbench.core.concurrency import LiveRuns
 run = LiveRuns(Path(sys.argv[1]))  # kept: its open file holds the lock
 run.join()
 print("joined", flush=True)

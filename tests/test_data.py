@@ -6,7 +6,7 @@ import torch
 
 from ganbench.data import load_split, verify
 from ganbench.data.idx import idx_bytes, parse_idx
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 
 
 def test_idx_roundtrip_and_header():

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench import diagnose as dg
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 
 TH = dg.THRESHOLDS
 
@@ -301,8 +301,8 @@ def test_monitor_compares_a_growing_g_with_the_real_images_at_its_resolution():
     """ProGAN-lite at 8x8 against real 32x32 images looked collapsed (a real run: 39% of the real diversity at
     step 500). The probe's real reference is the real images at G's resolution (avg-pooled, nearest-upsampled)."""
     from ganbench.data import load_split
-    from ganbench.protocol import load_protocol, resolve
-    from ganbench.train import build_models
+    from ganbench.spec.protocol import load_protocol, resolve
+    from ganbench.train.loop import build_models
 
     real = F.interpolate(load_split("fashion-mnist", "train").images[:64].float(), size=32, mode="bilinear").round().to(torch.uint8)
     proto = load_protocol("fashion32-smoke")
@@ -325,9 +325,9 @@ def test_monitor_compares_a_growing_g_with_the_real_images_at_its_resolution():
 
 
 def test_trainer_on_check_stops_the_run_and_keeps_records(tmp_path, tiny_protocol):
-    from ganbench.protocol import load_protocol, resolve
-    from ganbench.run import training_images
-    from ganbench.train import train
+    from ganbench.spec.protocol import load_protocol, resolve
+    from ganbench.pipeline.run import training_images
+    from ganbench.train.loop import train
 
     proto = load_protocol(tiny_protocol(epochs=3))  # 128 images, batch 32: 4 steps per epoch, check every 4
     spec = resolve(proto, "0" * 64)[0]

@@ -8,8 +8,8 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from ganbench.cli import main
-from ganbench.run import run_protocol
-from ganbench.track import TAG_FIRST_BAD_STEP, TAG_HEALTH, TAG_STATUS, TAG_STOP_REASON, tracking_uri
+from ganbench.pipeline.run import run_protocol
+from ganbench.core.track import TAG_FIRST_BAD_STEP, TAG_HEALTH, TAG_STATUS, TAG_STOP_REASON, tracking_uri
 
 
 @pytest.fixture(scope="module", autouse=True)

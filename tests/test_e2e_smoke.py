@@ -8,7 +8,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ganbench.track import tracking_uri
+from ganbench.core.track import tracking_uri
 
 
 @pytest.mark.slow

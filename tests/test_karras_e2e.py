@@ -34,8 +34,8 @@ batch_size = 50
 def test_growing_and_style_models_run_end_to_end(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from ganbench.run import run_protocol
-    from ganbench.track import tracking_uri
+    from ganbench.pipeline.run import run_protocol
+    from ganbench.core.track import tracking_uri
 
     path = tmp_path / "tiny32.toml"
     path.write_text(TINY32)

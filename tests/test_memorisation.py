@@ -86,7 +86,7 @@ def test_ct_is_nan_without_populated_cells():
 def test_memorisation_metric_through_the_metric_api(tiny_protocol):
     from ganbench.data import load_data
     from ganbench.metrics import evaluate
-    from ganbench.protocol import load_protocol
+    from ganbench.spec.protocol import load_protocol
 
     path = tiny_protocol(subset=1024, num_samples=100)
     proto = load_protocol(path)
@@ -115,9 +115,9 @@ def test_calibrating_on_the_searched_split_is_rejected_naming_the_key(tiny_proto
     """Calibrated on the training images themselves, the copy threshold is 0 and every copy goes unseen."""
     from pathlib import Path
 
-    from ganbench.errors import GanbenchError
+    from ganbench.core.errors import GanbenchError
     from ganbench.metrics import evaluate
-    from ganbench.protocol import load_protocol
+    from ganbench.spec.protocol import load_protocol
 
     path = Path(tiny_protocol(subset=1024, num_samples=100))
     path.write_text(path.read_text().replace('metrics = ["fid"]', 'metrics = ["fid", "memorisation"]\nreference_split = "train"'))

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 from ganbench.metrics import evaluate, mlflow_metrics, mlflow_tags
 from ganbench.metrics.fid import frechet_distance, gaussian_statistics
 from ganbench.metrics.reference import cache_path, check_comparable, reference_images
-from ganbench.protocol import load_protocol
+from ganbench.spec.protocol import load_protocol
 
 @pytest.fixture
 def write_protocol(eval_protocol):
@@ -28,7 +28,7 @@ def real_samples():
 def test_recipe_names_values_and_floors(real_samples, write_protocol):
     """Every value, spread and floor of the API against its paper's definition (tests/independent.py) on
     features extracted here from the images each side should hold."""
-    from ganbench.metrics.domain import domain_classifier
+    from ganbench.extractors.domain import domain_classifier
 
     proto = write_protocol()
     ctx = {}
@@ -124,7 +124,7 @@ def test_different_provenance_is_never_compared(real_samples, write_protocol):
 
 
 def test_per_metric_extractor_and_unavailable_inception_score(real_samples, write_protocol):
-    from ganbench.metrics.extractors import inception_weights
+    from ganbench.extractors import inception_weights
 
     proto = write_protocol(n=20, extractor="inception-v3-compat", metrics=("is", "is@domain"))
     ctx = {}
@@ -196,7 +196,7 @@ def exact_gaussian(n: int, mean: np.ndarray, scale: np.ndarray, seed: int) -> np
 def designed_context(protocol, sides: dict):
     """An EvalContext whose extractor returns the given features for "samples", "reference" and "floor"."""
     from ganbench.metrics.api import EvalContext
-    from ganbench.metrics.extractors import FeatureSource
+    from ganbench.extractors import FeatureSource
 
     source = FeatureSource("designed", None, "ab" * 32, "none", "test", lambda images, batch: {})
     man = {"extractor": "designed", "num_samples": protocol.eval.num_samples}

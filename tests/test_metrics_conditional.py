@@ -13,10 +13,10 @@ import torch
 from ganbench.data import load_split
 from ganbench.metrics import evaluate
 from ganbench.metrics.conditional import intra_class_fid, label_accuracy
-from ganbench.metrics.domain import domain_classifier
+from ganbench.extractors.domain import domain_classifier
 from ganbench.metrics.fid import frechet_distance
 from ganbench.metrics.reference import gaussian_statistics, reference_images, reference_labels
-from ganbench.protocol import load_protocol
+from ganbench.spec.protocol import load_protocol
 
 N = 1000  # accuracies agree to 1e-6 (float32 means) where one sample in N moves them by 1e-3
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganbench.errors import GanbenchError
-from ganbench.metrics.domain import (FEATURE_DIM, DomainRecipe, _cached, classifier_path, domain_classifier,
+from ganbench.core.errors import GanbenchError
+from ganbench.extractors.domain import (FEATURE_DIM, DomainRecipe, _cached, classifier_path, domain_classifier,
                                      state_sha256, train_domain_net)
 
 # A fast stand-in for the full recipe: 2 epochs on 3k training images (measured: 95.6% MNIST, 82.1%

@@ -75,7 +75,7 @@ def test_stable_with_singular_covariances():
 
 @pytest.fixture(scope="module")
 def fashion():
-    from ganbench.metrics.domain import domain_classifier
+    from ganbench.extractors.domain import domain_classifier
     from ganbench.metrics.reference import reference_images
 
     clf = domain_classifier("fashion-mnist")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ganbench.metrics.extractors import inception_source, inception_weights
+from ganbench.extractors import inception_source, inception_weights
 
 TOLERANCE = 1e-4  # float32 rounding of two convolution orders; pool3 features are O(0.1-10)
 

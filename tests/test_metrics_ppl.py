@@ -14,7 +14,7 @@ from torch import nn
 
 from ganbench.metrics import Sampler, evaluate
 from ganbench.metrics.ppl import EPSILON, filtered_mean, path_distances, path_length, slerp
-from ganbench.protocol import load_protocol
+from ganbench.spec.protocol import load_protocol
 
 D_Z, D_X = 6, 10
 IDENTITY = nn.Flatten()  # features = pixels: the distances have closed forms

@@ -7,10 +7,10 @@ import torch
 
 from ganbench.metrics import parse_metric
 from ganbench.metrics.api import EvalContext
-from ganbench.metrics.extractors import INCEPTION_RESIZE, FeatureSource
+from ganbench.extractors import INCEPTION_RESIZE, FeatureSource
 from ganbench.metrics.isc import inception_score
 from ganbench.metrics.reference import reference_images
-from ganbench.protocol import load_protocol
+from ganbench.spec.protocol import load_protocol
 
 N = 40
 PROJECTION = torch.randn(4, 10, generator=torch.Generator().manual_seed(1))

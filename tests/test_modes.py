@@ -10,7 +10,7 @@ from ganbench.data import load_data, load_split
 from ganbench.data.synthetic import MIXTURES, StackedView, grid25, ring8, stacked_mnist
 from ganbench.metrics.modes import (NUM_MODES, THRESHOLDS, confusion_explained, em_mode_counts, excess_p_values,
                                     kl_to_uniform, mixture_modes, mode_of, mode_statistics, triple_confusion)
-from ganbench.protocol import DataSpec
+from ganbench.spec.protocol import DataSpec
 
 HQ_2D = 1 - math.exp(-9 / 2)  # P(||x - mu|| <= 3 sigma) for an isotropic 2D Gaussian (Rayleigh radius)
 
@@ -71,7 +71,7 @@ def test_mixture_protocols_load():
 
 @pytest.mark.slow
 def test_stacked_mnist_sanity_with_the_mnist_classifier():
-    from ganbench.metrics.domain import domain_classifier
+    from ganbench.extractors.domain import domain_classifier
     from ganbench.metrics.modes import stacked_modes
 
     clf = domain_classifier("mnist")  # the full-recipe classifier (>= 99% test accuracy), cached after first use
@@ -88,8 +88,8 @@ def test_stacked_mnist_sanity_with_the_mnist_classifier():
 def test_ring8_protocol_end_to_end_logs_mode_metrics_and_scatter(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from ganbench.run import run_protocol
-    from ganbench.track import tracking_uri
+    from ganbench.pipeline.run import run_protocol
+    from ganbench.core.track import tracking_uri
 
     path = tmp_path / "ring8-tiny.toml"
     path.write_text(
@@ -116,7 +116,7 @@ STACKED_N = 26000  # the stacked-mnist protocol's sample count (VEEGAN/PacGAN)
 def held_out_digits():
     """The MNIST classifier's confusion counts on the calibration half of the test split, and its predictions
     on the other half: digits it was neither trained nor calibrated on."""
-    from ganbench.metrics.domain import calibration_split, domain_classifier, held_out_confusion
+    from ganbench.extractors.domain import calibration_split, domain_classifier, held_out_confusion
 
     clf = domain_classifier("mnist")
     test = load_split("mnist", "test")
@@ -226,7 +226,7 @@ def test_excess_p_values_are_tails_of_a_count_with_the_given_mean_and_variance()
 
 
 def test_held_out_confusion_is_measured_on_digits_the_classifier_never_saw_and_cached(held_out_digits):
-    from ganbench.metrics import domain
+    from ganbench.extractors import domain
 
     h = held_out_digits
     calib, rest = domain.calibration_split(10000)
@@ -251,7 +251,7 @@ def test_held_out_confusion_is_measured_on_digits_the_classifier_never_saw_and_c
 def test_mode_coverage_metric_names_and_values_through_the_metric_api(held_out_digits):
     from ganbench.data.synthetic import StackedView
     from ganbench.metrics import evaluate
-    from ganbench.protocol import load_protocol
+    from ganbench.spec.protocol import load_protocol
 
     import dataclasses
 

@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ganbench.cli import main
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 from ganbench.nets.stylegan import ModulatedConv2d, StyleGenerator, set_truncation, style_mix_ws
-from ganbench.protocol import load_protocol, resolve
-from ganbench.run import training_images
-from ganbench.train import build_models, generate, train
+from ganbench.spec.protocol import load_protocol, resolve
+from ganbench.pipeline.run import training_images
+from ganbench.train.loop import build_models, generate, train
 
 W = "0" * 64
 
@@ -131,13 +131,13 @@ def test_sample_with_truncation_and_style_mix_grid(run_folder, tmp_path, capsys)
     out = tmp_path / "psi0.png"
     assert main(["sample", str(run_folder), "--n", "4", "--truncation", "0", "--ema", "--out", str(out)]) == 0
     assert out.is_file() and min(Image.open(out).size) >= 64  # a 2 x 2 grid of 32 x 32 samples
-    from ganbench.use import sample
+    from ganbench.pipeline.use import sample
 
     s = sample(str(run_folder), n=4, seed=1, ema=True, truncation=0.0)
     assert s.png.name == "sample_seed1_ema_psi0.png" and torch.equal(s.images, s.images[:1].expand_as(s.images))
     mix = tmp_path / "mix.png"
     assert main(["style-mix", str(run_folder), "--rows", "2", "--cols", "3", "--out", str(mix)]) == 0
-    from ganbench.stylemix import style_mix
+    from ganbench.pipeline.stylemix import style_mix
 
     grid = style_mix(str(run_folder), rows=2, cols=3, ema=True).images
     assert grid.shape == (12, 1, 32, 32) and (grid[0] == 255).all()  # (2 + 1) x (3 + 1), blank corner

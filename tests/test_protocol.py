@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
-from ganbench.errors import GanbenchError
-from ganbench.protocol import identity, load_model, load_protocol, resolve
+from ganbench.core.errors import GanbenchError
+from ganbench.spec.protocol import identity, load_model, load_protocol, resolve
 
 W = "a" * 64
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganbench.assets import cache_root
-from ganbench.protocol import identity, identity_changes, load_model, load_protocol, resolve
+from ganbench.core.assets import cache_root
+from ganbench.spec.protocol import identity, identity_changes, load_model, load_protocol, resolve
 
 REPO = Path(__file__).resolve().parent.parent
 W = "a" * 64
@@ -120,7 +120,7 @@ def test_a_changed_weight_or_data_hash_changes_identity_and_says_which(part, wor
 
 
 def test_run_spec_round_trips_its_identity_through_spec_json():
-    from ganbench.protocol import runspec_from_dict
+    from ganbench.spec.protocol import runspec_from_dict
 
     spec = resolve(load_protocol("fashion-smoke"), W, ["dcgan"], [0])[0]
     back = runspec_from_dict(spec.to_dict())

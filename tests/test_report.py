@@ -21,7 +21,7 @@ from ganbench.cli import main
 from ganbench.report.gate import check, save_baseline
 from ganbench.report.leaderboard import build_boards, compare
 from ganbench.report.render import write_report
-from ganbench.track import Tracker
+from ganbench.core.track import Tracker
 
 pytestmark = pytest.mark.slow
 pytest_plugins = ["pytester"]
@@ -56,8 +56,8 @@ batch_size = 500
 def store(tmp_path_factory):
     """Train the module's runs once; returns run ids, protocol files and the tracking URI."""
     import ganbench.nets.dcgan28 as dcgan28
-    from ganbench.assets import cache_root
-    from ganbench.run import run_protocol
+    from ganbench.core.assets import cache_root
+    from ganbench.pipeline.run import run_protocol
 
     root = tmp_path_factory.mktemp("report-store")
     cache = cache_root()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ganbench import track
+from ganbench.core import track
 from ganbench.cli import main
-from ganbench.errors import GanbenchError
-from ganbench.protocol import load_protocol, resolve
+from ganbench.core.errors import GanbenchError
+from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.report.gate import check, load_baseline, migrate_baseline, save_baseline
 
 from test_protocol_identity import W, card_copy, protocol_copy
@@ -72,9 +72,9 @@ def test_format_1_baseline_is_migrated_when_its_hash_holds_and_refused_otherwise
     from today's protocol, cards and Inception weights): migration keeps its numbers and adds today's identities."""
     import dataclasses
 
-    from ganbench.metrics.extractors import inception_weights
-    from ganbench.protocol import content_hash, load_model, to_plain
-    from ganbench.protocol import _model_for_hash
+    from ganbench.extractors import inception_weights
+    from ganbench.spec.protocol import content_hash, load_model, to_plain
+    from ganbench.spec.protocol import _model_for_hash
 
     proto = load_protocol("fashion-smoke")
     legacy = to_plain(dataclasses.replace(proto, eval=dataclasses.replace(

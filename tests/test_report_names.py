@@ -9,8 +9,8 @@ import time
 import pandas as pd
 import pytest
 
-from ganbench import track
-from ganbench.errors import GanbenchError
+from ganbench.core import track
+from ganbench.core.errors import GanbenchError
 from ganbench.report.gate import check, load_baseline
 from ganbench.report.leaderboard import build_boards, migrate_legacy_names
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ganbench.run import run_protocol
-from ganbench.track import TAG_PROTOCOL_HASH, TAG_STATUS, tracking_uri
+from ganbench.pipeline.run import run_protocol
+from ganbench.core.track import TAG_PROTOCOL_HASH, TAG_STATUS, tracking_uri
 
 
 def test_run_logs_params_metrics_artifacts_and_tags(tiny_protocol, ganbench_home):
@@ -68,7 +68,7 @@ def test_resume_continues_the_same_mlflow_run(tiny_protocol, tmp_path):
 def test_experiment_created_by_another_process_after_the_lookup_is_reused(tmp_path, monkeypatch):
     """Concurrent runs (sweep tasks) race between "look the experiment up" and "create it": the loser gets
     MLflow's RESOURCE_ALREADY_EXISTS from the real store and must take the winner's experiment."""
-    from ganbench.track import Tracker
+    from ganbench.core.track import Tracker
 
     uri = f"sqlite:///{tmp_path / 'race.db'}"
     winner = Tracker(uri).experiment_id("ganbench/race")
@@ -92,17 +92,17 @@ def test_a_run_killed_after_a_checkpoint_resumes_with_its_health_probes(tiny_pro
     interrupted after epoch 1 and resumed is diagnosed over all its probes (steps 4 and 8), each once."""
     import pandas as pd
 
-    import ganbench.plots
+    import ganbench.core.plots
     from ganbench.diagnose import SAMPLE_STATS_FILE
 
     path = tiny_protocol(epochs=2, name="killed")  # 128 images, batch 32, a probe every 4 steps: one per epoch
-    save_grid = ganbench.plots.save_grid
+    save_grid = ganbench.core.plots.save_grid
 
     def killed_once(*args, **kwargs):  # the process dies right after the epoch-1 checkpoint
-        monkeypatch.setattr(ganbench.plots, "save_grid", save_grid)
+        monkeypatch.setattr(ganbench.core.plots, "save_grid", save_grid)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ganbench.plots, "save_grid", killed_once)
+    monkeypatch.setattr(ganbench.core.plots, "save_grid", killed_once)
     with pytest.raises(KeyboardInterrupt):
         run_protocol(path, progress=False)
     (again,) = run_protocol(path, resume=True, progress=False)
@@ -165,7 +165,7 @@ def test_resume_leaves_a_finished_run_untouched_even_with_a_bad_checkpoint(tiny_
 def test_resume_without_a_checkpoint_starts_the_run_in_its_mlflow_run(tiny_ring, ganbench_home):
     """A run interrupted before its first checkpoint (or never started) has nothing to continue: the resume
     command starts it, in the MLflow run it already has, instead of refusing."""
-    from ganbench.track import Tracker
+    from ganbench.core.track import Tracker
 
     path = tiny_ring(epochs=1, name="early")
     (first,) = run_protocol(path, progress=False)
@@ -195,7 +195,7 @@ def test_resume_from_a_damaged_checkpoint_is_refused_and_leaves_the_run_as_it_wa
     """The checkpoint is checked before the MLflow run is reopened: exit 2 naming the file, and the run
     keeps the status it had (here: interrupted), instead of turning FAILED with torch's unpickling advice."""
     from ganbench.cli import main
-    from ganbench.track import Tracker
+    from ganbench.core.track import Tracker
 
     path = tiny_ring(epochs=1, name="damaged")
     (first,) = run_protocol(path, progress=False)
@@ -216,7 +216,7 @@ def test_ctrl_c_during_an_mlflow_write_waits_for_the_write_then_interrupts(tmp_p
     import os
     import signal
 
-    from ganbench import track
+    from ganbench.core import track
 
     tracker = track.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = tracker.start("ganbench/shield", "r", {}, {})

@@ -26,10 +26,10 @@ from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from ganbench.cli import main
-from ganbench.errors import GanbenchError
-from ganbench.run import run_dir_for, training_images
-from ganbench.sweep import expand, run_group, sweep, tasks, why_not_together
-from ganbench.track import TAG_MODEL, TAG_PROTOCOL_HASH, TAG_SEED, TAG_STATUS, Tracker, tracking_uri
+from ganbench.core.errors import GanbenchError
+from ganbench.pipeline.run import run_dir_for, training_images
+from ganbench.pipeline.sweep import expand, run_group, sweep, tasks, why_not_together
+from ganbench.core.track import TAG_MODEL, TAG_PROTOCOL_HASH, TAG_SEED, TAG_STATUS, Tracker, tracking_uri
 
 RING8 = Path(__file__).resolve().parent.parent / "protocols" / "ring8.toml"
 BIN = Path(sys.executable).parent

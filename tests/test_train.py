@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from ganbench.losses import LOSSES, BCELoss, BCEOptions
-from ganbench.protocol import load_protocol, resolve
-from ganbench.registry import Plugin
-from ganbench.run import training_images
-from ganbench.errors import GanbenchError
-from ganbench.train import (Progress, build_models, checkpoint_path, fixed_z, generate, to_model_range, to_uint8, train,
+from ganbench.spec.protocol import load_protocol, resolve
+from ganbench.core.registry import Plugin
+from ganbench.pipeline.run import training_images
+from ganbench.core.errors import GanbenchError
+from ganbench.train.loop import (Progress, build_models, checkpoint_path, fixed_z, generate, to_model_range, to_uint8, train,
                             train_together)
 
 W = "0" * 64
@@ -82,7 +82,7 @@ def test_fast_path_gives_the_plain_paths_losses_up_to_float_rounding(tmp_path, t
         rel = abs(a - b) / np.maximum(abs(a), 1e-3)
         assert rel[0] < 1e-3 and rel.max() < 1e-2, (col, rel)
     assert all(p.requires_grad for p in fast.D.parameters())  # D is trainable again after G's steps
-    # channels_last for G; for D only without WGAN-GP's double backward (see ganbench.train.fast_layout)
+    # channels_last for G; for D only without WGAN-GP's double backward (see ganbench.train.loop.fast_layout)
     cl = {name: [w.is_contiguous(memory_format=torch.channels_last) for w in net.parameters() if w.dim() == 4 and min(w.shape[:2]) > 1]
           for name, net in (("G", fast.G), ("D", fast.D))}
     assert all(cl["G"]) and cl["D"] and all(cl["D"]) == (model == "dcgan") and any(cl["D"]) == (model == "dcgan"), cl
@@ -111,7 +111,7 @@ def test_resume_refuses_another_runs_checkpoint(tmp_path, tiny_protocol):
     spec, images = spec_for(tiny_protocol)
     train(spec, images, tmp_path, progress=False)
     other, _ = spec_for(tiny_protocol, seed=3)
-    from ganbench.errors import GanbenchError
+    from ganbench.core.errors import GanbenchError
 
     with pytest.raises(GanbenchError, match="belongs to another run"):
         train(other, images, tmp_path, resume=True, progress=False)
@@ -265,7 +265,7 @@ def test_a_diverging_seed_ends_alone_while_the_other_seeds_train_on(tmp_path, ti
 
 
 def test_generators_give_each_run_the_draws_it_makes_alone():
-    from ganbench.seeds import Generators
+    from ganbench.spec.seeds import Generators
 
     def alone(seed):
         return torch.Generator().manual_seed(seed)

@@ -14,12 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from ganbench.assets import cache_root
+from ganbench.core.assets import cache_root
 from ganbench.cli import main
-from ganbench.errors import GanbenchError
-from ganbench.protocol import runspec_from_dict
-from ganbench.train import build_models, fixed_z, generate
-from ganbench.use import interpolate, load_generator_from_run, sample, slerp
+from ganbench.core.errors import GanbenchError
+from ganbench.spec.protocol import runspec_from_dict
+from ganbench.train.loop import build_models, fixed_z, generate
+from ganbench.pipeline.use import interpolate, load_generator_from_run, sample, slerp
 
 TINY = """
 description = "sample/interpolate test run"
@@ -96,7 +96,7 @@ class TrainedRun:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> TrainedRun:
-    from ganbench.run import run_protocol
+    from ganbench.pipeline.run import run_protocol
 
     root = tmp_path_factory.mktemp("use")
     protocol = root / "protocols" / "tiny-use.toml"
@@ -120,7 +120,7 @@ def run(trained, ganbench_home, monkeypatch) -> TrainedRun:
 
 
 def reference_generator(run_dir: Path, key: str = "G"):
-    """The final checkpoint's G (or G_ema), rebuilt independently of ganbench.use."""
+    """The final checkpoint's G (or G_ema), rebuilt independently of ganbench.pipeline.use."""
     spec = runspec_from_dict(json.loads((run_dir / "spec.json").read_text()))
     G, _ = build_models(spec, torch.device("cpu"), torch.Generator().manual_seed(123))
     G.load_state_dict(torch.load(run_dir / "final.pt", map_location="cpu", weights_only=True)[key])
@@ -202,7 +202,7 @@ def test_run_without_local_folder_loads_from_mlflow(trained, tmp_path, monkeypat
 
 def test_run_without_spec_json_is_rebuilt_from_the_card_or_refused(trained, tmp_path, monkeypatch):
     """An older run (no spec.json artifact): the zoo card is re-resolved and its hash must match."""
-    from ganbench import track
+    from ganbench.core import track
 
     monkeypatch.setenv("GANBENCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GANBENCH_PROTOCOLS_PATH", str(tmp_path / "protocols"))
@@ -279,7 +279,7 @@ metrics = ["modes2d"]
 
 
 def test_points_protocols_sample_a_scatter_and_refuse_interpolation(tmp_path, capsys):
-    from ganbench.run import run_protocol
+    from ganbench.pipeline.run import run_protocol
 
     (tmp_path / "ring-use.toml").write_text(RING)
     (out,) = run_protocol(str(tmp_path / "ring-use.toml"), device="cpu", progress=False)

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 from ganbench.losses import HingeLoss, HingeOptions, LSLoss, LSOptions, WGANLoss, WGANOptions, build_loss
-from ganbench.protocol import available, load_model, load_protocol, resolve
-from ganbench.run import training_images
-from ganbench.train import build_models, fixed_z, generate, train
+from ganbench.spec.protocol import available, load_model, load_protocol, resolve
+from ganbench.pipeline.run import training_images
+from ganbench.train.loop import build_models, fixed_z, generate, train
 
 W = "0" * 64
 FAILURES = {m for m in available("zoo") if m.startswith("fail-")}  # induced failures: covered by the diagnose tests
@@ -147,8 +147,8 @@ grid_size = 4
 def test_new_losses_and_conditional_models_run_end_to_end(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from ganbench.run import run_protocol
-    from ganbench.track import TAG_HEALTH, tracking_uri
+    from ganbench.pipeline.run import run_protocol
+    from ganbench.core.track import TAG_HEALTH, tracking_uri
 
     path = tmp_path / "zoo-e2e.toml"
     path.write_text(ZOO_E2E)

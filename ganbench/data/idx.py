@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 
 _UBYTE = 0x08
 

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ganbench.errors import GanbenchError
-from ganbench.registry import Registry
+from ganbench.core.errors import GanbenchError
+from ganbench.core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,7 @@ def legacy_metric_name(name: str) -> str | None:
 
 def parse_metric(spec: str, default_extractor: str) -> tuple[MetricDef, str]:
     """``"kid"`` -> (KID, default extractor); ``"fid@domain"`` -> (FID, "domain")."""
-    from ganbench.metrics.extractors import EXTRACTORS
+    from ganbench.extractors import EXTRACTORS
 
     name, _, extractor = spec.partition("@")
     metric = METRICS.get_or_raise(name)

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 from ganbench.metrics import MetricResult, metric_name, parse_metric
-from ganbench.metrics.extractors import FeatureSource, feature_source
+from ganbench.extractors import FeatureSource, feature_source
 from ganbench.metrics.reference import (cached_features, check_comparable, gaussian_statistics, manifest,
                                         reference_images)
-from ganbench.protocol import Protocol
+from ganbench.spec.protocol import Protocol
 
 OTHER_SPLIT = {"test": "train", "train": "test"}  # where the real-vs-real floor's images come from
 

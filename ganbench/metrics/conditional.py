@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ganbench.metrics import MetricResult, metric_name, reads_domain, register_metric
-from ganbench.metrics.domain import HELD_OUT_SPLIT
+from ganbench.extractors.domain import HELD_OUT_SPLIT
 from ganbench.metrics.fid import frechet_distance
 from ganbench.metrics.reference import gaussian_statistics, reference_labels
 

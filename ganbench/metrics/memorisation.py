@@ -271,7 +271,7 @@ from ganbench.metrics import MetricResult, metric_name, register_metric  # noqa:
 def check_calibration_split(searched: str, calibration: str) -> None:
     """The copy threshold and C_T compare samples with held-out images; images of the searched split are at
     distance 0 from it, so calibrating on that split sets the threshold to 0 and hides every copy."""
-    from ganbench.errors import GanbenchError
+    from ganbench.core.errors import GanbenchError
 
     if calibration == searched:
         raise GanbenchError(f"eval.reference_split = {calibration!r} is the split searched for copies (data.split = "

@@ -202,7 +202,7 @@ def stacked_modes(samples: torch.Tensor, classifier, confusion: torch.Tensor | N
     """Mode statistics of uint8 N x 3 x 28 x 28 stacked-MNIST samples under an MNIST classifier; ``confusion``
     defaults to the classifier's held-out confusion counts."""
     if confusion is None:
-        from ganbench.metrics.domain import held_out_confusion
+        from ganbench.extractors.domain import held_out_confusion
 
         confusion = held_out_confusion(classifier)
     return mode_statistics(*classify_channels(samples, classifier), confusion)
@@ -225,7 +225,7 @@ def modes2d(ctx, extractor: str) -> list[MetricResult]:
     """PacGAN's 2D-mixture metrics (needs a ring8/grid25 protocol): ``modes_hq`` (modes hit by a high-quality
     sample), ``hq_share`` and ``reverse_kl``."""
     from ganbench.data.synthetic import MIXTURES
-    from ganbench.errors import GanbenchError
+    from ganbench.core.errors import GanbenchError
 
     if ctx.dataset not in MIXTURES:
         raise GanbenchError(f"metric 'modes2d' needs a 2D-mixture dataset ({', '.join(MIXTURES)}), not {ctx.dataset!r}")
@@ -242,8 +242,8 @@ def modes2d(ctx, extractor: str) -> list[MetricResult]:
 def mode_coverage(ctx, extractor: str) -> list[MetricResult]:
     """Stacked-MNIST modes under the MNIST domain classifier (needs a stacked-mnist protocol): PacGAN's count,
     the confident count, the count corrected for the classifier's confusion, PacGAN's KL, confident channels."""
-    from ganbench.errors import GanbenchError
-    from ganbench.metrics.domain import domain_classifier, held_out_confusion
+    from ganbench.core.errors import GanbenchError
+    from ganbench.extractors.domain import domain_classifier, held_out_confusion
 
     if ctx.dataset != "stacked-mnist" or ctx.samples.shape[1] != 3:
         raise GanbenchError(f"metric 'mode_coverage' needs stacked-MNIST samples (N x 3 x 28 x 28), not {ctx.dataset!r}")

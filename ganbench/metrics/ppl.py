@@ -40,7 +40,7 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    from ganbench.use import slerp as great_circle  # Shoemake 1985, the interpolation `ganbench interpolate` draws
+    from ganbench.pipeline.use import slerp as great_circle  # Shoemake 1985, the interpolation `ganbench interpolate` draws
 
     return great_circle(a, b, t)
 
@@ -97,8 +97,8 @@ def path_length(G: nn.Module, z_dim: int, features: Images, n: int, gen: torch.G
 
 def domain_float_features(dataset: str, device: torch.device) -> tuple[Images, str, str]:
     """(float images in [-1, 1] -> domain features, extractor name, weights hash)."""
-    from ganbench.metrics.domain import domain_classifier
-    from ganbench.metrics.extractors import domain_extractor_name
+    from ganbench.extractors.domain import domain_classifier
+    from ganbench.extractors import domain_extractor_name
 
     clf = domain_classifier(dataset, device)
 
@@ -126,8 +126,8 @@ def _why_not(ctx) -> str | None:
 @register_metric("ppl", higher_is_better=False, reads=reads_domain, quantities={"ppl_w": False, "ppl_z": False})
 def ppl(ctx, extractor: str) -> list[MetricResult]:
     """Always in the domain classifier's feature space, whatever ``extractor`` (see the module docstring)."""
-    from ganbench.errors import GanbenchError
-    from ganbench.metrics.extractors import domain_extractor_name
+    from ganbench.core.errors import GanbenchError
+    from ganbench.extractors import domain_extractor_name
 
     n = ctx.num_samples
     common = dict(higher_is_better=False, num_samples=n, reference=f"{ctx.dataset} domain-classifier features")

@@ -10,7 +10,7 @@ reads no Inception never opens the Inception file, so a damaged one cannot block
 
 from __future__ import annotations
 
-from ganbench.protocol import Protocol
+from ganbench.spec.protocol import Protocol
 
 INCEPTION = "inception-v3-compat"
 
@@ -39,10 +39,10 @@ def weights_sha256(extractor: str, dataset: str) -> str:
     """The content hash the metric results record for these weights (read from the cache; a missing
     domain classifier is trained once, missing Inception weights are fetched)."""
     if extractor == INCEPTION:
-        from ganbench.metrics.extractors import inception_weights
+        from ganbench.extractors import inception_weights
 
         return inception_weights().features_sha256
-    from ganbench.metrics.domain import domain_classifier
+    from ganbench.extractors.domain import domain_classifier
 
     return domain_classifier(dataset).weights_sha256
 

@@ -21,10 +21,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ganbench.assets import atomic_write_bytes, cache_dir
+from ganbench.core.assets import atomic_write_bytes, cache_dir
 from ganbench.data import load_split
-from ganbench.errors import GanbenchError
-from ganbench.protocol import content_hash
+from ganbench.core.errors import GanbenchError
+from ganbench.spec.protocol import content_hash
 
 ARRAYS = ("features", "logits", "mu", "sigma")
 

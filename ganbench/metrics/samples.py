@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ganbench.errors import GanbenchError
-from ganbench.protocol import Protocol
+from ganbench.core.errors import GanbenchError
+from ganbench.spec.protocol import Protocol
 
 NPZ_KEYS = ("samples", "images", "x", "arr_0")
 MODEL_RANGE = (-1.0, 1.0)  # what ganbench's generators output (tanh), and floats with a negative value are read as
@@ -215,7 +215,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def samples_from_generator(G: torch.nn.Module, protocol: Protocol, z_dim: int, device: torch.device | str = "cpu",
                            num_samples: int | None = None) -> torch.Tensor:
     """The protocol's fixed-z samples of G (outputs in [-1, 1], checked), as uint8."""
-    from ganbench.train import fixed_z
+    from ganbench.train.loop import fixed_z
 
     n = num_samples or protocol.eval.num_samples
     z = fixed_z(n, z_dim, protocol.eval.z_seed)

@@ -7,7 +7,7 @@ per sample (a logit or a critic value: the loss plug-in decides what it means).
 
 from typing import Any, Callable
 
-from ganbench.registry import Plugin, Registry
+from ganbench.core.registry import Plugin, Registry
 
 NETS: Registry[Plugin] = Registry("architecture")
 # (g_arch, g_options, d_arch, d_options) -> None, raising GanbenchError when a G/D pair does not fit together

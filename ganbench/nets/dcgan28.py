@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 from ganbench.nets import NETS
 from ganbench.nets.layers import SequentialCritic
-from ganbench.registry import Plugin
+from ganbench.core.registry import Plugin
 
 
 @dataclass(frozen=True)

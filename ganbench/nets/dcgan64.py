@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 from ganbench.nets import NETS
 from ganbench.nets.layers import SequentialCritic
 from ganbench.nets.dcgan28 import _norm, check_d_options
-from ganbench.registry import Plugin
+from ganbench.core.registry import Plugin
 
 
 @dataclass(frozen=True)

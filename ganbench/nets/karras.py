@@ -83,7 +83,7 @@ class EqualConv2d(nn.Module):
 
 def check_size(arch: str, image_size: int, channels: int) -> int:
     """The number of doublings from 4x4 to ``image_size`` (a power of two >= 8)."""
-    from ganbench.errors import GanbenchError
+    from ganbench.core.errors import GanbenchError
 
     if image_size < 8 or image_size & (image_size - 1):
         raise GanbenchError(f"{arch} grows from 4x4 by doubling: the protocol's image_size must be a power of two "

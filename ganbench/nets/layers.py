@@ -121,7 +121,7 @@ def apply_spectral_norm(D: nn.Module) -> nn.Module:
     """Spectral normalisation of every convolution, linear layer and embedding of D (Miyato et al. 2018)."""
     from torch.nn.utils.parametrizations import spectral_norm
 
-    from ganbench.errors import GanbenchError
+    from ganbench.core.errors import GanbenchError
 
     layers = [m for m in D.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding))]
     if not layers:

@@ -16,7 +16,7 @@ from torch import nn
 
 from ganbench.nets import NETS
 from ganbench.nets.layers import SequentialCritic
-from ganbench.registry import Plugin
+from ganbench.core.registry import Plugin
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 from ganbench.nets import NETS, register_pair_check
 from ganbench.nets.karras import SQRT2, EqualConv2d, EqualLinear, check_size, lrelu, minibatch_std_map, pixel_norm
-from ganbench.registry import Plugin
+from ganbench.core.registry import Plugin
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganbench.assets import atomic_path
+from ganbench.core.assets import atomic_path
 from ganbench.report.leaderboard import Board, ModelRow
-from ganbench.track import Tracker
+from ganbench.core.track import Tracker
 
 SEVERITY_COLORS = {"failure": "tab:red", "warning": "tab:orange"}  # info-level findings are not shaded
 OWN_ARTIFACTS = ("loss_curves.png",)  # run artifacts redrawn here rather than copied

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganbench.assets import atomic_write_bytes
-from ganbench.errors import GanbenchError
-from ganbench.protocol import identity_changes
+from ganbench.core.assets import atomic_write_bytes
+from ganbench.core.errors import GanbenchError
+from ganbench.spec.protocol import identity_changes
 from ganbench.metrics import legacy_metric_name
 from ganbench.report.leaderboard import build_boards
 from ganbench.report.stats import regression_bound
-from ganbench.track import TAG_IDENTITY, Tracker
+from ganbench.core.track import TAG_IDENTITY, Tracker
 
 BASELINE_FORMAT = 2  # 1: one protocol hash over every model (``migrate_baseline`` converts it)
 # One-sided confidence of the gate: a rerun drawn from the baseline's distribution passes a metric with
@@ -217,8 +217,8 @@ def migrate_baseline(path: Path | str) -> dict:
     checking that its hash is what today's protocol, cards and Inception weights give under the old
     formula: then its numbers were measured under exactly these conditions. Only the hash and identity
     fields change. A baseline whose hash does not hold is refused: regenerate it."""
-    from ganbench.metrics.extractors import inception_weights
-    from ganbench.protocol import identity, legacy_protocol_hash, load_model, load_protocol, with_assets
+    from ganbench.extractors import inception_weights
+    from ganbench.spec.protocol import identity, legacy_protocol_hash, load_model, load_protocol, with_assets
 
     path = Path(path)
     try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 from ganbench.metrics import COMPANION_SUFFIXES, legacy_metric_name, parse_metric_name, quantity_direction
 from ganbench.report.stats import Summary, WelchResult, summarise, welch_test
 

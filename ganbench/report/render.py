@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ganbench.assets import atomic_path
-from ganbench.errors import GanbenchError
+from ganbench.core.assets import atomic_path
+from ganbench.core.errors import GanbenchError
 from ganbench.report import figures as F
 from ganbench.report.leaderboard import CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons
 from ganbench.report.stats import Summary
-from ganbench.track import Tracker
+from ganbench.core.track import Tracker
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ class Plugin:
     build: Callable[..., Any]
 
     def options(self, raw: dict[str, Any]) -> Any:
-        from ganbench.protocol import from_mapping
+        from ganbench.spec.protocol import from_mapping
 
         return from_mapping(self.options_cls, raw, f"{self.name} options")
 

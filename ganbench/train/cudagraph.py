@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ganbench.seeds import Generators
+from ganbench.spec.seeds import Generators
 
 WARMUP_STEPS = 3  # eager steps before the capture (cuDNN/cuBLAS set-up, the optimisers' lazy state)
 RTOL, ATOL = 1e-4, 1e-6  # the replayed first step vs the same step eagerly: the same kernels, so rounding at most
@@ -180,7 +180,7 @@ class StepGraph:
 
 def replay_blockers(spec, step_dependencies: list[str], loss) -> list[str]:
     """Why the step of ``spec`` cannot be replayed as a graph (empty: it can). ``step_dependencies``: what
-    G and D draw or schedule on their own (``ganbench.train.step_dependencies``)."""
+    G and D draw or schedule on their own (``ganbench.train.loop.step_dependencies``)."""
     t = spec.model.tricks
     why = list(step_dependencies)
     if hasattr(loss, "set_progress"):

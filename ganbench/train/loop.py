@@ -10,7 +10,7 @@ Every random draw (weight init, permutations, z, the gradient-penalty mix) comes
 ends with the same weights as an uninterrupted one. Reporting is decoupled from writing: the
 caller passes ``on_epoch`` and gets plain data (the generator, a summary dict).
 
-The same loop trains the seeds of one model together (:func:`train_together`, ``ganbench.seeds``):
+The same loop trains the seeds of one model together (:func:`train_together`, ``ganbench.spec.seeds``):
 G and D are then S stacked copies behind one vmapped forward, each batch is the runs' batches stacked,
 and every draw and every loss is per run; training alone is the case S = 1, with plain modules.
 """
@@ -30,15 +30,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ganbench import cudagraph
-from ganbench.assets import atomic_path, atomic_torch_save
-from ganbench.errors import GanbenchError
+from ganbench.train import cudagraph
+from ganbench.core.assets import atomic_path, atomic_torch_save
+from ganbench.core.errors import GanbenchError
 from ganbench.losses import Loss, build_loss
 from ganbench.nets import FLAT_INPUT, NETS
 from ganbench.nets.dcgan28 import init_dcgan_weights
 from ganbench.nets.layers import ConditionalGenerator, WrappedDiscriminator, apply_spectral_norm
-from ganbench.protocol import OptimSpec, RunSpec
-from ganbench.seeds import (Generators, SeedStack, optimizer_state_of, per_run_norm, seed_state,
+from ganbench.spec.protocol import OptimSpec, RunSpec
+from ganbench.spec.seeds import (Generators, SeedStack, optimizer_state_of, per_run_norm, seed_state,
                             stack_optimizer_states, unstack)
 
 RECORD_FIELDS = ("d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "d_grad_norm", "g_grad_norm")
@@ -257,7 +257,7 @@ def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.devi
 
     ``fast`` (the default) runs the same algorithm with less work: channels_last layouts, no gradients for
     D's weights during G's step (they are discarded anyway) and, on a GPU, the whole step replayed as a CUDA
-    graph where the step allows it (``ganbench.cudagraph``). Same seed, same losses as the plain path
+    graph where the step allows it (``ganbench.train.cudagraph``). Same seed, same losses as the plain path
     (``fast=False``) up to float rounding, which GAN dynamics amplify over hundreds of steps as any change
     of kernels does (tests/test_train.py states the tolerance; benchmarks/bench_train.py the speed).
 
@@ -277,7 +277,7 @@ def train_together(specs: list[RunSpec], images: torch.Tensor, run_dirs: list[Pa
                    resume: bool = False, on_epoch: list | None = None, progress: bool = True,
                    on_check: list | None = None, labels: torch.Tensor | None = None,
                    fast: bool = True, on_phase: list | None = None) -> list[TrainResult]:
-    """Train the seeds of one model under one protocol together, batched in one process (``ganbench.seeds``):
+    """Train the seeds of one model under one protocol together, batched in one process (``ganbench.spec.seeds``):
     per run the algorithm and the random draws of :func:`train` alone, up to float rounding. One run
     directory, ``on_epoch``, ``on_check`` and ``on_phase`` (or None) per spec; one TrainResult per spec. A run that
     diverges or is stopped ends there (its artifacts are kept) while the others go on. Each run's
@@ -461,7 +461,7 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, devi
     def one_step(rows: torch.Tensor, draws: Generators, sigma: float) -> torch.Tensor:
         """One G step after n_critic D steps on the data rows ``rows`` (runs x n_critic * batch) with the
         random draws of ``draws``: the step's stats, runs x len(names). No host sync, so that the fast
-        path on a GPU can replay it as a CUDA graph (``ganbench.cudagraph``)."""
+        path on a GPU can replay it as a CUDA graph (``ganbench.train.cudagraph``)."""
         nonlocal names
         acc: dict[str, torch.Tensor] = {}
         for c in range(n_critic):
@@ -517,7 +517,7 @@ def _loop(spec, data, targets, G, D, G_ema, opt_g, opt_d, loss, gens, runs, devi
     say = bar.line if bar else _silent
     phased = G if hasattr(G, "phase_index") else None  # a growing G: report the end of each phase
     phase, phase_start = (phased.phase_index(images_seen), step) if phased is not None else (None, step)
-    graph = None  # the fast path on a GPU: the step replayed as a CUDA graph (ganbench.cudagraph)
+    graph = None  # the fast path on a GPU: the step replayed as a CUDA graph (ganbench.train.cudagraph)
     backend = cudagraph.backend_for(device) if fast else None
     if backend is not None:
         blockers = cudagraph.replay_blockers(spec, step_dependencies(G, D), loss)

@@ -30,8 +30,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ganbench.errors import GanbenchError
-from ganbench.registry import Registry
+from ganbench.core.errors import GanbenchError
+from ganbench.core.registry import Registry
 
 SEVERITIES = ("info", "warning", "failure")
 LOSS_FIELDS = ("d_loss", "g_loss")
@@ -106,7 +106,7 @@ THRESHOLDS = Thresholds()
 
 def thresholds_from(overrides: dict | None) -> Thresholds:
     """The default table with some entries replaced (unknown names are errors)."""
-    from ganbench.protocol import from_mapping
+    from ganbench.spec.protocol import from_mapping
 
     base = dataclasses.asdict(THRESHOLDS)
     return from_mapping(Thresholds, {**base, **(overrides or {})}, "diagnose thresholds")
@@ -542,7 +542,7 @@ def mode_counter(dataset: str, device: torch.device | str = "cpu") -> Callable[[
         mix = MIXTURES[dataset]()
         return lambda points: int(mixture_modes(points, mix.centers, mix.sigma)["modes"])
     if dataset == "stacked-mnist":
-        from ganbench.metrics.domain import domain_classifier
+        from ganbench.extractors.domain import domain_classifier
         from ganbench.metrics.modes import stacked_modes
 
         clf = domain_classifier("mnist", device=device)
@@ -564,7 +564,7 @@ def feature_space(dataset: str, choice: str = "auto", device: torch.device | str
     if choice == "pixels":
         return dataclasses.replace(pixel_space(), modes=mode_counter(dataset, device))
     try:
-        from ganbench.metrics import domain
+        from ganbench.extractors import domain
     except ImportError:
         domain = None
     has = domain is not None and dataset in getattr(domain, "DOMAIN_DATASETS", ("mnist", "fashion-mnist"))
@@ -578,8 +578,8 @@ def feature_space(dataset: str, choice: str = "auto", device: torch.device | str
 
 def _domain_cached(domain, dataset: str) -> bool:
     """Whether the default domain classifier of ``dataset`` is already in the cache (same file name as
-    ``ganbench.metrics.domain`` writes)."""
-    from ganbench.assets import cache_dir
+    ``ganbench.extractors.domain`` writes)."""
+    from ganbench.core.assets import cache_dir
 
     try:
         key = domain.cache_key(dataset, domain.DomainRecipe())
@@ -626,14 +626,14 @@ class Monitor:
 
     def save(self, path: Path) -> Path:
         """The sample statistics so far, written atomically (at every checkpoint: a resumed run reads them)."""
-        from ganbench.assets import atomic_path
+        from ganbench.core.assets import atomic_path
 
         with atomic_path(path) as tmp:
             self.samples.to_parquet(tmp, index=False)
         return path
 
     def probe(self, step: int, G) -> None:
-        from ganbench.train import generate
+        from ganbench.train.loop import generate
 
         # a resumed run repeats the steps after its checkpoint: its probes there replace the stale ones
         self.rows = [r for r in self.rows if r["step"] < step]
@@ -682,7 +682,7 @@ class Monitor:
 
 
 def write_diagnosis(diag: Diagnosis, path: Path) -> Path:
-    from ganbench.assets import atomic_path
+    from ganbench.core.assets import atomic_path
 
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(diag.to_dict(), indent=2, sort_keys=True))
@@ -719,7 +719,7 @@ def health_monitor(spec, images: torch.Tensor, run_dir: Path, device, stop_on: s
                    on_failure: Callable[[int], None] | None = None) -> Monitor:
     """The monitor of one training run: the protocol's fixed z, the first training images as the real
     reference, the dataset's feature space, and on resume the sample statistics recorded so far."""
-    from ganbench.train import fixed_z
+    from ganbench.train.loop import fixed_z
 
     ev = spec.protocol.eval
     previous = None
@@ -734,8 +734,8 @@ def health_monitor(spec, images: torch.Tensor, run_dir: Path, device, stop_on: s
 def record_health(tracker, run_id: str, run_dir: Path, result, monitor: Monitor, title: str = "") -> Diagnosis:
     """Diagnose a finished (or stopped, or diverged) run; write and log the findings (JSON), the sample
     statistics and the timeline plot, and tag the worst severity and the first bad step."""
-    from ganbench import track
-    from ganbench.plots import timeline_plot
+    from ganbench.core import track
+    from ganbench.core.plots import timeline_plot
 
     run_dir = Path(run_dir)
     samples = monitor.samples
@@ -759,7 +759,7 @@ def diagnose_run(run_id: str, tracking_uri: str | None = None, thresholds: Thres
     """Re-diagnose a tracked run from its logged artifacts (records, sample statistics) with ``thresholds``."""
     import tempfile
 
-    from ganbench.track import Tracker
+    from ganbench.core.track import Tracker
 
     tracker = Tracker(tracking_uri)
     try:

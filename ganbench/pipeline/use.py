@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ganbench.errors import GanbenchError
-from ganbench.protocol import Identity, RunSpec
+from ganbench.core.errors import GanbenchError
+from ganbench.spec.protocol import Identity, RunSpec
 
 SLERP_EPS = 1e-6  # below this sin(angle) the endpoints are (anti)parallel and slerp's weights are 0/0: use lerp
 
@@ -58,8 +58,8 @@ class RunHandle:
 
 def _spec_from_tags(tags: dict[str, str], what: str) -> RunSpec:
     """An older run without spec.json: re-resolve its zoo card and refuse when the hash moved."""
-    from ganbench.protocol import load_protocol, resolve
-    from ganbench import track
+    from ganbench.spec.protocol import load_protocol, resolve
+    from ganbench.core import track
 
     try:
         name, model, seed, phash = (tags[k] for k in (track.TAG_PROTOCOL, track.TAG_MODEL, track.TAG_SEED,
@@ -92,9 +92,9 @@ def _load_state(path: Path) -> dict:
 def open_run(run: str, tracking_uri: str | None = None) -> RunHandle:
     """Find a run by MLflow run id or run folder: its RunSpec and checkpoint. Local files come first;
     MLflow is asked only for what the run folder lacks."""
-    from ganbench.protocol import runspec_from_dict
-    from ganbench.run import run_dir_for
-    from ganbench.track import Tracker
+    from ganbench.spec.protocol import runspec_from_dict
+    from ganbench.pipeline.run import run_dir_for
+    from ganbench.core.track import Tracker
 
     folder = Path(run)
     if folder.is_dir():
@@ -143,8 +143,8 @@ def open_run(run: str, tracking_uri: str | None = None) -> RunHandle:
 
 
 def _generator(handle: RunHandle, ema: bool, device: str | torch.device) -> nn.Module:
-    from ganbench.run import resolve_device
-    from ganbench.train import build_models
+    from ganbench.pipeline.run import resolve_device
+    from ganbench.train.loop import build_models
 
     spec = handle.spec
     key = "G_ema" if ema else "G"
@@ -201,7 +201,7 @@ def _default_out(handle: RunHandle, kind: str, seed: int | None, label: int | No
 
 
 def _write_npz(path: Path, **arrays: np.ndarray) -> Path:
-    from ganbench.assets import atomic_path
+    from ganbench.core.assets import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
@@ -216,8 +216,8 @@ def sample(run: str, n: int = 64, label: int | None = None, seed: int | None = N
     the run logged). 2D-point protocols get a scatter plot over the true modes instead of a grid.
     ``truncation``: psi of the truncation trick (style-based generators, ``ganbench.nets.stylegan``)."""
     from ganbench.data import is_points
-    from ganbench.plots import save_grid, scatter_2d
-    from ganbench.train import fixed_z, generate
+    from ganbench.core.plots import save_grid, scatter_2d
+    from ganbench.train.loop import fixed_z, generate
 
     if n < 1:
         raise GanbenchError(f"--n {n}: expected a positive number of samples")
@@ -256,8 +256,8 @@ def interpolate(run: str, pairs: int = 8, steps: int = 10, seed: int = 0, ema: b
     """A grid with one row per random pair (z0, z1) and ``steps`` columns of ``slerp(z0, z1, t)``,
     t evenly spaced in [0, 1]. A conditional model keeps one class per row (``label``, else 0, 1, ...)."""
     from ganbench.data import is_points
-    from ganbench.plots import save_grid
-    from ganbench.train import generate
+    from ganbench.core.plots import save_grid
+    from ganbench.train.loop import generate
 
     if pairs < 1 or steps < 2:
         raise GanbenchError(f"--pairs {pairs} --steps {steps}: expected at least 1 pair and 2 steps")

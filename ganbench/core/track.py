@@ -13,8 +13,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ganbench.assets import ganbench_home
-from ganbench.concurrency import file_lock
+from ganbench.core.assets import ganbench_home
+from ganbench.core.concurrency import file_lock
 
 TAG_STATUS = "ganbench.status"  # finished | diverged | failed | running
 TAG_PROTOCOL = "ganbench.protocol"
@@ -268,7 +268,7 @@ class Tracker:
             return [self.client.get_run(ref).info.run_id]
         except MlflowException:
             pass
-        from ganbench.errors import GanbenchError
+        from ganbench.core.errors import GanbenchError
 
         raise GanbenchError(f"{ref!r} is neither a run id nor an experiment in {self.uri}; "
                             "pass a run id (see `ganbench show`) or an experiment name such as ganbench/<protocol>")

@@ -32,9 +32,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ganbench.assets import atomic_torch_save, cache_dir
-from ganbench.errors import GanbenchError
-from ganbench.protocol import content_hash
+from ganbench.core.assets import atomic_torch_save, cache_dir
+from ganbench.core.errors import GanbenchError
+from ganbench.spec.protocol import content_hash
 
 ARCH_VERSION = 2  # bump when DomainNet changes: the cache key includes it
 FEATURE_DIM = 128
@@ -273,7 +273,7 @@ def held_out_confusion(clf: DomainClassifier, data_root=None) -> torch.Tensor:
     measured now, a few seconds, and written atomically)."""
     import json
 
-    from ganbench.assets import atomic_write_bytes
+    from ganbench.core.assets import atomic_write_bytes
     from ganbench.data import load_split
 
     path = confusion_path(clf)
@@ -301,7 +301,7 @@ def held_out_confusion(clf: DomainClassifier, data_root=None) -> torch.Tensor:
 def verify_classifiers() -> list["FileCheck"]:
     """Each cached classifier against the weight hash stored with it when it was trained; reads only
     (a damaged file is reported, never retrained here)."""
-    from ganbench.assets import FileCheck
+    from ganbench.core.assets import FileCheck
 
     checks = []
     for dataset in ("mnist", "fashion-mnist"):

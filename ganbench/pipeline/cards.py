@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 
 EXTRA_METRICS = ("final_d_loss", "final_g_loss", "wall_time_s")  # logged by every training run, not quality metrics
 SIGNIFICANT_DIGITS = 6  # the card is for reading; MLflow keeps the full values
@@ -139,8 +139,8 @@ def _same(a: Any, b: Any) -> bool:
 def write_card(path: Path, protocol: str, table: dict[str, Any]) -> None:
     """Replace ``[results.<protocol>]`` of the card at ``path``; untouched unless the result re-parses
     to the old card with exactly this sub-table changed, and still loads as a model card."""
-    from ganbench.assets import atomic_write_bytes
-    from ganbench.protocol import ModelSpec, from_mapping
+    from ganbench.core.assets import atomic_write_bytes
+    from ganbench.spec.protocol import ModelSpec, from_mapping
 
     old_text = path.read_text(encoding="utf-8")
     new_text = splice(old_text, protocol, results_block(protocol, table))
@@ -163,9 +163,9 @@ def update_cards(models: list[str], protocol: str, tracking_uri: str | None = No
     """Write each model's ``[results.<protocol>]`` from its finished MLflow runs of ``protocol``.
 
     Cards are ``<zoo_dir>/<model>.toml``, or found like ``load_model`` does (``GANBENCH_ZOO_PATH``, shipped zoo)."""
-    from ganbench.protocol import find_spec_file
+    from ganbench.spec.protocol import find_spec_file
     from ganbench.report.leaderboard import migrate_legacy_names
-    from ganbench.track import Tracker, experiment_name
+    from ganbench.core.track import Tracker, experiment_name
 
     name = Path(protocol).stem if protocol.endswith(".toml") else protocol
     tracker = Tracker(tracking_uri)

@@ -26,7 +26,7 @@ from typing import Iterator
 
 import torch
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 
 THREADS_ENV = "GANBENCH_THREADS"  # a fixed thread count per run; 0 or unset: the automatic share
 RECHECK_S = 2.0  # how often a training run re-counts its neighbours: a directory listing, cheap at this pace

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 
-from ganbench.assets import atomic_torch_save, atomic_write_bytes, ganbench_home
-from ganbench.concurrency import ThreadShare, fixed_threads
+from ganbench.core.assets import atomic_torch_save, atomic_write_bytes, ganbench_home
+from ganbench.core.concurrency import ThreadShare, fixed_threads
 from ganbench.data import ImageSet, load_split
 from ganbench.diagnose import SAMPLE_STATS_FILE, health_monitor, record_health
-from ganbench.errors import GanbenchError
-from ganbench.protocol import Protocol, RunSpec, load_protocol, resolve
-from ganbench import track
+from ganbench.core.errors import GanbenchError
+from ganbench.spec.protocol import Protocol, RunSpec, load_protocol, resolve
+from ganbench.core import track
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ def write_extras(extras: dict, folder: Path) -> list[Path]:
     """The metrics' non-scalar by-products as files: image tensors as PNG grids, the rest as JSON."""
     import json
 
-    from ganbench.assets import atomic_write_bytes
-    from ganbench.plots import save_grid
+    from ganbench.core.assets import atomic_write_bytes
+    from ganbench.core.plots import save_grid
 
     paths = []
     for name, value in extras.items():
@@ -97,11 +97,11 @@ def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int
     """Train and evaluate every (model, seed) of a protocol; returns one outcome per run. ``stop_on``
     ("failure" | "warning") ends a run early when the health diagnostics find that severity;
     ``overrides`` (dotted keys such as ``tricks.ema``) change the chosen models' cards for this run;
-    ``fast=False`` trains on the plain path (see ``ganbench.train.train``); ``together`` trains each
-    model's seeds together in one process (``ganbench.seeds``), each still its own MLflow run.
+    ``fast=False`` trains on the plain path (see ``ganbench.train.loop.train``); ``together`` trains each
+    model's seeds together in one process (``ganbench.spec.seeds``), each still its own MLflow run.
     ``resume`` continues each run from its last checkpoint, starts one that has none, and leaves a
     finished run as it is. ``threads`` fixes torch's threads per run (default: a fair share of the
-    cores among the ganbench runs alive on this machine, see ``ganbench.concurrency``)."""
+    cores among the ganbench runs alive on this machine, see ``ganbench.core.concurrency``)."""
     fixed_threads(threads)  # a bad --threads or GANBENCH_THREADS is refused before any work
     proto = load_protocol(protocol)
     dev = resolve_device(device)
@@ -144,8 +144,8 @@ def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: b
     """Start (or on resume reopen) the run's MLflow run and folder; the per-epoch reporting callback."""
     from ganbench.data import is_points
     from ganbench.data.synthetic import MIXTURES
-    from ganbench.plots import save_grid, scatter_2d
-    from ganbench.train import fixed_z, generate
+    from ganbench.core.plots import save_grid, scatter_2d
+    from ganbench.train.loop import fixed_z, generate
 
     run_dir = run_dir_for(spec)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -248,7 +248,7 @@ def _finished(spec: RunSpec, tracker: track.Tracker) -> RunOutcome | None:
 def _train_group(specs: list[RunSpec], data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
                  data_root=None, progress: bool = True, stop_on: str | None = None, fast: bool = True,
                  threads: int | None = None) -> list[RunOutcome]:
-    from ganbench.train import build_models, check_batchable, check_together, checkpoint_path, train_together
+    from ganbench.train.loop import build_models, check_batchable, check_together, checkpoint_path, train_together
 
     if len(specs) > 1:  # refuse before any MLflow run exists
         check_together(specs)
@@ -302,8 +302,8 @@ def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, d
     checkpoint and the protocol's evaluation; the MLflow run ends with the run's status."""
     from ganbench.metrics import evaluate
     from ganbench.data import is_points
-    from ganbench.plots import loss_plot
-    from ganbench.train import fixed_labels, fixed_z, generate, num_classes
+    from ganbench.core.plots import loss_plot
+    from ganbench.train.loop import fixed_labels, fixed_z, generate, num_classes
 
     spec, run_id, run_dir, ev = op.spec, op.run_id, op.run_dir, op.spec.protocol.eval
     points = is_points(spec.protocol.data.dataset)

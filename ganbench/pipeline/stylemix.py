@@ -3,7 +3,7 @@ arXiv:1812.04948, sec. 3.1, Fig. 3).
 
 Row i takes the coarse styles (the first ``cutoff`` style inputs: by default the layers up to 8x8) from
 w_i, column j the fine styles (the rest) from w_j; the first row and column show the two sources alone.
-The run is opened like ``ganbench sample`` (``ganbench.use``); w may be truncated (psi) first.
+The run is opened like ``ganbench sample`` (``ganbench.pipeline.use``); w may be truncated (psi) first.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ganbench.errors import GanbenchError
-from ganbench.use import Samples, _generator, open_run
+from ganbench.core.errors import GanbenchError
+from ganbench.pipeline.use import Samples, _generator, open_run
 
 BLANK = 255  # the empty top-left cell
 
@@ -21,7 +21,7 @@ BLANK = 255  # the empty top-left cell
 def mixing_grid(G, w_rows: torch.Tensor, w_cols: torch.Tensor, cutoff: int, batch_size: int = 256) -> torch.Tensor:
     """uint8 (rows + 1) * (cols + 1) images, row-major: the sources on the first row and column, the mixes inside."""
     from ganbench.nets.stylegan import style_mix_ws
-    from ganbench.train import to_uint8
+    from ganbench.train.loop import to_uint8
 
     def draw(ws: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -43,7 +43,7 @@ def style_mix(run: str, rows: int = 4, cols: int = 6, seed: int = 0, cutoff: int
     """A PNG style-mixing grid of a run's style-based generator: ``rows`` + ``cols`` random w (from ``seed``),
     coarse styles (style inputs [0, cutoff)) from the row's w, fine ones from the column's."""
     from ganbench.nets.stylegan import StyleGenerator, truncate
-    from ganbench.plots import save_grid
+    from ganbench.core.plots import save_grid
 
     if rows < 1 or cols < 1:
         raise GanbenchError(f"--rows {rows} --cols {cols}: expected at least one row and one column")

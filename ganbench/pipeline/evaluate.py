@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ganbench import track
-from ganbench.errors import GanbenchError
+from ganbench.core import track
+from ganbench.core.errors import GanbenchError
 from ganbench.metrics import MetricResult
 
 
@@ -32,8 +32,8 @@ def eval_protocol(protocol: str, samples: str | None = None, generator: str | No
     ``value_range``: the range of float samples, e.g. (0, 1) (see ``ganbench.metrics.samples``)."""
     from ganbench.metrics import Sampler, evaluate, mlflow_metrics, mlflow_tags
     from ganbench.metrics.samples import load_generator, load_samples, samples_from_generator
-    from ganbench.protocol import identity, load_protocol, to_plain, with_assets
-    from ganbench.run import resolve_device, versions
+    from ganbench.spec.protocol import identity, load_protocol, to_plain, with_assets
+    from ganbench.pipeline.run import resolve_device, versions
 
     if (samples is None) == (generator is None):
         raise GanbenchError("give exactly one of --samples PATH or --generator module:function (with --checkpoint)")

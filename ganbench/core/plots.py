@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ganbench.assets import atomic_path
+from ganbench.core.assets import atomic_path
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:

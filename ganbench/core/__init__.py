@@ -1,0 +1,1 @@
+"""Foundations: errors, pinned assets, registries, MLflow I/O, locks and thread shares, image files."""

@@ -1,0 +1,1 @@
+"""The pipeline: run, evaluate, sweep, use a finished run; composes the layers below."""

@@ -1,0 +1,1 @@
+"""Specification: protocol and model-card parsing, validation, identity, seeds and z."""
