@@ -34,7 +34,8 @@ import torch.nn.functional as F
 
 def torchvision_root(folder: Path) -> Path:
     """torchvision's FashionMNIST layout (root/FashionMNIST/raw/<idx files>) from ganbench's verified files."""
-    from ganbench.data import _find_file, get_dataset
+    from ganbench.data import get_dataset
+    from ganbench.data.idx import _find_file
 
     raw = folder / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)

@@ -33,10 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.core.registry import Plugin, Registry
+from ganbench.core.registry import LOSSES, Plugin
 from ganbench.spec.seeds import rand
 
-LOSSES: Registry[Plugin] = Registry("loss")
 Stats = dict[str, torch.Tensor]
 
 

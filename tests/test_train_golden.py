@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ganbench.metrics.reads import evaluation_assets
+from ganbench.spec.protocol import evaluation_assets
 from ganbench.pipeline.run import training_images
 from ganbench.spec.protocol import identity, load_model, load_protocol, resolve
 from ganbench.train.loop import fixed_z, generate, train

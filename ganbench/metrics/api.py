@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.metrics import MetricResult, metric_name, parse_metric
+from ganbench.data import get_dataset, is_points, load_split, resize_images
 from ganbench.extractors import FeatureSource, feature_source
+from ganbench.metrics.base import MetricResult, metric_name, parse_metric
 from ganbench.metrics.reference import (cached_features, check_comparable, gaussian_statistics, manifest,
                                         reference_images)
 from ganbench.spec.protocol import Protocol
@@ -40,10 +41,8 @@ class Sampler:
 class _SplitTooSmall(Exception):
     """The floor's split has fewer images than the sample count: no floor (not an error)."""
 
-
 class EvalContext:
     """Lazily computed, shared inputs of the metrics of one evaluation."""
-
     def __init__(self, samples: torch.Tensor, protocol: Protocol, device: torch.device, data_root=None,
                  labels: torch.Tensor | None = None, generator: Sampler | None = None):
         self.samples = samples
@@ -57,9 +56,8 @@ class EvalContext:
         self.reference_split = protocol.eval.reference_split
         self.reference_name = f"{self.dataset}/{self.reference_split}"
         self.floor_split = OTHER_SPLIT[self.reference_split]
-        from ganbench.data import native_size
 
-        native = native_size(self.dataset)
+        native = get_dataset(self.dataset).image_size  # 0 for 2D points
         self.resize_to = protocol.data.image_size if native and protocol.data.image_size != native else None
         self._sources: dict[str, FeatureSource] = {}
         self._sides: dict[tuple[str, str], dict] = {}
@@ -99,7 +97,6 @@ class EvalContext:
             imgs = reference_images(self.dataset, split, self.num_samples, self.protocol.eval.reference_seed,
                                     self.data_root)
             if self.resize_to is not None:
-                from ganbench.data import resize_images
 
                 imgs = resize_images(imgs, self.resize_to)
             return src.extract(imgs, bs)
@@ -114,7 +111,6 @@ class EvalContext:
         return {**side, "manifest": man}
 
     def split_size(self, split: str) -> int:
-        from ganbench.data import load_split
 
         return len(load_split(self.dataset, split, self.data_root).images)
 
@@ -160,7 +156,6 @@ class EvalContext:
 
 
 def check_samples(samples: torch.Tensor, protocol: Protocol, num_samples: int | None = None) -> None:
-    from ganbench.data import is_points
 
     d = protocol.data
     n = protocol.eval.num_samples if num_samples is None else num_samples

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganbench.metrics import MetricResult, metric_name, reads_domain, register_metric
 from ganbench.extractors.domain import HELD_OUT_SPLIT
+from ganbench.metrics.base import MetricResult, metric_name, reads_domain, register_metric
 from ganbench.metrics.fid import frechet_distance
 from ganbench.metrics.reference import gaussian_statistics, reference_labels
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
 
-from ganbench.metrics import MetricResult, register_metric
+from ganbench.metrics.base import MetricResult, register_metric
 from ganbench.metrics.reference import gaussian_statistics  # noqa: F401  (re-exported: the FID statistics)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 
-from ganbench.metrics import MetricResult, register_metric
+from ganbench.metrics.base import MetricResult, register_metric
 
 SPLITS = 10
 RNG_SEED = 2020  # torch-fidelity's default shuffle seed

@@ -31,7 +31,7 @@ import math
 import torch
 from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
-from ganbench.metrics import MetricResult, register_metric
+from ganbench.metrics.base import MetricResult, register_metric
 
 SUBSETS = 100  # torch-fidelity's and Bińkowski et al.'s defaults
 SUBSET_SIZE = 1000

@@ -29,6 +29,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import binomtest, rankdata
+
+from ganbench.core.errors import GanbenchError
+from ganbench.data import load_data
+from ganbench.extractors.domain import has_domain_classifier
+from ganbench.metrics.base import MetricResult, metric_name, register_metric
 
 # Detection thresholds (one table). Sources: the copy threshold is the 1st percentile of the
 # test-to-train distances by definition, so a non-copying model has ~1% suspected copies; a share
@@ -112,8 +118,6 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 20, seed: int = 0) -> torch.Ten
 
 def mann_whitney_z(q: np.ndarray, p: np.ndarray) -> float:
     """z-score of U = #{(i, j): q_j > p_i} (+1/2 per tie) under H0 (no continuity correction)."""
-    from scipy.stats import rankdata
-
     m, n = len(q), len(p)
     ranks = rankdata(np.concatenate([q, p]))
     u = ranks[:m].sum() - m * (m + 1) / 2
@@ -158,7 +162,6 @@ class MemorisationReport:
 
 class Partition:
     """k-means cells of the training set (2x2 block-sum space, cheap and faithful to the L1 geometry)."""
-
     def __init__(self, train: torch.Tensor, num_cells: int, seed: int, fit_size: int = 10000):
         feats = _block_sums(train)
         gen = torch.Generator().manual_seed(seed)
@@ -173,7 +176,6 @@ class Partition:
 
 
 def copies_detected(share: float, n: int) -> bool:
-    from scipy.stats import binomtest
 
     rate = THRESHOLDS["copy_percentile"] / 100
     return binomtest(round(share * n), n, rate, alternative="greater").pvalue < THRESHOLDS["copies_p_value"]
@@ -265,13 +267,11 @@ def pair_grid(samples: torch.Tensor, train: torch.Tensor, report: MemorisationRe
 
 # ----------------------------------------------------------------------------- registered metric
 
-from ganbench.metrics import MetricResult, metric_name, register_metric  # noqa: E402
 
 
 def check_calibration_split(searched: str, calibration: str) -> None:
     """The copy threshold and C_T compare samples with held-out images; images of the searched split are at
     distance 0 from it, so calibrating on that split sets the threshold to 0 and hides every copy."""
-    from ganbench.core.errors import GanbenchError
 
     if calibration == searched:
         raise GanbenchError(f"eval.reference_split = {calibration!r} is the split searched for copies (data.split = "
@@ -281,9 +281,7 @@ def check_calibration_split(searched: str, calibration: str) -> None:
 
 def _reads(extractor: str, dataset: str) -> tuple[str, ...]:
     """Pixels always; the domain classifier's features on its own datasets (``feature_copies``)."""
-    from ganbench.data import DATASETS
-
-    return ("domain",) if dataset in DATASETS else ()
+    return ("domain",) if has_domain_classifier(dataset) else ()
 
 
 @register_metric("memorisation", higher_is_better=False, reads=_reads,
@@ -291,7 +289,6 @@ def _reads(extractor: str, dataset: str) -> tuple[str, ...]:
 def memorisation(ctx, extractor: str) -> list[MetricResult]:
     """Suspected copies and C_T against the protocol's training images, with the held-out reference split
     as the non-copying baseline."""
-    from ganbench.data import DATASETS, load_data
 
     searched = ctx.protocol.data.split
     check_calibration_split(searched, ctx.reference_split)
@@ -319,7 +316,7 @@ def memorisation(ctx, extractor: str) -> list[MetricResult]:
                             floor_reference=floor_ref if floor is not None else "", **kw)
 
     out = [result("copies_l1", rep.suspected_copies, False, rep.floor["copies"])]
-    if ctx.dataset in DATASETS:  # nearest neighbours in the domain classifier's feature space too
+    if has_domain_classifier(ctx.dataset):  # nearest neighbours in the domain classifier's feature space too
         src = ctx.source("domain")
         share, floor = feature_copies(ctx.samples, train, held_out, lambda images: src.extract(images, 1000)["features"])
         ctx.extras["memorisation"]["domain_suspected_copies"] = share

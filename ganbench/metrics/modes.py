@@ -43,6 +43,12 @@ import math
 
 import numpy as np
 import torch
+from scipy.stats import false_discovery_control, nbinom, poisson
+
+from ganbench.core.errors import GanbenchError
+from ganbench.data.synthetic import MIXTURES
+from ganbench.extractors.domain import domain_classifier, held_out_confusion
+from ganbench.metrics.base import MetricResult, metric_name, reads_nothing, register_metric
 
 # Thresholds of the mode counts (one table), each with its source.
 THRESHOLDS = {
@@ -151,7 +157,6 @@ def excess_p_values(hits: torch.Tensor, lam: torch.Tensor, var: torch.Tensor) ->
     """P(X >= hits) for X the hits confusion alone gives: Poisson(rate) with the rate uncertain (mean lam,
     variance var), i.e. a negative binomial of mean lam and variance lam + var (the Poisson-gamma mixture
     matched in two moments); a plain Poisson where var is negligible."""
-    from scipy.stats import nbinom, poisson
 
     k, lam, var = hits.double().numpy() - 1, lam.numpy(), var.numpy()
     lam = np.maximum(lam, 1e-300)
@@ -166,7 +171,6 @@ def excess_p_values(hits: torch.Tensor, lam: torch.Tensor, var: torch.Tensor) ->
 def corrected_modes(hits: torch.Tensor, confusion: torch.Tensor) -> dict[str, object]:
     """Modes present beyond classifier confusion, from the histogram of predicted modes (1000) and the
     classifier's held-out digit confusion counts (10 x 10, rows = true digit)."""
-    from scipy.stats import false_discovery_control
 
     alpha = confusion_posterior(confusion)
     n = em_mode_counts(hits, triple_confusion(alpha / alpha.sum(1, keepdim=True)))
@@ -202,7 +206,6 @@ def stacked_modes(samples: torch.Tensor, classifier, confusion: torch.Tensor | N
     """Mode statistics of uint8 N x 3 x 28 x 28 stacked-MNIST samples under an MNIST classifier; ``confusion``
     defaults to the classifier's held-out confusion counts."""
     if confusion is None:
-        from ganbench.extractors.domain import held_out_confusion
 
         confusion = held_out_confusion(classifier)
     return mode_statistics(*classify_channels(samples, classifier), confusion)
@@ -210,7 +213,6 @@ def stacked_modes(samples: torch.Tensor, classifier, confusion: torch.Tensor | N
 
 # ----------------------------------------------------------------------------- registered metrics
 
-from ganbench.metrics import MetricResult, metric_name, reads_nothing, register_metric  # noqa: E402
 
 
 def _results(ctx, values: dict[str, tuple[float, bool]], extractor: str, weights: str) -> list[MetricResult]:
@@ -224,8 +226,6 @@ def _results(ctx, values: dict[str, tuple[float, bool]], extractor: str, weights
 def modes2d(ctx, extractor: str) -> list[MetricResult]:
     """PacGAN's 2D-mixture metrics (needs a ring8/grid25 protocol): ``modes_hq`` (modes hit by a high-quality
     sample), ``hq_share`` and ``reverse_kl``."""
-    from ganbench.data.synthetic import MIXTURES
-    from ganbench.core.errors import GanbenchError
 
     if ctx.dataset not in MIXTURES:
         raise GanbenchError(f"metric 'modes2d' needs a 2D-mixture dataset ({', '.join(MIXTURES)}), not {ctx.dataset!r}")
@@ -242,8 +242,6 @@ def modes2d(ctx, extractor: str) -> list[MetricResult]:
 def mode_coverage(ctx, extractor: str) -> list[MetricResult]:
     """Stacked-MNIST modes under the MNIST domain classifier (needs a stacked-mnist protocol): PacGAN's count,
     the confident count, the count corrected for the classifier's confusion, PacGAN's KL, confident channels."""
-    from ganbench.core.errors import GanbenchError
-    from ganbench.extractors.domain import domain_classifier, held_out_confusion
 
     if ctx.dataset != "stacked-mnist" or ctx.samples.shape[1] != 3:
         raise GanbenchError(f"metric 'mode_coverage' needs stacked-MNIST samples (N x 3 x 28 x 28), not {ctx.dataset!r}")

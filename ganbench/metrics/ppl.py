@@ -1,6 +1,5 @@
 """Perceptual path length, measured in the domain classifier's feature space (Karras et al. 2019,
 arXiv:1812.04948, sec. 3.2):
-
     l_Z = E[ d(G(slerp(z1, z2; t)), G(slerp(z1, z2; t + eps))) ] / eps^2          (eq. 2)
     l_W = E[ d(g(lerp(f(z1), f(z2); t)), g(lerp(f(z1), f(z2); t + eps))) ] / eps^2  (eq. 3)
 
@@ -27,7 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganbench.metrics import MetricResult, metric_name, reads_domain, register_metric
+from ganbench.core.errors import GanbenchError
+from ganbench.extractors import domain_extractor_name
+from ganbench.extractors.domain import domain_classifier
+from ganbench.metrics.base import MetricResult, metric_name, reads_domain, register_metric
+from ganbench.spec.seeds import slerp  # Shoemake 1985, the interpolation `ganbench interpolate` draws
 
 EPSILON = 1e-4  # Karras et al. 2019, sec. 3.2
 PERCENTILES = (1.0, 99.0)  # the official code's outlier filter
@@ -37,12 +40,6 @@ Images = Callable[[torch.Tensor], torch.Tensor]
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return a + (b - a) * t
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    from ganbench.pipeline.use import slerp as great_circle  # Shoemake 1985, the interpolation `ganbench interpolate` draws
-
-    return great_circle(a, b, t)
 
 
 def path_distances(synthesize: Images, features: Images, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor,
@@ -97,9 +94,6 @@ def path_length(G: nn.Module, z_dim: int, features: Images, n: int, gen: torch.G
 
 def domain_float_features(dataset: str, device: torch.device) -> tuple[Images, str, str]:
     """(float images in [-1, 1] -> domain features, extractor name, weights hash)."""
-    from ganbench.extractors.domain import domain_classifier
-    from ganbench.extractors import domain_extractor_name
-
     clf = domain_classifier(dataset, device)
 
     def features(x: torch.Tensor) -> torch.Tensor:
@@ -126,9 +120,6 @@ def _why_not(ctx) -> str | None:
 @register_metric("ppl", higher_is_better=False, reads=reads_domain, quantities={"ppl_w": False, "ppl_z": False})
 def ppl(ctx, extractor: str) -> list[MetricResult]:
     """Always in the domain classifier's feature space, whatever ``extractor`` (see the module docstring)."""
-    from ganbench.core.errors import GanbenchError
-    from ganbench.extractors import domain_extractor_name
-
     n = ctx.num_samples
     common = dict(higher_is_better=False, num_samples=n, reference=f"{ctx.dataset} domain-classifier features")
     why = _why_not(ctx)

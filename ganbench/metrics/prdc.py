@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 
-from ganbench.metrics import MetricResult, register_metric
+from ganbench.metrics.base import MetricResult, register_metric
 
 PR_K = 3
 DC_K = 5

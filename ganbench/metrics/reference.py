@@ -20,10 +20,11 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch_fidelity
 
 from ganbench.core.assets import atomic_write_bytes, cache_dir
-from ganbench.data import load_split
 from ganbench.core.errors import GanbenchError
+from ganbench.data import load_split
 from ganbench.spec.protocol import content_hash
 
 ARRAYS = ("features", "logits", "mu", "sigma")
@@ -51,8 +52,6 @@ def reference_labels(dataset: str, split: str, num_samples: int, seed: int, data
 
 def manifest(dataset: str, split: str, num_samples: int, seed: int, source) -> dict:
     """Provenance of one set of features (``source`` is an ``extractors.FeatureSource``)."""
-    import torch_fidelity
-
     return {"dataset": dataset, "split": split, "num_samples": num_samples, "seed": seed,
             "extractor": source.name, "weights_sha256": source.weights_sha256, "resize": source.resize,
             "layer": source.layer, "logits": source.logits_unavailable is None,  # IS needs them: part of the key

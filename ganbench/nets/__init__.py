@@ -7,21 +7,11 @@ per sample (a logit or a critic value: the loss plug-in decides what it means).
 
 from typing import Any, Callable
 
-from ganbench.core.registry import Plugin, Registry
-
-NETS: Registry[Plugin] = Registry("architecture")
-# (g_arch, g_options, d_arch, d_options) -> None, raising GanbenchError when a G/D pair does not fit together
-PAIR_CHECKS: list[Callable[[str, Any, str, Any], None]] = []
+from ganbench.core.registry import NET_PAIR_CHECKS, NETS, Plugin, check_net_pair as check_pair  # noqa: F401
 
 
 def register_pair_check(check: Callable[[str, Any, str, Any], None]) -> None:
-    PAIR_CHECKS.append(check)
-
-
-def check_pair(g_arch: str, g_options: Any, d_arch: str, d_options: Any) -> None:
-    """Constraints between a model's G and D options (e.g. progan's shared growing schedule)."""
-    for check in PAIR_CHECKS:
-        check(g_arch, g_options, d_arch, d_options)
+    NET_PAIR_CHECKS.append(check)
 
 
 from ganbench.nets import dcgan28, dcgan64, mlp, progan, stylegan  # noqa: E402,F401  (registers their entries)

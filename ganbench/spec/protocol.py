@@ -7,7 +7,7 @@ tricks. ``resolve`` turns both into a :class:`RunSpec` with every default writte
 A run's :class:`Identity` is that of one (protocol, model) pair, computed by :func:`identity` only:
 the protocol's own fields (not its seeds, description or model list), the one model's explicit
 hyper-parameters, and the SHA-256 of every weight file and dataset file its evaluation reads
-(``ganbench.metrics.reads``). Seeds are replicates of one condition, and the protocol's other
+(:func:`evaluation_assets`). Seeds are replicates of one condition, and the protocol's other
 models are other conditions: neither is part of it. Results are compared only between runs of
 equal identity; the identity's parts say what changed when two differ.
 """
@@ -19,14 +19,14 @@ import hashlib
 import json
 import os
 import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ganbench.core.errors import GanbenchError
+from ganbench.core.options import from_mapping
+from ganbench.core.registry import DATASETS, EXTRACTORS, LOSSES, METRICS, NETS, check_net_pair
 
 # --------------------------------------------------------------------------- dataclasses
 
@@ -142,68 +142,6 @@ class ModelSpec:
 # --------------------------------------------------------------------------- strict loading
 
 
-def _check_type(value: Any, hint: Any, where: str) -> Any:
-    """Validate ``value`` against a dataclass field type; return it converted (lists -> tuples)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check_type(value, arg, where)
-            except GanbenchError:
-                pass
-        raise GanbenchError(f"{where}: expected {_name(hint)}, got {value!r}")
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)):
-            raise GanbenchError(f"{where}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise GanbenchError(f"{where}: expected a list of {len(args)} values, got {value!r}")
-        return tuple(_check_type(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise GanbenchError(f"{where}: expected a table, got {value!r}")
-        return dict(value)
-    if dataclasses.is_dataclass(hint):
-        return from_mapping(hint, value, where)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is Any:
-        return value
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise GanbenchError(f"{where}: expected {_name(hint)}, got {value!r}")
-    return value
-
-
-def _name(hint: Any) -> str:
-    return getattr(hint, "__name__", str(hint).replace("typing.", ""))
-
-
-def from_mapping(cls: type, mapping: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a TOML table, rejecting unknown keys and wrong types."""
-    if not isinstance(mapping, dict):
-        raise GanbenchError(f"{where}: expected a table, got {mapping!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - set(fields))
-    if unknown:
-        raise GanbenchError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(fields)}")
-    kwargs = {}
-    for name, f in fields.items():
-        key = f"{where}.{name}" if where else name
-        if name in mapping:
-            kwargs[name] = _check_type(mapping[name], hints[name], key)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise GanbenchError(f"{where}: missing required key {name!r} ({_name(hints[name])})")
-    return cls(**kwargs)
-
-
 def _read_toml(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
@@ -264,21 +202,18 @@ def load_model(name_or_path: str) -> ModelSpec:
 
 
 def _validate_protocol(p: Protocol, path: Path) -> None:
-    from ganbench.data import SPLIT_FILES, dataset_names
-
     def need(ok: bool, key: str, expected: str) -> None:
         if not ok:
             raise GanbenchError(f"{path}: {key}: expected {expected}")
 
-    if p.data.dataset not in dataset_names():
-        raise GanbenchError(f"{path}: data.dataset: Unknown dataset {p.data.dataset!r}. Available: {', '.join(dataset_names())}")
-    need(p.data.split in SPLIT_FILES, "data.split", f"one of {list(SPLIT_FILES)}")
-    need(p.eval.reference_split in SPLIT_FILES, "eval.reference_split", f"one of {list(SPLIT_FILES)}")
+    if p.data.dataset not in DATASETS:
+        raise GanbenchError(f"{path}: data.dataset: Unknown dataset {p.data.dataset!r}. Available: {', '.join(sorted(DATASETS))}")
+    ds = DATASETS[p.data.dataset]
+    need(p.data.split in ds.splits, "data.split", f"one of {list(ds.splits)}")
+    need(p.eval.reference_split in ds.splits, "eval.reference_split", f"one of {list(ds.splits)}")
     need(p.data.subset is None or p.data.subset > 0, "data.subset", "a positive number of images")
-    from ganbench.data import native_size
-
-    if native_size(p.data.dataset):
-        need(p.data.channels == 1, "data.channels", f"1 ({p.data.dataset} is grayscale)")
+    if not ds.points:
+        need(p.data.channels == ds.channels, "data.channels", f"{ds.channels} (the channels of {ds.name}'s images)")
         need(8 <= p.data.image_size <= 256, "data.image_size", "a size in [8, 256] (images are resized to it)")
     need(p.train.epochs > 0, "train.epochs", "a positive integer")
     need(p.train.batch_size > 0, "train.batch_size", "a positive integer")
@@ -286,14 +221,12 @@ def _validate_protocol(p: Protocol, path: Path) -> None:
     need(len(p.models) > 0, "models", "at least one zoo model name")
     need(len(p.seeds) > 0, "seeds", "at least one seed")
     need(len(set(p.seeds)) == len(p.seeds), "seeds", "distinct seeds")
-    from ganbench.metrics import METRICS
-    from ganbench.extractors import EXTRACTORS
-
-    need(p.eval.extractor in EXTRACTORS, "eval.extractor", f"one of {list(EXTRACTORS)}, got {p.eval.extractor!r}")
+    extractors = sorted(EXTRACTORS)
+    need(p.eval.extractor in EXTRACTORS, "eval.extractor", f"one of {extractors}, got {p.eval.extractor!r}")
     for m in p.eval.metrics:
         name, _, extractor = m.partition("@")
         need(name in METRICS and extractor in ("", *EXTRACTORS), "eval.metrics",
-             f"names from {sorted(METRICS)}, optionally as name@extractor with an extractor from {list(EXTRACTORS)}, got {m!r}")
+             f"names from {sorted(METRICS)}, optionally as name@extractor with an extractor from {extractors}, got {m!r}")
     if any(m.partition("@")[0] == "memorisation" for m in p.eval.metrics):  # it calibrates on held-out images
         need(p.eval.reference_split != p.data.split, "eval.reference_split",
              f"a split other than data.split ({p.data.split!r}, the images memorisation searches for copies)")
@@ -302,9 +235,6 @@ def _validate_protocol(p: Protocol, path: Path) -> None:
 
 
 def _validate_model(m: ModelSpec, path: Path) -> None:
-    from ganbench.losses import LOSSES
-    from ganbench.nets import NETS, check_pair
-
     for role, net in (("generator", m.generator), ("discriminator", m.discriminator)):
         if net.arch not in NETS:
             raise GanbenchError(f"{path}: {role}.arch: unknown architecture {net.arch!r}; available: {', '.join(sorted(NETS))}")
@@ -323,7 +253,7 @@ def _validate_model(m: ModelSpec, path: Path) -> None:
         NETS[m.generator.arch].resolve_options(m.generator.options)
         NETS[m.discriminator.arch].resolve_options(m.discriminator.options)
         LOSSES[m.loss.name].resolve_options(m.loss.options)
-        check_pair(m.generator.arch, NETS[m.generator.arch].options(m.generator.options),
+        check_net_pair(m.generator.arch, NETS[m.generator.arch].options(m.generator.options),
                    m.discriminator.arch, NETS[m.discriminator.arch].options(m.discriminator.options))
     except GanbenchError as err:
         raise GanbenchError(f"{path}: {err}") from err
@@ -450,9 +380,6 @@ def to_plain(obj: Any) -> Any:
 
 def _model_for_hash(m: ModelSpec) -> dict:
     """A model's explicit hyper-parameters: options with plug-in defaults filled in, card results left out."""
-    from ganbench.losses import LOSSES
-    from ganbench.nets import NETS
-
     full = dataclasses.replace(
         m,
         generator=NetSpec(m.generator.arch, NETS[m.generator.arch].resolve_options(m.generator.options)),
@@ -487,7 +414,7 @@ def _protocol_fields(protocol: Protocol) -> dict:
 def identity(protocol: Protocol, model: ModelSpec | None, assets: dict[str, str]) -> Identity:
     """The identity of (``protocol``, ``model``): the one place it is computed. ``assets`` maps
     "weights/..." and "data/..." names to the SHA-256 of every file the evaluation reads
-    (``ganbench.metrics.reads.evaluation_assets``). ``model`` None: samples from outside the zoo
+    (:func:`evaluation_assets`). ``model`` None: samples from outside the zoo
     (``ganbench eval``), identified by the protocol side alone."""
     parts = {"protocol": content_hash(_protocol_fields(protocol)), **dict(sorted(assets.items()))}
     shared = content_hash(parts)
@@ -536,11 +463,40 @@ def legacy_protocol_hash(protocol: Protocol, models: dict[str, ModelSpec]) -> st
     return content_hash(plain)
 
 
+# --------------------------------------------------------------------------- what the evaluation reads
+# Each metric declares in the registry which networks it reads (``MetricDef.reads``); the protocol's
+# metric list thus says which weights matter: the Inception weights only when a metric measures in
+# Inception's space, a domain classifier when a metric measures in its space (``metric@domain``, the
+# conditional metrics, memorisation's feature copies, mode coverage, PPL). The dataset files are
+# those the training data and the reference split come from, by their pinned hashes. A protocol that
+# reads no Inception never opens the Inception file, so a damaged one cannot block it.
+
+
+def networks_read(protocol: Protocol) -> list[tuple[str, str]]:
+    """(extractor, dataset) of every network the protocol's metrics read, in first-use order:
+    ("inception-v3-compat", "") or ("domain", <dataset of the classifier>)."""
+    out: list[tuple[str, str]] = []
+    for spec in protocol.eval.metrics:
+        name, _, extractor = spec.partition("@")
+        for read in METRICS[name].reads(extractor or protocol.eval.extractor, protocol.data.dataset):
+            kind, _, dataset = read.partition(":")
+            key = (kind, dataset or protocol.data.dataset) if EXTRACTORS[kind].per_dataset else (kind, "")
+            if key not in out:
+                out.append(key)
+    return out
+
+
+def evaluation_assets(protocol: Protocol, stand_in: str | None = None) -> dict[str, str]:
+    """"weights/<network>" and "data/<dataset>/<file>" -> SHA-256 for everything the protocol reads.
+    ``stand_in``: a hash used for every weight file instead of reading it (tests that never evaluate);
+    otherwise a missing domain classifier is trained once, missing Inception weights are fetched."""
+    weights = {EXTRACTORS[e].weights_part(d): stand_in or EXTRACTORS[e].weights_sha256(d) for e, d in networks_read(protocol)}
+    return {**weights, **DATASETS[protocol.data.dataset].files()}
+
+
 def with_assets(protocol: Protocol, assets: dict[str, str] | str | None = None) -> tuple[Protocol, dict[str, str]]:
     """The protocol with its Inception weight hash filled in, and the asset hashes of :func:`identity`
     (looked up when None; a string stands in for every weight hash, see :func:`resolve`)."""
-    from ganbench.metrics.reads import evaluation_assets
-
     if not isinstance(assets, dict):
         assets = evaluation_assets(protocol, stand_in=assets)
     return dataclasses.replace(protocol, eval=dataclasses.replace(

@@ -157,3 +157,23 @@ def stack_optimizer_states(states: list[dict]) -> dict:
     stacked = {i: {k: (torch.stack([sd["state"][i][k] for sd in states]) if torch.is_tensor(v) and v.dim() else v)
                    for k, v in st.items()} for i, st in first["state"].items()}
     return {"state": stacked, "param_groups": first["param_groups"]}
+
+
+# --------------------------------------------------------------------------- interpolating z
+
+SLERP_EPS = 1e-6  # below this sin(angle) the endpoints are (anti)parallel and slerp's weights are 0/0: use lerp
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """Spherical interpolation along the last dimension (Shoemake 1985, eq. for ``Slerp(q0, q1; u)``):
+    ``sin((1-t)w)/sin(w) z0 + sin(t w)/sin(w) z1`` with ``w`` the angle between z0 and z1; broadcasts
+    over leading dimensions. Near-(anti)parallel endpoints fall back to linear interpolation."""
+    t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device)
+    cos = (nn.functional.normalize(z0, dim=-1) * nn.functional.normalize(z1, dim=-1)).sum(-1, keepdim=True)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    sin = torch.sin(omega)
+    parallel = sin.abs() < SLERP_EPS
+    safe = torch.where(parallel, torch.ones_like(sin), sin)
+    w0 = torch.where(parallel, 1.0 - t, torch.sin((1.0 - t) * omega) / safe)
+    w1 = torch.where(parallel, t, torch.sin(t * omega) / safe)
+    return w0 * z0 + w1 * z1

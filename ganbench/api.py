@@ -1,0 +1,1 @@
+"""The public Python API (filled in by the interfaces layer)."""
