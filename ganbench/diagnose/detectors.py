@@ -27,6 +27,8 @@ from ganbench.diagnose.thresholds import BASE_FLOOR, GAP_FLOOR, THRESHOLDS, Thre
 
 @dataclass(frozen=True)
 class Detector:
+    """A registered detector: ``fn(trace, thresholds) -> [Finding]`` and the fields it needs to run."""
+
     name: str
     fn: Callable[[Trace, Thresholds], list[Finding]]
     needs: tuple[str, ...]  # record columns with finite values
