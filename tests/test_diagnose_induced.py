@@ -6,7 +6,6 @@
 import dataclasses
 
 import pytest
-import torch
 
 from ganbench import diagnose as dg
 from ganbench.spec.protocol import load_protocol, resolve
