@@ -275,8 +275,8 @@ class FakeClassifier:
 
 
 def test_domain_space_follows_the_dataset_registry_and_the_classifiers_cache(monkeypatch, tmp_path):
-    """A dataset registered later has a domain classifier (``domain_classifier`` trains one for any registered
-    dataset), and ``auto`` takes it exactly when the file ``classifier_path`` names exists."""
+    """A stored, labelled, grayscale dataset registered later has a domain classifier (``domain_classifier``
+    trains one for it), and ``auto`` takes it exactly when the file ``classifier_path`` names exists."""
     monkeypatch.setitem(DATASETS, "kmnist", dataclasses.replace(DATASETS["mnist"], name="kmnist"))
     built = []
     monkeypatch.setattr(domain, "domain_classifier", lambda ds, device="cpu": built.append(ds) or FakeClassifier())

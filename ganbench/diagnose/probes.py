@@ -15,9 +15,9 @@ from typing import Callable
 import torch
 
 from ganbench.core.errors import GanbenchError
-from ganbench.data import DATASETS
 from ganbench.data.synthetic import MIXTURES
 from ganbench.extractors import domain
+from ganbench.extractors.domain import has_domain_classifier
 from ganbench.metrics.modes import mixture_modes, stacked_modes
 
 FEATURE_SPACES = ("auto", "pixels", "domain")
@@ -65,12 +65,6 @@ def mode_counter(dataset: str, device: torch.device | str = "cpu") -> Callable[[
 def pixel_space() -> FeatureSpace:
     """Pixels in [0, 1] (uint8 images) or raw coordinates (2D points); no class predictions."""
     return FeatureSpace("pixels", lambda x: (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).flatten(1))
-
-
-def has_domain_classifier(dataset: str) -> bool:
-    """Whether ``dataset`` has a domain classifier: every registered image dataset does
-    (``domain.domain_classifier`` trains one for any name in the dataset registry)."""
-    return dataset in DATASETS
 
 
 def domain_classifier_cached(dataset: str) -> bool:
