@@ -2,14 +2,28 @@
 
 Each entry builds an ``nn.Module`` from its typed options and the protocol's image shape:
 generators map z (N x z_dim) to images in [-1, 1]; discriminators map images to one raw score
-per sample (a logit or a critic value: the loss plug-in decides what it means).
+per sample (a logit or a critic value: the loss plug-in decides what it means). Each entry also names
+its weight initialisation (``ganbench.nets.inits``), which a zoo card may override.
 """
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ganbench.core.registry import Plugin, Registry
+from ganbench.nets.inits import INITS, initialise  # noqa: F401  (initialise: re-exported)
 
-NETS: Registry[Plugin] = Registry("architecture")
+
+@dataclass(frozen=True)
+class Architecture(Plugin):
+    """A registered architecture: a plug-in that also names its default initialisation (in ``INITS``)."""
+
+    init: str
+
+    def __post_init__(self) -> None:
+        assert self.init in INITS, f"architecture {self.name!r}: unknown initialisation {self.init!r}"
+
+
+NETS: Registry[Architecture] = Registry("architecture")
 # (g_arch, g_options, d_arch, d_options) -> None, raising GanbenchError when a G/D pair does not fit together
 PAIR_CHECKS: list[Callable[[str, Any, str, Any], None]] = []
 
