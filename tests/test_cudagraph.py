@@ -14,7 +14,7 @@ from ganbench.train import cudagraph
 from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.pipeline.run import training_images
 from ganbench.spec.seeds import Generators, optimizer_state_of
-from ganbench.train.loop import train_together
+from ganbench.train import train_together
 
 W = "0" * 64
 

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 
 from ganbench.core.errors import GanbenchError
+from ganbench.nets.sampling import SAMPLE_BATCH, generate, sample_labels
 from ganbench.spec.protocol import Protocol
+from ganbench.spec.seeds import fixed_z
 
 NPZ_KEYS = ("samples", "images", "x", "arr_0")
 MODEL_RANGE = (-1.0, 1.0)  # what ganbench's generators output (tanh), and floats with a negative value are read as
@@ -213,18 +215,19 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def samples_from_generator(G: torch.nn.Module, protocol: Protocol, z_dim: int, device: torch.device | str = "cpu",
-                           num_samples: int | None = None) -> torch.Tensor:
-    """The protocol's fixed-z samples of G (outputs in [-1, 1], checked), as uint8."""
-    from ganbench.train.loop import fixed_z
-
+                           num_samples: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The protocol's fixed-z samples of G (outputs in [-1, 1], checked), as uint8, drawn through the one
+    sampling path (``ganbench.nets.sampling.generate``). A conditional G gets ``labels`` (default: the
+    class-balanced fixed labels, as in training's evaluation)."""
     n = num_samples or protocol.eval.num_samples
     z = fixed_z(n, z_dim, protocol.eval.z_seed)
-    G = G.to(device).eval()
+    G = G.to(device).eval()  # left in eval mode for what evaluation does with G after (ppl walks it)
+    labels = sample_labels(G, n, labels)
     out = []
-    with torch.no_grad():
-        for i in range(0, n, 500):
-            out.append(to_uint8_nchw(G(z[i:i + 500].to(device)).float().cpu(), protocol.data.channels,
-                                     protocol.data.image_size, "generator output", MODEL_RANGE))
+    for i in range(0, n, SAMPLE_BATCH):  # checked batch by batch: a float copy of 10k images is not kept
+        part = labels[i:i + SAMPLE_BATCH] if labels is not None else None
+        out.append(to_uint8_nchw(generate(G, z[i:i + SAMPLE_BATCH], part, as_uint8=False), protocol.data.channels,
+                                 protocol.data.image_size, "generator output", MODEL_RANGE))
     return torch.cat(out)
 
 

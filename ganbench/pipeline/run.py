@@ -145,7 +145,8 @@ def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: b
     from ganbench.data import is_points
     from ganbench.data.synthetic import MIXTURES
     from ganbench.core.plots import save_grid, scatter_2d
-    from ganbench.train.loop import fixed_z, generate
+    from ganbench.nets.sampling import generate
+    from ganbench.spec.seeds import fixed_z
 
     run_dir = run_dir_for(spec)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -303,7 +304,9 @@ def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, d
     from ganbench.metrics import evaluate
     from ganbench.data import is_points
     from ganbench.core.plots import loss_plot
-    from ganbench.train.loop import fixed_labels, fixed_z, generate, num_classes
+    from ganbench.nets.sampling import generate
+    from ganbench.spec.seeds import fixed_labels, fixed_z
+    from ganbench.train.loop import num_classes
 
     spec, run_id, run_dir, ev = op.spec, op.run_id, op.run_dir, op.spec.protocol.eval
     points = is_points(spec.protocol.data.dataset)

@@ -200,7 +200,8 @@ def sample(run: str, n: int = 64, label: int | None = None, seed: int | None = N
     ``truncation``: psi of the truncation trick (style-based generators, ``ganbench.nets.stylegan``)."""
     from ganbench.data import is_points
     from ganbench.core.plots import save_grid, scatter_2d
-    from ganbench.train.loop import fixed_z, generate
+    from ganbench.nets.sampling import generate
+    from ganbench.spec.seeds import fixed_z
 
     if n < 1:
         raise GanbenchError(f"--n {n}: expected a positive number of samples")
@@ -211,8 +212,7 @@ def sample(run: str, n: int = 64, label: int | None = None, seed: int | None = N
 
         set_truncation(G, truncation)
     zd = spec.model.z_dim
-    z = fixed_z(n, zd, spec.protocol.eval.z_seed) if seed is None else \
-        torch.randn(n, zd, generator=torch.Generator().manual_seed(seed))
+    z = fixed_z(n, zd, spec.protocol.eval.z_seed if seed is None else seed)
     labels = _labels(G, spec, n, label)
     png = Path(out) if out else _default_out(handle, "sample", seed, label, ema)
     if out is None and truncation is not None:
@@ -240,7 +240,7 @@ def interpolate(run: str, pairs: int = 8, steps: int = 10, seed: int = 0, ema: b
     t evenly spaced in [0, 1]. A conditional model keeps one class per row (``label``, else 0, 1, ...)."""
     from ganbench.data import is_points
     from ganbench.core.plots import save_grid
-    from ganbench.train.loop import generate
+    from ganbench.nets.sampling import generate
 
     if pairs < 1 or steps < 2:
         raise GanbenchError(f"--pairs {pairs} --steps {steps}: expected at least 1 pair and 2 steps")
