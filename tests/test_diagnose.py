@@ -19,7 +19,7 @@ from ganbench.data.synthetic import MIXTURES
 from ganbench.extractors import domain
 from ganbench.pipeline.run import training_images
 from ganbench.spec.protocol import load_protocol, resolve
-from ganbench.train.loop import build_models, train
+from ganbench.train import build_models, train
 
 TH = dg.THRESHOLDS
 

@@ -10,7 +10,7 @@ import pytest
 from ganbench import diagnose as dg
 from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.pipeline.run import training_images
-from ganbench.train.loop import train
+from ganbench.train import train
 
 # model -> (training images, epochs, [(detector, severity, latest onset step)]); None = a healthy reference.
 # Budgets: batch 32 over a prefix of the 2048 images; 16 to 32 G steps per run.

@@ -16,7 +16,8 @@ from ganbench.diagnose.detectors import diagnose
 from ganbench.diagnose.findings import SEVERITIES, Diagnosis
 from ganbench.diagnose.probes import FeatureSpace, feature_space, sample_statistics
 from ganbench.diagnose.thresholds import THRESHOLDS, Thresholds
-from ganbench.train.loop import fixed_z, generate
+from ganbench.nets.sampling import generate
+from ganbench.spec.seeds import fixed_z
 
 PROBE_SAMPLES = 128  # fixed-z samples per probe: 8128 pairs for the mean distance, ~0.1 s on 2 CPU cores
 SAMPLE_STATS_FILE = "sample_stats.parquet"
