@@ -8,7 +8,7 @@ import torch
 
 from ganbench.core.errors import GanbenchError
 from ganbench.core.registry import NETS
-from ganbench.nets.dcgan28 import init_dcgan_weights
+from ganbench.nets import initialise
 from ganbench.nets import translation  # noqa: F401  (registers unet-g, patchgan-d, resnet-g)
 from ganbench.nets.translation import UNetGenerator, patch_size
 
@@ -18,7 +18,7 @@ SHAPES = [(1, 28), (3, 32)]
 def build(arch: str, channels: int = 1, image_size: int = 28, options: dict | None = None, **context) -> torch.nn.Module:
     plugin = NETS.get_or_raise(arch)
     net = plugin.build(plugin.options(options or {}), z_dim=64, channels=channels, image_size=image_size, **context)
-    init_dcgan_weights(net, torch.Generator().manual_seed(0))  # what the trainer's build_models does
+    initialise(net, "dcgan", torch.Generator().manual_seed(0))  # what the trainer's build_models does
     return net
 
 

@@ -27,6 +27,6 @@ def register_pair_check(check: Callable[[str, Any, str, Any], None]) -> None:
     NET_PAIR_CHECKS.append(check)
 
 
-from ganbench.nets import dcgan28, dcgan64, mlp, progan, stylegan  # noqa: E402,F401  (registers their entries)
+from ganbench.nets import dcgan28, dcgan64, mlp, progan, stylegan, translation  # noqa: E402,F401  (registers their entries)
 
 FLAT_INPUT = ("mlp-d", "mlp2d-d")  # D architectures that take a flat vector (conditional d_input "embedding")

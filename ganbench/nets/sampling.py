@@ -66,3 +66,30 @@ def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, 
         return torch.cat(out)
     finally:
         G.train(was_training)
+
+
+def is_translator(G: nn.Module) -> bool:
+    """An image-to-image generator (``ganbench.nets.translation``): it takes source images, not z."""
+    return hasattr(G, "translate")
+
+
+@torch.no_grad()
+def translate(G: nn.Module, sources: torch.Tensor, *, seed: int = 0, batch_size: int = SAMPLE_BATCH,
+              cycle: bool = False) -> torch.Tensor:
+    """uint8 translations of uint8 ``sources`` by an image-to-image generator in eval mode, on the CPU (with
+    ``cycle``: F(G(a)), a CycleGAN's reconstructions). pix2pix keeps dropout on at test time (Isola et al.
+    sec. 3.2); its masks come from the global generator, seeded here with ``seed`` inside a forked RNG state,
+    so the same sources give the same translations and the caller's random state is left alone."""
+    if not is_translator(G):
+        raise GanbenchError("this generator maps z to images; translations need an image-to-image model")
+    device = next(G.parameters()).device
+    step = G.reconstruct if cycle else G.translate
+    was_training = G.training
+    G.eval()
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            return torch.cat([to_uint8(step(to_model_range(sources[i:i + batch_size].to(device)))).cpu()
+                              for i in range(0, len(sources), batch_size)])
+    finally:
+        G.train(was_training)

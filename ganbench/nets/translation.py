@@ -19,8 +19,8 @@ ResNet generator, sized for small images (28x28 and any size divisible by 4, one
   c7s1-k, d2k, d4k, ``blocks`` x R4k, u2k, uk, c7s1-C with instance norm, ReLU, reflection padding, tanh.
   The paper uses k = 64 and 6 blocks at 128x128; the defaults are smaller so that it trains on a CPU.
 
-Build context (keyword arguments of every builder here; ``ganbench.train.loop.build_models`` passes the
-first three today):
+Build context (keyword arguments of every builder here; ``ganbench.train.models.build_models`` passes
+them):
 
 - ``channels``: channels of the images the model is scored on: the generator's output (the translation)
   and the image the discriminator judges;
@@ -45,7 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.core.registry import NETS, Plugin
+from ganbench.core.registry import NETS
+from ganbench.nets import Architecture
 
 LRELU_SLOPE = 0.2  # Isola et al. appendix 6.1.1; Zhu et al. appendix 7.2 (discriminator)
 MAX_WIDTH_FACTOR = 8  # widths double per level up to 8x the first (pix2pix's C64-...-C512)
@@ -84,6 +85,8 @@ def _level_width(width: int, level: int) -> int:
 class Dropout(nn.Module):
     """Dropout that can stay on in eval mode (pix2pix's test-time noise). Like ``nn.Dropout`` it draws from
     torch's generator of the input's device, which the trainer seeds."""
+
+    draws_global_rng = True  # the trainer's step checks (seeds together, CUDA graphs) see it
 
     def __init__(self, p: float, at_test: bool):
         super().__init__()
@@ -270,6 +273,57 @@ def build_resnet(opts: ResNetGOptions, *, channels: int, image_size: int, source
     return ResNetGenerator(source_channels or channels, channels, opts)
 
 
-NETS.register("unet-g", Plugin("unet-g", UNetOptions, build_unet))
-NETS.register("patchgan-d", Plugin("patchgan-d", PatchGANOptions, build_patchgan))
-NETS.register("resnet-g", Plugin("resnet-g", ResNetGOptions, build_resnet))
+# pix2pix and CycleGAN both draw every weight from N(0, 0.02) (Isola et al. sec. 6.2; Zhu et al. sec. 7.1)
+NETS.register("unet-g", Architecture("unet-g", UNetOptions, build_unet, init="dcgan"))
+NETS.register("patchgan-d", Architecture("patchgan-d", PatchGANOptions, build_patchgan, init="dcgan"))
+NETS.register("resnet-g", Architecture("resnet-g", ResNetGOptions, build_resnet, init="dcgan"))
+
+
+# --------------------------------------------------------------------------- the models as the trainer sees them
+# The trainer hands a translator the batch {"a": sources, "b": targets} (in [-1, 1]) and gives its outputs
+# to the loss plug-in (``ganbench.losses.translation``); ``translate`` is what sampling and evaluation call.
+
+
+class PairedTranslator(nn.Module):
+    """pix2pix's G: {"a": sources} -> {"b": G(a)}."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, batch: dict[str, torch.Tensor], full: bool = False) -> dict[str, torch.Tensor]:
+        return {"b": self.net(batch["a"])}
+
+    def translate(self, sources: torch.Tensor) -> torch.Tensor:
+        return self.net(sources)
+
+
+class CycleTranslator(nn.Module):
+    """CycleGAN's G: A -> B and F: B -> A. The D phase needs both translations; the G phase (``full``) also the
+    reconstructions F(G(a)), G(F(b)) and the identity images G(b), F(a) (Zhu et al. eq. 2 and sec. 5.2)."""
+
+    def __init__(self, g_ab: nn.Module, g_ba: nn.Module):
+        super().__init__()
+        self.g_ab, self.g_ba = g_ab, g_ba
+
+    def forward(self, batch: dict[str, torch.Tensor], full: bool = False) -> dict[str, torch.Tensor]:
+        a, b = batch["a"], batch["b"]
+        out = {"b": self.g_ab(a), "a": self.g_ba(b)}
+        if full:
+            out.update(rec_a=self.g_ba(out["b"]), rec_b=self.g_ab(out["a"]), id_b=self.g_ab(b), id_a=self.g_ba(a))
+        return out
+
+    def translate(self, sources: torch.Tensor) -> torch.Tensor:
+        return self.g_ab(sources)
+
+    def reconstruct(self, sources: torch.Tensor) -> torch.Tensor:
+        """F(G(a)): what the cycle brings a source back to."""
+        return self.g_ba(self.g_ab(sources))
+
+
+class CycleCritics(nn.Module):
+    """CycleGAN's two discriminators, one per domain."""
+
+    def __init__(self, d_a: nn.Module, d_b: nn.Module):
+        super().__init__()
+        self.d_a, self.d_b = d_a, d_b

@@ -30,7 +30,7 @@ def _run_key(spec: RunSpec) -> list:
 
 def save_checkpoint(path: Path, spec: RunSpec, nets: dict[str, dict], optimizers: dict[str, dict],
                     gen: torch.Generator, state: dict) -> None:
-    """``nets``: G, D (and G_ema) state dicts; ``optimizers``: opt_g, opt_d; ``state``: the loop's counters and rows."""
+    """``nets``: G, D (and G_ema, and the loss's ``loss_state``) state dicts; ``optimizers``: opt_g, opt_d; ``state``: the loop's counters and rows."""
     atomic_torch_save({
         "run_key": _run_key(spec), **nets, **optimizers,
         "gen_state": gen.get_state(), "torch_rng": torch.get_rng_state(),
@@ -41,7 +41,7 @@ def save_checkpoint(path: Path, spec: RunSpec, nets: dict[str, dict], optimizers
 
 
 def load_checkpoint(path: Path, spec: RunSpec, G: nn.Module, D: nn.Module, gen: torch.Generator,
-                    G_ema: nn.Module | None = None) -> tuple[dict, dict, dict]:
+                    G_ema: nn.Module | None = None, loss=None) -> tuple[dict, dict, dict]:
     """Load a run's checkpoint into its networks and generator; returns its loop state and optimiser states."""
     ck = torch.load(path, map_location="cpu", weights_only=True)
     if list(ck["run_key"]) != _run_key(spec):
@@ -51,6 +51,8 @@ def load_checkpoint(path: Path, spec: RunSpec, G: nn.Module, D: nn.Module, gen: 
     D.load_state_dict(ck["D"])
     if G_ema is not None:
         G_ema.load_state_dict(ck["G_ema"])
+    if loss is not None and "loss_state" in ck:
+        loss.load_state_dict(ck["loss_state"])
     gen.set_state(ck["gen_state"])
     torch.set_rng_state(ck["torch_rng"])
     rows = pd.DataFrame(ck["rows"]).to_dict(orient="records")

@@ -185,6 +185,8 @@ def replay_blockers(spec, step_dependencies: list[str], loss) -> list[str]:
     why = list(step_dependencies)
     if hasattr(loss, "set_progress"):
         why.append(f"the {spec.model.loss.name} loss follows a training-progress schedule")
+    if loss.translation:
+        why.append(f"the image-to-image loss {spec.model.loss.name} trains on (source, target) batches eagerly")
     if t.instance_noise:
         why.append("instance noise anneals step by step")
     if t.unrolled_steps:

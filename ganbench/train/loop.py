@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
+from ganbench.core.registry import LOSSES
 from ganbench.losses import build_loss
 from ganbench.nets.sampling import generate, to_uint8  # noqa: F401  (re-exported: diagnosis and stylemix import them here)
 from ganbench.spec.protocol import RunSpec
@@ -159,9 +160,10 @@ class _Session:
 def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.device | str = "cpu",
           resume: bool = False, on_epoch: OnEpoch | None = None, progress: bool = True,
           on_check: OnCheck | None = None, labels: torch.Tensor | None = None, fast: bool = True,
-          on_phase: OnEpoch | None = None) -> TrainResult:
+          on_phase: OnEpoch | None = None, sources: torch.Tensor | None = None) -> TrainResult:
     """Train ``spec.model`` on uint8 ``images`` (N x C x H x W) under ``spec.protocol``'s budget;
-    a conditional model also needs the images' ``labels``.
+    a conditional model also needs the images' ``labels``, an image-to-image model (pix2pix, CycleGAN) the
+    ``sources`` it translates into ``images`` (paired row by row, or two unpaired domains).
 
     ``fast`` (the default) runs the same algorithm with less work: channels_last layouts, no gradients for
     D's weights during G's step (they are discarded anyway) and, on a GPU, the whole step replayed as a CUDA
@@ -178,7 +180,7 @@ def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.devi
     ``on_phase(k, G, info)`` with info = step, images_seen, the resolution and fade-in alpha G was at,
     and the phase's mean losses."""
     return train_runs([spec], images, labels, [Path(run_dir)], [Callbacks(on_epoch, on_check, on_phase)],
-                      TrainOptions(torch.device(device), resume, progress, fast))[0]
+                      TrainOptions(torch.device(device), resume, progress, fast), sources)[0]
 
 
 def train_together(specs: list[RunSpec], images: torch.Tensor, run_dirs: list[Path], device: torch.device | str = "cpu",
@@ -197,26 +199,33 @@ def train_together(specs: list[RunSpec], images: torch.Tensor, run_dirs: list[Pa
 
 
 def train_runs(specs: list[RunSpec], images: torch.Tensor, labels: torch.Tensor | None, run_dirs: list[Path],
-               calls: list[Callbacks], opts: TrainOptions) -> list[TrainResult]:
+               calls: list[Callbacks], opts: TrainOptions, sources: torch.Tensor | None = None) -> list[TrainResult]:
     """:func:`train_together` with its options as data: set up, then :func:`_loop`."""
     check_together(specs)
     spec = specs[0]
-    steps_per_epoch = _steps_per_epoch(spec, images, labels)
+    steps_per_epoch = _steps_per_epoch(spec, images, labels, sources)
     gens = Generators([torch.Generator().manual_seed(s.seed) for s in specs])
     data = images.to(opts.device)
     targets = labels.to(opts.device) if spec.model.conditional is not None else None
     with torch.random.fork_rng(devices=[opts.device] if opts.device.type == "cuda" else []):
         torch.manual_seed(spec.seed)  # only dropout draws from the global generator (training alone only)
-        parts, runs = _prepare(specs, run_dirs, calls, gens, data, targets, opts)
+        parts, runs = _prepare(specs, run_dirs, calls, gens, data, targets, opts,
+                               None if sources is None else sources.to(opts.device))
         st = _loop_state(runs[0].state, parts.G)
         return _loop(_open_session(spec, parts, gens, runs, steps_per_epoch, opts, st), st)
 
 
-def _steps_per_epoch(spec: RunSpec, images: torch.Tensor, labels: torch.Tensor | None) -> int:
+def _steps_per_epoch(spec: RunSpec, images: torch.Tensor, labels: torch.Tensor | None,
+                     sources: torch.Tensor | None) -> int:
     """G steps per epoch (each after n_critic D steps), refusing what cannot be trained."""
     tr, m = spec.protocol.train, spec.model
     if m.conditional is not None and (labels is None or len(labels) != len(images)):
         raise GanbenchError(f"model {m.name!r} is conditional: it needs one label per training image")
+    translation = LOSSES.get_or_raise(m.loss.name).build.translation
+    if bool(translation) != (sources is not None) or (sources is not None and len(sources) != len(images)):
+        raise GanbenchError(f"model {m.name!r} ({m.loss.name} loss) "
+                            + ("translates source images: the protocol's dataset must give one source per image"
+                               if translation else "generates from z: it takes no source images"))
     n, bs = len(images), tr.batch_size
     if n < bs:
         raise GanbenchError(f"the training set has {n} images, fewer than one batch of {bs}")
@@ -233,6 +242,9 @@ def _build_nets(specs: list[RunSpec], gens: Generators, opts: TrainOptions):
     Gs, Ds = [g for g, _ in nets], [d for _, d in nets]
     loss = build_loss(m.loss.name, m.loss.options, m.tricks)
     loss.runs = len(specs)
+    if len(specs) > 1 and loss.translation:
+        raise GanbenchError(f"{m.name} cannot train its seeds together: its image-to-image loss keeps per-run "
+                            "state (history pools); train the seeds one at a time")
     if len(specs) > 1:
         check_batchable(specs[0], Gs[0], Ds[0])
     elif opts.fast:
@@ -241,7 +253,8 @@ def _build_nets(specs: list[RunSpec], gens: Generators, opts: TrainOptions):
     return Gs, Ds, G_emas, loss
 
 
-def _resume(specs: list[RunSpec], run_dirs: list[Path], opts: TrainOptions, Gs, Ds, G_emas, gens: Generators):
+def _resume(specs: list[RunSpec], run_dirs: list[Path], opts: TrainOptions, Gs, Ds, G_emas, gens: Generators,
+            loss):
     """Each run's loop state (fresh, or on resume its checkpoint's, loaded into its nets) and optimiser states."""
     states = [dict(epoch=0, step=0, images_seen=0, wall_time_s=0.0, rows=[]) for _ in specs]
     opt_states = []
@@ -249,7 +262,7 @@ def _resume(specs: list[RunSpec], run_dirs: list[Path], opts: TrainOptions, Gs, 
         ckpt = checkpoint_path(run_dir)
         if opts.resume and ckpt.is_file():
             states[i], opt_g_state, opt_d_state = load_checkpoint(ckpt, s, Gs[i], Ds[i], gens.gens[i],
-                                                                  G_emas[i] if G_emas else None)
+                                                                  G_emas[i] if G_emas else None, loss)
             opt_states.append((opt_g_state, opt_d_state))
         elif opts.resume:
             raise GanbenchError(f"--resume: no checkpoint at {ckpt}; run without --resume to start fresh")
@@ -267,11 +280,12 @@ def _stack(nets: list[nn.Module] | None) -> nn.Module | None:
     return nets[0] if len(nets) == 1 else SeedStack(nets)
 
 
-def _prepare(specs, run_dirs, calls, gens, data, targets, opts: TrainOptions) -> tuple[StepParts, list[_Run]]:
+def _prepare(specs, run_dirs, calls, gens, data, targets, opts: TrainOptions,
+             sources: torch.Tensor | None = None) -> tuple[StepParts, list[_Run]]:
     """The step's parts (networks, optimisers, loss, data) and each run's bookkeeping."""
     m, S = specs[0].model, len(specs)
     Gs, Ds, G_emas, loss = _build_nets(specs, gens, opts)
-    states, opt_states = _resume(specs, run_dirs, opts, Gs, Ds, G_emas, gens)
+    states, opt_states = _resume(specs, run_dirs, opts, Gs, Ds, G_emas, gens, loss)
     G, D, G_ema = _stack(Gs), _stack(Ds), _stack(G_emas)
     if G_ema is not None and S > 1:
         G_ema.requires_grad_(False)
@@ -282,7 +296,8 @@ def _prepare(specs, run_dirs, calls, gens, data, targets, opts: TrainOptions) ->
     parts = StepParts(G, D, G_ema, opt_g, opt_d, loss, data, targets, m.tricks, S, specs[0].protocol.train.batch_size,
                       m.z_dim, m.n_critic, num_classes(specs[0]),
                       hooked=tuple(x for x in (G, D, G_ema, loss) if hasattr(x, "set_progress")),
-                      d_trainable=tuple(p for p in D.parameters() if p.requires_grad) if opts.fast else ())
+                      d_trainable=tuple(p for p in D.parameters() if p.requires_grad) if opts.fast else (),
+                      sources=sources)
     runs = [_Run(s, d, c, st) for s, d, c, st in zip(specs, run_dirs, calls, states)]
     return parts, runs
 
@@ -451,6 +466,8 @@ def _save(ses: _Session, i: int) -> None:
     nets = {"G": seed_state(p.G, i), "D": seed_state(p.D, i)}
     if p.G_ema is not None:
         nets["G_ema"] = seed_state(p.G_ema, i)
+    if p.loss.state_dict():  # a history pool (image-to-image losses train alone: S = 1)
+        nets["loss_state"] = p.loss.state_dict()
     optimizers = {"opt_g": optimizer_state_of(p.opt_g, i, S), "opt_d": optimizer_state_of(p.opt_d, i, S)}
     save_checkpoint(checkpoint_path(r.run_dir), r.spec, nets, optimizers, ses.gens.gens[i], r.state)
 

@@ -10,10 +10,12 @@ import torch
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.data import dataset_classes
+from ganbench.core.registry import LOSSES
+from ganbench.data import dataset_classes, get_dataset
 from ganbench.losses import Loss
 from ganbench.nets import FLAT_INPUT, NETS, initialise
 from ganbench.nets.layers import ConditionalGenerator, WrappedDiscriminator, apply_spectral_norm
+from ganbench.nets.translation import CycleCritics, CycleTranslator, PairedTranslator
 from ganbench.spec.protocol import NetSpec, OptimSpec, RunSpec
 
 
@@ -43,11 +45,44 @@ def init_name(net: NetSpec) -> str:
     return net.init or NETS.get_or_raise(net.arch).init
 
 
+def _translation_models(spec: RunSpec, kind: str) -> tuple[nn.Module, nn.Module]:
+    """An image-to-image model's G and D (``ganbench.nets.translation``): pix2pix ("paired") translates
+    sources into targets and judges (source, image) pairs; CycleGAN ("cycle") has a generator and a
+    discriminator per direction."""
+    m, d = spec.model, spec.protocol.data
+    G, D = NETS.get_or_raise(m.generator.arch), NETS.get_or_raise(m.discriminator.arch)
+    src = source_channels(spec)
+
+    def gen(channels: int, source: int) -> nn.Module:
+        return G.build(G.options(m.generator.options), z_dim=m.z_dim, channels=channels, image_size=d.image_size,
+                       source_channels=source)
+
+    def critic(channels: int, source: int) -> nn.Module:
+        return D.build(D.options(m.discriminator.options), z_dim=m.z_dim, channels=channels, image_size=d.image_size,
+                       source_channels=source)
+
+    if kind == "paired":
+        return PairedTranslator(gen(d.channels, src)), critic(d.channels, src)
+    return CycleTranslator(gen(d.channels, src), gen(src, d.channels)), CycleCritics(critic(src, 0), critic(d.channels, 0))
+
+
+def source_channels(spec: RunSpec) -> int:
+    """Channels of an image-to-image dataset's source images (its targets' channels when it does not say)."""
+    return getattr(get_dataset(spec.protocol.data.dataset), "source_channels", spec.protocol.data.channels)
+
+
 def build_models(spec: RunSpec, device: torch.device, gen: torch.Generator) -> tuple[nn.Module, nn.Module]:
     """G and D of a model card: the architectures, wrapped with what the card adds (conditioning,
     minibatch-std, spectral norm; see ``ganbench.nets.layers``), initialised from ``gen`` (G first,
-    then D, then the label embeddings) as each architecture or the card says (``ganbench.nets.inits``)."""
+    then D, then the label embeddings) as each architecture or the card says (``ganbench.nets.inits``).
+    An image-to-image loss (``Loss.translation``) makes them translators and PatchGANs instead."""
     m, d, t, cond = spec.model, spec.protocol.data, spec.model.tricks, spec.model.conditional
+    translation = LOSSES.get_or_raise(m.loss.name).build.translation
+    if translation:
+        netG, netD = _translation_models(spec, translation)
+        initialise(netG, init_name(m.generator), gen)
+        initialise(netD, init_name(m.discriminator), gen)
+        return netG.to(device), netD.to(device)
     k = num_classes(spec)
     G, D = NETS.get_or_raise(m.generator.arch), NETS.get_or_raise(m.discriminator.arch)
     netG = G.build(G.options(m.generator.options), z_dim=m.z_dim + k, channels=d.channels, image_size=d.image_size)

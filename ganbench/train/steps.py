@@ -43,6 +43,7 @@ class StepParts:
     classes: int  # 0: unconditional
     hooked: tuple = ()  # nets and losses with a training-progress schedule (``set_progress``)
     d_trainable: tuple = ()  # D's parameters, frozen during G's step on the fast path
+    sources: torch.Tensor | None = None  # image-to-image: the source images, one per row of ``data`` (the targets)
 
     @property
     def device(self) -> torch.device:
@@ -122,11 +123,42 @@ def real_batch(p: StepParts, rows: torch.Tensor, c: int) -> tuple[torch.Tensor, 
     idx = rows[:, c * bs:(c + 1) * bs].reshape(-1)
     real = p.data[idx]
     real = to_model_range(real) if real.dtype == torch.uint8 else real  # images vs 2D points
+    if p.sources is not None:  # image-to-image: the batch is the (source, target) pair
+        return {"a": to_model_range(p.sources[idx]), "b": real}, None
     return real, (p.targets[idx] if p.classes else None)
+
+
+def d_step_translation(p: StepParts, real: dict, draws: Generators):
+    """One D update of an image-to-image model on a (source, target) batch and G's translations of it."""
+    with torch.no_grad():
+        fake = p.G(real)
+    d_loss, d_stats = p.loss.d_loss(p.D, real, fake, draws)
+    p.opt_d.zero_grad(set_to_none=True)
+    d_loss.sum().backward()
+    d_norm = grad_norm(p.D)
+    p.opt_d.step()
+    return d_loss, d_norm, d_stats
+
+
+def g_step_translation(p: StepParts, real: dict):
+    """One G update of an image-to-image model: its loss on the last D step's batch (as pix2pix and CycleGAN
+    train G and D on the same batch), gradient norm and stats."""
+    for q in p.d_trainable:
+        q.requires_grad_(False)
+    g_loss, g_stats = p.loss.g_loss(p.D, p.G(real, full=True), real)
+    p.opt_g.zero_grad(set_to_none=True)
+    g_loss.sum().backward()
+    for q in p.d_trainable:
+        q.requires_grad_(True)
+    g_norm = grad_norm(p.G)
+    p.opt_g.step()
+    return g_loss, g_norm, g_stats
 
 
 def d_step(p: StepParts, real: torch.Tensor, y, sigma: float, draws: Generators):
     """One D update on ``real`` against fakes of the same labels: D's loss (per run), gradient norm, stats."""
+    if p.sources is not None:
+        return d_step_translation(p, real, draws)
     z = draws.randn(p.runs * p.batch_size, p.z_dim).to(p.device)
     with torch.no_grad():
         fake = _generate(p, z, y)  # conditional: fakes of the real batch's labels
@@ -163,6 +195,8 @@ def unroll_d(p: StepParts, real: torch.Tensor, y, sigma: float, draws: Generator
 
 def g_step(p: StepParts, real: torch.Tensor, y, sigma: float, draws: Generators):
     """One G update: G's loss (per run), gradient norm and stats."""
+    if p.sources is not None:
+        return g_step_translation(p, real)
     z = draws.randn(p.runs * p.batch_size, p.z_dim).to(p.device)
     y_g = draws.randint(p.classes, (p.runs * p.batch_size,)).to(p.device) if p.classes else None
     for q in p.d_trainable:  # G's step needs D's input gradients only; D's weight gradients would be thrown away

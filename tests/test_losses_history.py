@@ -1,4 +1,4 @@
-"""ganbench/train/history.py: the pool fills first, then returns a stored image about half of the time (binomial
+"""ganbench.losses.history.py: the pool fills first, then returns a stored image about half of the time (binomial
 bound), draws only from its generator, and resumes exactly from its state."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ganbench.core.errors import GanbenchError
-from ganbench.train.history import HistoryPool
+from ganbench.losses.history import HistoryPool
 
 
 def labelled(start: int, n: int) -> torch.Tensor:
