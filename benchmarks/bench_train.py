@@ -3,15 +3,15 @@
 The usual way (as in PyTorch's DCGAN tutorial): torchvision's FashionMNIST dataset with
 ToTensor + Normalize, a shuffling DataLoader, batch 128, eager PyTorch, the same 28x28 networks and
 optimisers as the zoo card (``dcgan``: Adam(2e-4, beta1 = 0.5); ``wgan-gp``: 5 critic steps with the
-gradient penalty per G step). ganbench: ``ganbench.train.train`` on the protocol
+gradient penalty per G step). ganbench: ``ganbench.training.train`` on the protocol
 ``fashion-50ep`` (data resident as uint8 on the device, one permutation per epoch), once on the
 plain path and once on the fast path, with the same per-step records and health checks a
 ``ganbench run`` makes. Each loop trains the same number of images; the script prints images/s
 and the ratios, and checks that the plain and fast paths give the same losses. On a GPU the fast path
-replays its step as a CUDA graph (``ganbench.train.cudagraph``); the script says how many steps it replayed.
+replays its step as a CUDA graph (``ganbench.training.cudagraph``); the script says how many steps it replayed.
 
 Concurrent seeds (``ganbench run --concurrent-seeds``): ``--seeds N`` seeds trained together in one
-process (``ganbench.train.train_together``) against one seed on the fast path, the same images per seed;
+process (``ganbench.training.train_together``) against one seed on the fast path, the same images per seed;
 it prints the wall-time ratio (goal on a GPU: 4 seeds in at most 2.5x one seed's time; one after
 another is 4x) and how far seed 0's losses together are from seed 0 alone.
 
@@ -35,9 +35,9 @@ from torchvision import transforms
 
 from ganbench.data import get_dataset, load_split
 from ganbench.data.idx import _find_file
-from ganbench.diagnose import health_monitor
+from ganbench.diagnosis import health_monitor
 from ganbench.spec.protocol import load_protocol, resolve
-from ganbench.train import build_models, train, train_together
+from ganbench.training import build_models, train, train_together
 
 
 def torchvision_root(folder: Path) -> Path:

@@ -34,7 +34,7 @@ from ganbench.metrics import evaluate
 from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.nets.sampling import generate
 from ganbench.spec.seeds import fixed_z
-from ganbench.train import build_models
+from ganbench.training import build_models
 
 proto = load_protocol("fashion-50ep")
 if os.environ.get("EVAL_N"):  # a smaller dry run (the goal is for the protocol's 10k)

@@ -31,14 +31,14 @@ from ganbench import data, extractors
 from ganbench.core.assets import FileCheck, raise_for_bad
 from ganbench.core.errors import GanbenchError
 from ganbench.core.track import Tracker
-from ganbench.diagnose import Diagnosis, Finding, diagnose_run
+from ganbench.diagnosis import Diagnosis, Finding, diagnose_run
 from ganbench.extractors.domain import describe_classifiers, verify_classifiers
 from ganbench.metrics import MetricResult
 from ganbench.pipeline.evaluate import evaluate_source
 from ganbench.pipeline.run import RunOutcome, run_protocol
 from ganbench.pipeline.use import load_generator_from_run
-from ganbench.report.leaderboard import Board, Comparison, build_boards, compare as compare_rows
-from ganbench.report.render import write_report
+from ganbench.reporting.leaderboard import Board, Comparison, build_boards, compare as compare_rows
+from ganbench.reporting.render import write_report
 from ganbench.spec.protocol import ModelSpec, Protocol, available, load_model, load_protocol
 
 DATA_NAMES = ("fashion-mnist", "mnist", "inception", "domain")  # domain: the per-dataset classifiers (trained once)

@@ -17,15 +17,15 @@ import sys
 from ganbench import api
 from ganbench.core.errors import GanbenchError
 from ganbench.data import check_data_root
-from ganbench.diagnose import format_report
+from ganbench.diagnosis import format_report
 from ganbench.pipeline.cards import format_results, update_cards
 from ganbench.pipeline.evaluate import eval_protocol
 from ganbench.pipeline.run import run_protocol
 from ganbench.pipeline.stylemix import style_mix
 from ganbench.pipeline.sweep import sweep, to_json
 from ganbench.pipeline.use import interpolate, sample
-from ganbench.report.gate import check, migrate_baseline, save_baseline
-from ganbench.report.render import comparison_rows
+from ganbench.reporting.gate import check, migrate_baseline, save_baseline
+from ganbench.reporting.render import comparison_rows
 from ganbench.spec.protocol import parse_overrides
 
 DATA_NAMES = api.DATA_NAMES

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ganbench.pipeline.run import run_protocol
-from ganbench.report.gate import check
+from ganbench.reporting.gate import check
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from ganbench.core.errors import GanbenchError
 from ganbench.core.track import TAG_PROTOCOL_HASH, Tracker
 from ganbench.metrics.reference import reference_images
 from ganbench.spec.protocol import load_protocol
-from ganbench.train.loop import fixed_z, generate
+from ganbench.nets.sampling import generate
+from ganbench.spec.seeds import fixed_z
 from conftest import TINY_RING
 
 
@@ -84,7 +85,7 @@ class Trained:
     home: Path
     protocol: str
     cli_runs: dict[int, str]  # seed -> MLflow run id of `ganbench run`
-    api_run: ganbench.Run  # seed 0 again, through ganbench.train, under another protocol name
+    api_run: ganbench.Run  # seed 0 again, through ganbench.training, under another protocol name
 
 
 LR = 4e-4  # an override of optim_d.lr, given through --set and through **overrides
@@ -173,8 +174,8 @@ def test_report_frame_has_the_rows_of_ganbench_report(run, tmp_path, capsys):
 
 
 def test_stage_packages_stay_importable_and_callable():
-    from ganbench import diagnose as dg
-    import ganbench.train.loop as loop
+    from ganbench import diagnosis as dg
+    import ganbench.training.loop as loop
 
     assert dg.diagnose_run is not None and loop.fixed_z is fixed_z  # the subpackages, as before
-    assert callable(ganbench.train) and callable(ganbench.diagnose) and callable(ganbench.report)
+    assert callable(ganbench.training) and callable(ganbench.diagnosis) and callable(ganbench.reporting)

@@ -12,14 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganbench import diagnose as dg
+from ganbench import diagnosis as dg
 from ganbench.core.errors import GanbenchError
 from ganbench.data import DATASETS, load_split
 from ganbench.data.synthetic import MIXTURES
 from ganbench.extractors import domain
 from ganbench.pipeline.run import training_images
 from ganbench.spec.protocol import load_protocol, resolve
-from ganbench.train import build_models, train
+from ganbench.training import build_models, train
 
 TH = dg.THRESHOLDS
 

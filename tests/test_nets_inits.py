@@ -16,7 +16,7 @@ from ganbench.spec.protocol import evaluation_assets
 from ganbench.nets import INITS, NETS
 from ganbench.nets.karras import EqualConv2d, EqualLinear
 from ganbench.spec.protocol import identity, load_model, load_protocol, resolve, runspec_from_dict
-from ganbench.train import build_models
+from ganbench.training import build_models
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
 CPU = torch.device("cpu")

@@ -16,7 +16,7 @@ from ganbench.nets.sampling import generate
 from ganbench.pipeline.use import sample
 from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.spec.seeds import fixed_labels, fixed_z
-from ganbench.train import build_models
+from ganbench.training import build_models
 
 CLASSES, Z_DIM, SIDE = 10, 8, 28
 

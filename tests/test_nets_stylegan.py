@@ -20,7 +20,7 @@ from ganbench.nets.stylegan import ModulatedConv2d, StyleGenerator, set_truncati
 from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.pipeline.run import training_images
 from ganbench.nets.sampling import generate
-from ganbench.train import build_models, train
+from ganbench.training import build_models, train
 
 W = "0" * 64
 

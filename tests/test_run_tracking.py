@@ -93,7 +93,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_with_its_health_probes(tiny_pro
     import pandas as pd
 
     import ganbench.pipeline.run as run_module
-    from ganbench.diagnose import SAMPLE_STATS_FILE
+    from ganbench.diagnosis import SAMPLE_STATS_FILE
 
     path = tiny_protocol(epochs=2, name="killed")  # 128 images, batch 32, a probe every 4 steps: one per epoch
     save_grid = run_module.save_grid

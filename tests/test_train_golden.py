@@ -15,7 +15,7 @@ from ganbench.nets.sampling import generate
 from ganbench.pipeline.run import training_images
 from ganbench.spec.protocol import evaluation_assets, identity, load_model, load_protocol, resolve
 from ganbench.spec.seeds import fixed_z
-from ganbench.train import train
+from ganbench.training import train
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 PROTOCOLS = json.loads((GOLDEN / "protocols.json").read_text())

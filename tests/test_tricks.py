@@ -14,8 +14,8 @@ from ganbench.nets.layers import minibatch_std
 from ganbench.spec.protocol import (TricksSpec, apply_overrides, identity, load_model, load_protocol, parse_overrides,
                                resolve)
 from ganbench.pipeline.run import training_images
-from ganbench.train import build_models, train
-from ganbench.train.steps import ema_decay, ema_update, feature_matching, instance_noise_sigma
+from ganbench.training import build_models, train
+from ganbench.training.steps import ema_decay, ema_update, feature_matching, instance_noise_sigma
 
 W = "0" * 64
 

@@ -21,7 +21,7 @@ from ganbench.nets.sampling import generate
 from ganbench.pipeline.use import interpolate, load_generator_from_run, sample, slerp
 from ganbench.spec.protocol import runspec_from_dict
 from ganbench.spec.seeds import fixed_z
-from ganbench.train import build_models
+from ganbench.training import build_models
 
 TINY = """
 description = "sample/interpolate test run"

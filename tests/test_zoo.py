@@ -16,7 +16,7 @@ from ganbench.spec.protocol import available, load_model, load_protocol, resolve
 from ganbench.pipeline.run import training_images
 from ganbench.nets.sampling import generate
 from ganbench.spec.seeds import fixed_z
-from ganbench.train import build_models, train
+from ganbench.training import build_models, train
 
 W = "0" * 64
 FAILURES = {m for m in available("zoo") if m.startswith("fail-")}  # induced failures: covered by the diagnose tests

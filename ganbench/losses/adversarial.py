@@ -54,7 +54,7 @@ class Loss:
 
     runs: int = 1
     # Every D step differentiates D's input gradient (a gradient penalty by double backward): the fast
-    # path then keeps D in the default memory layout (``ganbench.train.models.fast_layout``).
+    # path then keeps D in the default memory layout (``ganbench.training.models.fast_layout``).
     double_backward: bool = False
 
     # Image-to-image losses ("paired" | "cycle") score batches of (source, target) images instead of z; see

@@ -14,12 +14,15 @@ Files: .npz (one array, or one named as in ``NPZ_KEYS``), .npy, a folder of .png
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ganbench.core.errors import GanbenchError
 from ganbench.nets.sampling import SAMPLE_BATCH, generate, sample_labels
@@ -113,8 +116,6 @@ def load_npy(path: Path, channels: int, size: int, value_range: tuple[float, flo
 
 
 def load_png_folder(path: Path, channels: int, size: int, value_range: tuple[float, float] | None = None) -> torch.Tensor:
-    from PIL import Image
-
     files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png")
     if not files:
         raise GanbenchError(f"{path}: expected .png files, found none")
@@ -157,9 +158,6 @@ def _import_from_cwd(module_name: str):
     """Import a module, finding one in the current folder as ``python -m`` would: the ``ganbench`` console
     script does not put the current folder on the path. It is appended (not prepended, as ``python -m``
     does) so that a file in the current folder never shadows an installed module that ganbench imports."""
-    import os
-    import sys
-
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.append(cwd)
@@ -198,7 +196,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         if not path.is_file():
             raise GanbenchError(f"checkpoint {path} does not exist")
         try:
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # optional: only .safetensors checkpoints need it
         except ImportError as err:
             raise GanbenchError("reading .safetensors needs the safetensors package: pip install safetensors") from err
         try:

@@ -19,7 +19,7 @@ ResNet generator, sized for small images (28x28 and any size divisible by 4, one
   c7s1-k, d2k, d4k, ``blocks`` x R4k, u2k, uk, c7s1-C with instance norm, ReLU, reflection padding, tanh.
   The paper uses k = 64 and 6 blocks at 128x128; the defaults are smaller so that it trains on a CPU.
 
-Build context (keyword arguments of every builder here; ``ganbench.train.models.build_models`` passes
+Build context (keyword arguments of every builder here; ``ganbench.training.models.build_models`` passes
 them):
 
 - ``channels``: channels of the images the model is scored on: the generator's output (the translation)

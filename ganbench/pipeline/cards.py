@@ -28,7 +28,7 @@ import pandas as pd
 from ganbench.core.assets import atomic_write_bytes
 from ganbench.core.errors import GanbenchError
 from ganbench.core.track import Tracker, experiment_name
-from ganbench.report.leaderboard import headline_metrics, migrate_legacy_names
+from ganbench.reporting.leaderboard import headline_metrics, migrate_legacy_names
 from ganbench.spec.protocol import ModelSpec, find_spec_file, from_mapping
 
 EXTRA_METRICS = ("final_d_loss", "final_g_loss", "wall_time_s")  # logged by every training run, not quality metrics

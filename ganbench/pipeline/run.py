@@ -28,13 +28,13 @@ from ganbench.core.plots import loss_plot, save_grid, scatter_2d
 from ganbench.core.version import __version__
 from ganbench.data import ImageSet, is_points, load_data
 from ganbench.data.synthetic import MIXTURES
-from ganbench.diagnose import SAMPLE_STATS_FILE, health_monitor, record_health
+from ganbench.diagnosis import SAMPLE_STATS_FILE, health_monitor, record_health
 from ganbench.metrics import Sampler, evaluate, mlflow_metrics, mlflow_tags
 from ganbench.metrics.samples import load_tensors
 from ganbench.spec.protocol import Protocol, RunSpec, load_protocol, resolve
 from ganbench.nets.sampling import generate
 from ganbench.spec.seeds import fixed_labels, fixed_z
-from ganbench.train import (build_models, check_batchable, check_together, checkpoint_path, num_classes,
+from ganbench.training import (build_models, check_batchable, check_together, checkpoint_path, num_classes,
                             train_together)
 
 
@@ -97,7 +97,7 @@ def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int
     """Train and evaluate every (model, seed) of a protocol; returns one outcome per run. ``stop_on``
     ("failure" | "warning") ends a run early when the health diagnostics find that severity;
     ``overrides`` (dotted keys such as ``tricks.ema``) change the chosen models' cards for this run;
-    ``fast=False`` trains on the plain path (see ``ganbench.train.loop.train``); ``together`` trains each
+    ``fast=False`` trains on the plain path (see ``ganbench.training.loop.train``); ``together`` trains each
     model's seeds together in one process (``ganbench.spec.seeds``), each still its own MLflow run.
     ``resume`` continues each run from its last checkpoint, starts one that has none, and leaves a
     finished run as it is. ``threads`` fixes torch's threads per run (default: a fair share of the

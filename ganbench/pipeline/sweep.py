@@ -41,7 +41,7 @@ from ganbench.core.assets import atomic_write_bytes, cache_root, ganbench_home
 from ganbench.core.errors import GanbenchError
 from ganbench.pipeline.run import resolve_device, run_dir_for, run_one, run_together, training_images
 from ganbench.spec.protocol import RunSpec, load_protocol, resolve
-from ganbench.train import batch_blockers, build_models, checkpoint_path
+from ganbench.training import batch_blockers, build_models, checkpoint_path
 
 EXECUTORS = ("local", "ray")
 RAY_GCS_PORT = 6379  # `ray start --head` defaults: the GCS port and the Ray Client server port

@@ -35,7 +35,7 @@ from ganbench.pipeline.run import resolve_device, run_dir_for
 from ganbench.spec.protocol import Identity, RunSpec, load_protocol, resolve, runspec_from_dict
 from ganbench.nets.sampling import generate
 from ganbench.spec.seeds import fixed_z, slerp
-from ganbench.train import build_models
+from ganbench.training import build_models
 
 
 # --------------------------------------------------------------------------- locating a run

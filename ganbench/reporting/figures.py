@@ -15,7 +15,7 @@ from cycler import cycler
 from matplotlib.figure import Figure as PlotFigure
 
 from ganbench.core.assets import atomic_path
-from ganbench.report.leaderboard import Board, ModelRow
+from ganbench.reporting.leaderboard import Board, ModelRow
 from ganbench.core.track import Tracker
 
 SEVERITY_COLORS = {"failure": "tab:red", "warning": "tab:orange"}  # info-level findings are not shaded

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 
 from ganbench.core.assets import atomic_path
 from ganbench.core.errors import GanbenchError
-from ganbench.diagnose.detectors import diagnose
-from ganbench.diagnose.findings import SEVERITIES, Diagnosis
-from ganbench.diagnose.probes import FeatureSpace, feature_space, sample_statistics
-from ganbench.diagnose.thresholds import THRESHOLDS, Thresholds
+from ganbench.diagnosis.detectors import diagnose
+from ganbench.diagnosis.findings import SEVERITIES, Diagnosis
+from ganbench.diagnosis.probes import FeatureSpace, feature_space, sample_statistics
+from ganbench.diagnosis.thresholds import THRESHOLDS, Thresholds
 from ganbench.nets.sampling import generate
 from ganbench.spec.seeds import fixed_z
 

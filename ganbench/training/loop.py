@@ -1,10 +1,10 @@
 """The one training loop of every ganbench model.
 
 Read it top to bottom (:func:`_loop`): data resident on the device as uint8, a seeded permutation per
-epoch, and for each step its data rows, then the step itself (``ganbench.train.steps``: ``n_critic`` D
+epoch, and for each step its data rows, then the step itself (``ganbench.training.steps``: ``n_critic`` D
 steps, one G step, a loss plug-in that scores both sides), its stats pending as a device tensor, and
 every ``check_every`` steps the records (per-G-step rows) and the callers' checks; after every epoch an
-atomic checkpoint (``ganbench.train.checkpoint``) and an exact resume from it.
+atomic checkpoint (``ganbench.training.checkpoint``) and an exact resume from it.
 
 Every random draw (weight init, permutations, z, the gradient-penalty mix) comes from one
 ``torch.Generator`` seeded by the run's seed, and its state is checkpointed, so a resumed run
@@ -33,17 +33,14 @@ from torch import nn
 from ganbench.core.errors import GanbenchError
 from ganbench.core.registry import LOSSES
 from ganbench.losses import build_loss
-from ganbench.nets.sampling import generate, to_uint8  # noqa: F401  (re-exported: diagnosis and stylemix import them here)
 from ganbench.spec.protocol import RunSpec
-from ganbench.spec.seeds import fixed_z  # noqa: F401  (re-exported: as above)
 from ganbench.spec.seeds import Generators, SeedStack, optimizer_state_of, seed_state, stack_optimizer_states, unstack
-from ganbench.train import cudagraph
-from ganbench.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint, write_records
-from ganbench.train.models import batch_blockers  # noqa: F401  (re-exported: the sweep imports it here)
-from ganbench.train.models import (build_models, check_batchable, check_together, fast_layout, make_optimizer, num_classes,
+from ganbench.training import cudagraph
+from ganbench.training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint, write_records
+from ganbench.training.models import (build_models, check_batchable, check_together, fast_layout, make_optimizer, num_classes,
                                    step_dependencies)
-from ganbench.train.progress import Progress
-from ganbench.train.steps import StepParts, instance_noise_sigma, record_names, stack_stats, train_step
+from ganbench.training.progress import Progress
+from ganbench.training.steps import StepParts, instance_noise_sigma, record_names, stack_stats, train_step
 
 # on_check(step, G, rows so far, say) -> a stop reason or None (see ``train``)
 OnCheck = Callable[[int, nn.Module, list[dict], Callable[[str], None]], "str | None"]
@@ -167,7 +164,7 @@ def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.devi
 
     ``fast`` (the default) runs the same algorithm with less work: channels_last layouts, no gradients for
     D's weights during G's step (they are discarded anyway) and, on a GPU, the whole step replayed as a CUDA
-    graph where the step allows it (``ganbench.train.cudagraph``). Same seed, same losses as the plain path
+    graph where the step allows it (``ganbench.training.cudagraph``). Same seed, same losses as the plain path
     (``fast=False``) up to float rounding, which GAN dynamics amplify over hundreds of steps as any change
     of kernels does (tests/test_train.py states the tolerance; benchmarks/bench_train.py the speed).
 
@@ -325,7 +322,7 @@ def _open_session(spec, parts: StepParts, gens, runs, steps_per_epoch: int, opts
 
 
 def _step_graph(spec, parts: StepParts, gens, st: LoopState, say) -> cudagraph.StepGraph | None:
-    """The fast path on a GPU: the step replayed as a CUDA graph (``ganbench.train.cudagraph``) when it can be."""
+    """The fast path on a GPU: the step replayed as a CUDA graph (``ganbench.training.cudagraph``) when it can be."""
     backend = cudagraph.backend_for(parts.device)
     if backend is None:
         return None
@@ -339,7 +336,7 @@ def _step_graph(spec, parts: StepParts, gens, st: LoopState, say) -> cudagraph.S
 
 
 def _step_stats(parts: StepParts, st: LoopState, rows: torch.Tensor, draws: Generators, sigma: float = 0.0) -> torch.Tensor:
-    """One step (``ganbench.train.steps.train_step``) and its stats, runs x names, left on the device: no
+    """One step (``ganbench.training.steps.train_step``) and its stats, runs x names, left on the device: no
     host sync, so that the CUDA graph can capture exactly this."""
     stats = train_step(parts, rows, draws, sigma, st.images_seen)
     if st.names is None:

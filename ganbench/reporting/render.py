@@ -16,9 +16,9 @@ import jinja2
 from ganbench.core.assets import atomic_path
 from ganbench.core.errors import GanbenchError
 from ganbench.core.version import __version__
-from ganbench.report import figures as F
-from ganbench.report.leaderboard import CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons
-from ganbench.report.stats import Summary
+from ganbench.reporting import figures as F
+from ganbench.reporting.leaderboard import CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons
+from ganbench.reporting.stats import Summary
 from ganbench.core.track import Tracker
 
 

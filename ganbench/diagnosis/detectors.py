@@ -18,8 +18,8 @@ import pandas as pd
 
 from ganbench.core.errors import GanbenchError
 from ganbench.core.registry import Registry
-from ganbench.diagnose.findings import REMEDIES, SEVERITIES, Diagnosis, Finding, Trace
-from ganbench.diagnose.thresholds import BASE_FLOOR, GAP_FLOOR, THRESHOLDS, Thresholds
+from ganbench.diagnosis.findings import REMEDIES, SEVERITIES, Diagnosis, Finding, Trace
+from ganbench.diagnosis.thresholds import BASE_FLOOR, GAP_FLOOR, THRESHOLDS, Thresholds
 
 
 # --------------------------------------------------------------------------- helpers

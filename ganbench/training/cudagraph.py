@@ -180,7 +180,7 @@ class StepGraph:
 
 def replay_blockers(spec, step_dependencies: list[str], loss) -> list[str]:
     """Why the step of ``spec`` cannot be replayed as a graph (empty: it can). ``step_dependencies``: what
-    G and D draw or schedule on their own (``ganbench.train.models.step_dependencies``)."""
+    G and D draw or schedule on their own (``ganbench.training.models.step_dependencies``)."""
     t = spec.model.tricks
     why = list(step_dependencies)
     if hasattr(loss, "set_progress"):

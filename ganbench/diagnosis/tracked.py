@@ -16,10 +16,10 @@ import pandas as pd
 from ganbench.core import track
 from ganbench.core.errors import GanbenchError
 from ganbench.core.plots import timeline_plot
-from ganbench.diagnose.detectors import diagnose
-from ganbench.diagnose.findings import Diagnosis, write_diagnosis
-from ganbench.diagnose.monitor import SAMPLE_STATS_FILE, Monitor
-from ganbench.diagnose.thresholds import THRESHOLDS, Thresholds
+from ganbench.diagnosis.detectors import diagnose
+from ganbench.diagnosis.findings import Diagnosis, write_diagnosis
+from ganbench.diagnosis.monitor import SAMPLE_STATS_FILE, Monitor
+from ganbench.diagnosis.thresholds import THRESHOLDS, Thresholds
 
 DIAGNOSIS_FILE = "diagnosis.json"
 TIMELINE_FILE = "timeline.png"

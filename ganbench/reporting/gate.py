@@ -28,8 +28,8 @@ from ganbench.core.version import __version__
 from ganbench.extractors import inception_weights
 from ganbench.spec.protocol import identity, identity_changes, legacy_protocol_hash, load_model, load_protocol, with_assets
 from ganbench.metrics import legacy_metric_name
-from ganbench.report.leaderboard import build_boards
-from ganbench.report.stats import regression_bound
+from ganbench.reporting.leaderboard import build_boards
+from ganbench.reporting.stats import regression_bound
 from ganbench.core.track import TAG_IDENTITY, Tracker
 
 BASELINE_FORMAT = 2  # 1: one protocol hash over every model (``migrate_baseline`` converts it)

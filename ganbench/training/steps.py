@@ -3,7 +3,7 @@ Algorithm 1; Arjovsky et al. 2017 and Gulrajani et al. 2017 for n_critic > 1), t
 step, the EMA of its weights, the restore of an unrolled D), then the step's stats.
 
 A step depends on nothing but its data rows, its random draws and the networks' state, and makes no
-host sync, so that on a GPU the fast path can replay it as a CUDA graph (``ganbench.train.cudagraph``).
+host sync, so that on a GPU the fast path can replay it as a CUDA graph (``ganbench.training.cudagraph``).
 """
 
 from __future__ import annotations
