@@ -14,12 +14,15 @@ Everything here is a pure function of its inputs: uint8 NCHW tensors in, uint8 N
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from ganbench.core.errors import GanbenchError
+from ganbench.data.base import DrawnDataset, ImageSet, load_split, register_dataset
+from ganbench.data import idx  # noqa: F401  (the tasks read MNIST's and Fashion-MNIST's stored files)
 
 # Sobel & Feldman 1968 (see Gonzalez & Woods, Digital Image Processing, sec. 10.2): a central difference
 # across the edge, smoothed by [1, 2, 1] along it.
@@ -106,3 +109,64 @@ def mnist_a2b(images_train: torch.Tensor, labels_train: torch.Tensor, seed: int)
     a_index, b_index = order[: len(order) // 2], order[len(order) // 2:]
     return A2BSplit(a=images_train[a_index], a_labels=labels_train[a_index], a_index=a_index,
                     b=a2b_transform(images_train[b_index]), b_labels=labels_train[b_index], b_index=b_index)
+
+
+# --------------------------------------------------------------------------- the registered tasks
+# A translation dataset's examples are (source, target) pairs: ``images`` are the targets (domain B), ``inputs``
+# the sources (domain A), ``labels`` the sources' classes. Training: paired row by row (edges2fashion) or two
+# unpaired domains (mnist-a2b). Test: every test image in its stored order with its true translation, so that
+# evaluation scores the translations of the first n test sources against the truth.
+
+
+@dataclass(frozen=True)
+class TranslationSet(ImageSet):
+    inputs: torch.Tensor = None  # type: ignore[assignment]  # uint8 sources, one per target
+
+
+@dataclass(frozen=True)
+class TranslationDataset(DrawnDataset):
+    """A drawn dataset of (source, target) pairs; ``source_channels``: the sources' channels. ``classifier``:
+    the dataset whose domain classifier reads the targets' classes, and ``classifier_view`` what it is shown
+    of a target image (the identity, or T undone where the target domain is inverted)."""
+
+    source_channels: int = 1
+    classifier: str = ""
+    classifier_view: Callable[[torch.Tensor], torch.Tensor] = field(default=lambda x: x, repr=False)
+
+
+def _subset(n: int, total: int, gen: torch.Generator) -> torch.Tensor:
+    if n > total:
+        raise GanbenchError(f"data.subset = {n} but the task has {total} training pairs")
+    return torch.randperm(total, generator=gen)[:n]
+
+
+def draw_edges2fashion(split: str, n: int, gen: torch.Generator, data_root=None) -> TranslationSet:
+    fashion = load_split("fashion-mnist", split, data_root)
+    images, labels = fashion.images, fashion.labels
+    if split == "train":
+        idx = _subset(min(n, len(images)), len(images), gen)
+        images, labels = images[idx], labels[idx]
+    return TranslationSet(images, labels, fashion.num_classes, inputs=edges(images))
+
+
+def draw_mnist_a2b(split: str, n: int, gen: torch.Generator, data_root=None) -> TranslationSet:
+    mnist = load_split("mnist", split, data_root)
+    if split != "train":  # every test digit with its true translation
+        return TranslationSet(a2b_transform(mnist.images), mnist.labels, mnist.num_classes, inputs=mnist.images)
+    halves = mnist_a2b(mnist.images, mnist.labels, int(torch.randint(SEED_HIGH, (), generator=gen)))
+    k = min(n, len(halves.a), len(halves.b))
+    return TranslationSet(halves.b[:k], halves.a_labels[:k], mnist.num_classes, inputs=halves.a[:k])
+
+
+def invert(images: torch.Tensor) -> torch.Tensor:
+    """255 - x: T's inversion undone (the thickened strokes remain), what an MNIST classifier can read."""
+    return 255 - images
+
+
+SEED_HIGH = 2 ** 62  # mnist-a2b's halves: the permutation's seed is one draw from the protocol's data generator
+register_dataset(TranslationDataset("edges2fashion", image_size=28, channels=1, num_classes=10, draw=draw_edges2fashion,
+                                    default_size=60_000, reads=("fashion-mnist",), source_channels=1,
+                                    classifier="fashion-mnist"))
+register_dataset(TranslationDataset("mnist-a2b", image_size=28, channels=1, num_classes=10, draw=draw_mnist_a2b,
+                                    default_size=30_000, reads=("mnist",), source_channels=1, classifier="mnist",
+                                    classifier_view=invert))

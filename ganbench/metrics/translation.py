@@ -21,11 +21,22 @@ the floor a model must beat; call the same functions with the source in place of
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ganbench.core.errors import GanbenchError
+from ganbench.data import ImageSet, get_dataset, load_data
+from ganbench.data.translation import TranslationDataset
+from ganbench.extractors.domain import domain_classifier
+from ganbench.metrics.base import MetricResult, metric_name, reads_nothing, register_metric
+from ganbench.metrics.fid import frechet_distance
+from ganbench.metrics.kid import kernel_inception_distance
+from ganbench.metrics.reference import gaussian_statistics
+from ganbench.nets.sampling import translate
+from ganbench.spec.protocol import DataSpec
 
 SSIM_WINDOW = 11  # Wang et al. 2004, sec. III-C
 SSIM_SIGMA = 1.5
@@ -128,4 +139,119 @@ def translation_scores(translation: ArrayLike, target: ArrayLike, data_range: fl
             "ssim": ssim(translation, target, data_range)}
 
 
-HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "class_preservation": True, "cycle_error": False}
+
+
+# --------------------------------------------------------------------------- the registered metrics
+# The samples of an image-to-image protocol are the translations of the first n test sources, in order
+# (``samples.translation_samples``), and ``ctx.labels`` their sources' classes; the truth is the test split's
+# targets. Floors: the identity mapping (the source as its own translation: what a model gets for free) and,
+# for L1/PSNR/SSIM, the trivial answer of the mean training target for every source.
+
+TRUTH = {"l1": False, "psnr": True, "ssim": True}
+NOT_A_TRANSLATION = "the protocol's dataset is not an image-to-image task (no sources and true targets)"
+
+
+@functools.lru_cache(maxsize=4)
+def task_split(data: DataSpec, split: str, data_root=None) -> ImageSet:
+    """A translation task's split (sources in ``inputs``), loaded once per evaluation."""
+    return load_data(data, split, data_root)
+
+
+def translation_samples(G: torch.nn.Module, protocol, num_samples: int | None = None, data_root=None) -> torch.Tensor:
+    """The samples an image-to-image protocol scores: uint8 translations of the first n test sources, in order."""
+    test = task_split(protocol.data, protocol.eval.reference_split, data_root)
+    n = num_samples or protocol.eval.num_samples
+    if n > len(test.inputs):
+        raise GanbenchError(f"eval.num_samples = {n} but {protocol.data.dataset}/{protocol.eval.reference_split} "
+                            f"has {len(test.inputs)} sources")
+    return translate(G, test.inputs[:n], seed=protocol.eval.z_seed)
+
+
+def _task(ctx) -> TranslationDataset | None:
+    ds = get_dataset(ctx.dataset)
+    return ds if isinstance(ds, TranslationDataset) else None
+
+
+def _result(ctx, quantity: str, higher: bool, value: float | None, floor: float | None = None, floor_ref: str = "",
+            extractor: str = "none", weights: str = "", space: str | None = None,
+            unavailable: str | None = None, std: float | None = None) -> MetricResult:
+    return MetricResult(metric_name(quantity, ctx.num_samples, ctx.reference_split, space=space), value, higher,
+                        ctx.num_samples, extractor, weights, ctx.reference_name, std=std, floor=floor,
+                        floor_reference=floor_ref, unavailable=unavailable)
+
+
+def _truth_and_sources(ctx) -> tuple[torch.Tensor, torch.Tensor]:
+    test = task_split(ctx.protocol.data, ctx.reference_split, ctx.data_root)
+    return test.images[:ctx.num_samples], test.inputs[:ctx.num_samples]
+
+
+@register_metric("translation", higher_is_better=False, reads=reads_nothing,
+                 quantities={**TRUTH, **{f"{q}_mean_target": h for q, h in TRUTH.items()}})
+def translation(ctx, extractor: str) -> list[MetricResult]:
+    """Mean L1, PSNR and SSIM of the translations against the true targets (floor: the identity mapping), and
+    of the mean training target as every answer (``<quantity>_mean_target``)."""
+    if _task(ctx) is None:
+        return [_result(ctx, q, h, None, unavailable=NOT_A_TRANSLATION) for q, h in TRUTH.items()]
+    truth, sources = _truth_and_sources(ctx)
+    scores, identity = translation_scores(ctx.samples, truth), translation_scores(sources, truth)
+    train = task_split(ctx.protocol.data, "train", ctx.data_root).images
+    mean = train.double().mean(0, keepdim=True).round().to(torch.uint8).expand_as(truth)
+    trivial = translation_scores(mean, truth)
+    ident = "identity mapping (each source as its own translation)"
+    return ([_result(ctx, q, h, scores[q], identity[q], ident) for q, h in TRUTH.items()]
+            + [_result(ctx, f"{q}_mean_target", h, trivial[q]) for q, h in TRUTH.items()])
+
+
+def _classifier_side(ctx, task: TranslationDataset, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    clf = domain_classifier(task.classifier, device=ctx.device)
+    return clf.features_and_logits(task.classifier_view(images))
+
+
+@register_metric("translation_domain", higher_is_better=False, reads=lambda e, d: translation_reads(d),
+                 quantities={"class_kept": True})
+def translation_domain(ctx, extractor: str) -> list[MetricResult]:
+    """Class preservation (the domain classifier's class of each translation = its source's class; floor: the
+    same share for the true targets) and domain FID/KID of the translations against the true targets (floor:
+    the target domain's training images against them), in the target domain's classifier space."""
+    task = _task(ctx)
+    if task is None:
+        return [_result(ctx, q, h, None, unavailable=NOT_A_TRANSLATION) for q, h in
+                (("class_kept", True), ("fid", False), ("kid", False))]
+    clf = domain_classifier(task.classifier, device=ctx.device)
+    truth, _ = _truth_and_sources(ctx)
+    labels = task_split(ctx.protocol.data, ctx.reference_split, ctx.data_root).labels[:ctx.num_samples]
+    f_out, l_out = _classifier_side(ctx, task, ctx.samples)
+    f_truth, l_truth = _classifier_side(ctx, task, truth)
+    f_train, _ = _classifier_side(ctx, task, task_split(ctx.protocol.data, "train", ctx.data_root).images[:ctx.num_samples])
+    where = dict(extractor=clf.name, weights=clf.weights_sha256, space="domain")
+    kid, kid_std = kernel_inception_distance(f_out, f_truth)
+    kid_floor, _ = kernel_inception_distance(f_train, f_truth)
+    real = f"{ctx.dataset}/train targets vs the true targets"
+    return [
+        _result(ctx, "class_kept", True, class_preservation(l_out.argmax(1), labels),
+                class_preservation(l_truth.argmax(1), labels), "the true targets", **where),
+        _result(ctx, "fid", False, frechet_distance(gaussian_statistics(f_out), gaussian_statistics(f_truth)),
+                frechet_distance(gaussian_statistics(f_train), gaussian_statistics(f_truth)), real, **where),
+        _result(ctx, "kid", False, kid, kid_floor, real, std=kid_std, **where),
+    ]
+
+
+def translation_reads(dataset: str) -> tuple[str, ...]:
+    task = get_dataset(dataset)
+    return (f"domain:{task.classifier}",) if isinstance(task, TranslationDataset) else ()
+
+
+@register_metric("cycle", higher_is_better=False, reads=reads_nothing, quantities={"cycle_aba": False, "cycle_bab": False})
+def cycle(ctx, extractor: str) -> list[MetricResult]:
+    """CycleGAN's cycle consistency on the test split, both ways (Zhu et al. eq. 2), mean L1 in grey levels:
+    F(G(a)) against the sources a, G(F(b)) against the true targets b. Floor: 0 (a perfect round trip)."""
+    G = ctx.generator.G if ctx.generator is not None else None
+    if _task(ctx) is None or G is None or not hasattr(G, "reconstruct"):
+        why = NOT_A_TRANSLATION if _task(ctx) is None else "needs a generator with both directions (CycleGAN)"
+        return [_result(ctx, q, False, None, unavailable=why) for q in ("cycle_aba", "cycle_bab")]
+    truth, sources = _truth_and_sources(ctx)
+    seed = ctx.protocol.eval.z_seed
+    aba = cycle_error(sources, translate(G, sources, seed=seed, cycle="a"))
+    bab = cycle_error(truth, translate(G, truth, seed=seed, cycle="b"))
+    return [_result(ctx, "cycle_aba", False, aba, 0.0, "a perfect round trip"),
+            _result(ctx, "cycle_bab", False, bab, 0.0, "a perfect round trip")]

@@ -75,15 +75,18 @@ def is_translator(G: nn.Module) -> bool:
 
 @torch.no_grad()
 def translate(G: nn.Module, sources: torch.Tensor, *, seed: int = 0, batch_size: int = SAMPLE_BATCH,
-              cycle: bool = False) -> torch.Tensor:
-    """uint8 translations of uint8 ``sources`` by an image-to-image generator in eval mode, on the CPU (with
-    ``cycle``: F(G(a)), a CycleGAN's reconstructions). pix2pix keeps dropout on at test time (Isola et al.
+              cycle: str | None = None) -> torch.Tensor:
+    """uint8 translations of uint8 ``sources`` by an image-to-image generator in eval mode, on the CPU; with
+    ``cycle`` a CycleGAN's round trips instead: "a" gives F(G(a)) of sources, "b" G(F(b)) of target-domain
+    images (the reconstructions stay in float between the two halves, as in training). pix2pix keeps dropout on at test time (Isola et al.
     sec. 3.2); its masks come from the global generator, seeded here with ``seed`` inside a forked RNG state,
     so the same sources give the same translations and the caller's random state is left alone."""
     if not is_translator(G):
         raise GanbenchError("this generator maps z to images; translations need an image-to-image model")
+    if cycle is not None and not hasattr(G, "reconstruct"):
+        raise GanbenchError("round trips need a model with both directions (CycleGAN); this one translates A -> B only")
     device = next(G.parameters()).device
-    step = G.reconstruct if cycle else G.translate
+    step = {None: G.translate, "a": getattr(G, "reconstruct", None), "b": getattr(G, "reconstruct_target", None)}[cycle]
     was_training = G.training
     G.eval()
     try:
@@ -93,3 +96,16 @@ def translate(G: nn.Module, sources: torch.Tensor, *, seed: int = 0, batch_size:
                               for i in range(0, len(sources), batch_size)])
     finally:
         G.train(was_training)
+
+
+TRIPLETS_PER_ROW = 2  # a grid row shows two (source | translation | target) triplets
+
+
+def triplets(G: nn.Module, sources: torch.Tensor, targets: torch.Tensor, *, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """An image-to-image model's grid: per example source | translation | target (a CycleGAN shows
+    source | translation | reconstruction F(G(a)) instead, the round trip it is trained on), interleaved,
+    with the number of columns to lay them out in."""
+    out = translate(G, sources, seed=seed)
+    third = translate(G, sources, seed=seed, cycle="a") if hasattr(G, "reconstruct") else targets
+    images = torch.stack([sources, out, third], 1).flatten(0, 1)
+    return images, 3 * TRIPLETS_PER_ROW

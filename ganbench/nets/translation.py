@@ -320,6 +320,10 @@ class CycleTranslator(nn.Module):
         """F(G(a)): what the cycle brings a source back to."""
         return self.g_ba(self.g_ab(sources))
 
+    def reconstruct_target(self, images: torch.Tensor) -> torch.Tensor:
+        """G(F(b)): the backward cycle of a target-domain image."""
+        return self.g_ab(self.g_ba(images))
+
 
 class CycleCritics(nn.Module):
     """CycleGAN's two discriminators, one per domain."""

@@ -32,7 +32,8 @@ from ganbench.diagnosis import SAMPLE_STATS_FILE, health_monitor, record_health
 from ganbench.metrics import Sampler, evaluate, mlflow_metrics, mlflow_tags
 from ganbench.metrics.samples import load_tensors
 from ganbench.spec.protocol import Protocol, RunSpec, load_protocol, resolve
-from ganbench.nets.sampling import generate
+from ganbench.metrics.translation import task_split, translation_samples
+from ganbench.nets.sampling import TRIPLETS_PER_ROW, generate, is_translator, triplets
 from ganbench.spec.seeds import fixed_labels, fixed_z
 from ganbench.training import (build_models, check_batchable, check_together, checkpoint_path, num_classes,
                             train_together)
@@ -175,8 +176,7 @@ def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: b
                                  run_dir / "scatter" / f"epoch_{epoch:03d}.png", f"{spec.model.name} epoch {epoch}")
             tracker.log_artifact(run_id, picture, "scatter")
         else:
-            grid = save_grid(generate(G, grid_z), run_dir / "grids" / f"epoch_{epoch:03d}.png", nrow=ev.grid_size)
-            tracker.log_artifact(run_id, grid, "grids")
+            tracker.log_artifact(run_id, _save_grid(G, spec, grid_z, run_dir / "grids" / f"epoch_{epoch:03d}.png"), "grids")
         # progressive growing (progan): the resolution and fade-in alpha the epoch's grid was drawn at
         phase = G.progress_info() if hasattr(G, "progress_info") else {}
         tracker.log_metrics(run_id, {**{k: v for k, v in summary.items() if k != "epoch"}, **phase}, step=epoch)
@@ -184,11 +184,23 @@ def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: b
     def on_phase(k: int, G, info: dict) -> None:
         """The end of phase k of a growing model: its grid (as drawn then) and its numbers, MLflow step = k."""
         name = f"phase_{k:02d}_{int(info['resolution'])}px_{'fade' if k % 2 else 'stable'}.png"
-        tracker.log_artifact(run_id, save_grid(generate(G, grid_z), run_dir / "grids" / name, nrow=ev.grid_size), "grids")
+        tracker.log_artifact(run_id, _save_grid(G, spec, grid_z, run_dir / "grids" / name), "grids")
         tracker.log_metrics(run_id, {f"phase_{key}": v for key, v in info.items() if key != "step"}, step=k)
 
     op.on_epoch, op.on_phase = on_epoch, on_phase
     return op
+
+
+def _save_grid(G, spec: RunSpec, grid_z: torch.Tensor, path: Path) -> Path:
+    """An epoch's grid: G at the protocol's fixed z, or for an image-to-image model (source | translation |
+    target) triplets of the first test pairs."""
+    ev = spec.protocol.eval
+    if not is_translator(G):
+        return save_grid(generate(G, grid_z), path, nrow=ev.grid_size)
+    test = task_split(spec.protocol.data, ev.reference_split)
+    n = ev.grid_size * TRIPLETS_PER_ROW
+    images, columns = triplets(G, test.inputs[:n], test.images[:n], seed=ev.z_seed)
+    return save_grid(images, path, nrow=columns)
 
 
 def _failed(ops: list[_Opened], err: BaseException, metrics: dict, tracker: track.Tracker) -> list[RunOutcome]:
@@ -317,8 +329,11 @@ def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, d
             tracker.log_artifact(run_id, final, "checkpoints")
             t0 = time.perf_counter()
             labels = fixed_labels(ev.num_samples, classes) if classes else None  # class-balanced
-            samples = generate(result.G_eval, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed), as_uint8=not points,
-                               labels=labels)
+            if is_translator(result.G_eval):
+                samples = translation_samples(result.G_eval, spec.protocol, ev.num_samples, data_root)
+            else:
+                samples = generate(result.G_eval, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed),
+                                   as_uint8=not points, labels=labels)
             holder: dict = {}
             sampler = Sampler(result.G_eval, spec.model.z_dim)  # the latent-space metrics (ppl) walk G itself
             results = list(evaluate(samples, spec.protocol, device, data_root, context=holder, labels=labels,
