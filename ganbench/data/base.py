@@ -58,6 +58,19 @@ class Dataset:
     def load(self, split: str, n: int | None, seed: int, data_root=None) -> ImageSet:
         raise NotImplementedError
 
+    def whole_split(self, spec, split: str, data_root=None) -> ImageSet:
+        """The split a protocol (``spec``: its DataSpec) reads, before any training subset or resize: what
+        evaluation takes its real images from."""
+        raise NotImplementedError
+
+    def split_size(self, spec, split: str, data_root=None) -> int:
+        return len(self.whole_split(spec, split, data_root).images)
+
+    def provenance(self, spec) -> dict:
+        """What of a protocol's ``[data]`` table, beyond the dataset's name, decides the content of its splits
+        (a key of the reference-feature cache)."""
+        return {}
+
 
 @dataclass(frozen=True)
 class DrawnDataset(Dataset):
@@ -74,9 +87,23 @@ class DrawnDataset(Dataset):
     def load(self, split: str, n: int | None, seed: int, data_root=None) -> ImageSet:
         return self.draw(split, n or self.default_size, torch.Generator().manual_seed(seed), data_root)
 
+    def whole_split(self, spec, split: str, data_root=None) -> ImageSet:
+        """``spec.subset`` examples (default: ``default_size``) drawn with the split's seed (:func:`split_seed`)."""
+        return self.load(split, spec.subset, split_seed(spec, split), data_root)
+
+    def split_size(self, spec, split: str, data_root=None) -> int:
+        return spec.subset or self.default_size  # known without drawing
+
+    def provenance(self, spec) -> dict:
+        return {"subset": spec.subset or self.default_size, "subset_seed": spec.subset_seed}
+
 
 class StoredDataset(Dataset):
     """Fixed splits read from files (subclasses say how); ``load`` ignores ``n`` and ``seed``."""
+
+    def whole_split(self, spec, split: str, data_root=None) -> ImageSet:
+        """The stored split, whole (``data.subset`` picks training images only)."""
+        return load_split(self.name, split, data_root)
 
 
 def register_dataset(ds: Dataset) -> Dataset:
@@ -163,16 +190,17 @@ def load_data(spec, split: str, data_root=None) -> ImageSet:
     Images are resized to ``spec.image_size`` when it differs from the stored size.
     """
     ds = get_dataset(spec.dataset)
-    if isinstance(ds, DrawnDataset):
-        seed = spec.subset_seed if split == "train" else spec.subset_seed + TEST_SEED_OFFSET
-        full = ds.load(split, spec.subset, seed, data_root)
-    else:
-        full = load_split(spec.dataset, split, data_root)
-        if spec.subset is not None and split == "train":
-            full = _random_subset(full, spec.subset, spec.subset_seed, f"{spec.dataset}/{split}")
+    full = ds.whole_split(spec, split, data_root)
+    if isinstance(ds, StoredDataset) and spec.subset is not None and split == "train":
+        full = _random_subset(full, spec.subset, spec.subset_seed, f"{spec.dataset}/{split}")
     if not ds.points and spec.image_size != full.images.shape[-1]:
         full = ImageSet(resize_images(full.images, spec.image_size), full.labels, full.num_classes)
     return full
+
+
+def split_seed(spec, split: str) -> int:
+    """The seed a drawn dataset's split is drawn with: ``data.subset_seed`` for training, another for the test split."""
+    return spec.subset_seed if split == "train" else spec.subset_seed + TEST_SEED_OFFSET
 
 
 def _random_subset(full: ImageSet, n: int, seed: int, where: str) -> ImageSet:
