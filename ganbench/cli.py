@@ -11,8 +11,9 @@ import json
 import sys
 
 from ganbench.core.errors import GanbenchError
+from ganbench.extractors import data_names
 
-DATA_NAMES = ("fashion-mnist", "mnist", "inception", "domain")  # domain: the per-dataset classifiers (trained once)
+DATA_NAMES = data_names()  # stored datasets and extractor weights (domain: the per-dataset classifiers, trained once)
 RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}  # `eval --range`: float pixel encodings
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
 

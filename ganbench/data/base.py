@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ganbench.core.assets import FileCheck
 from ganbench.core.errors import GanbenchError
 from ganbench.core.registry import DATASETS
 
@@ -99,7 +100,16 @@ class DrawnDataset(Dataset):
 
 
 class StoredDataset(Dataset):
-    """Fixed splits read from files (subclasses say how); ``load`` ignores ``n`` and ``seed``."""
+    """Fixed splits read from files (subclasses say how); ``load`` ignores ``n`` and ``seed``. Its files are
+    what ``ganbench data fetch``/``verify`` name by the dataset's name."""
+
+    def fetch_files(self) -> Path:
+        """Put the verified files into ganbench's cache (no-op when there); the folder that holds them."""
+        raise NotImplementedError
+
+    def verify_files(self, data_root=None) -> list[FileCheck]:
+        """Re-check every file against its pin: one verdict per file, bad ones included; reads only."""
+        raise NotImplementedError
 
     def whole_split(self, spec, split: str, data_root=None) -> ImageSet:
         """The stored split, whole (``data.subset`` picks training images only)."""
