@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import pytest
-import scipy.linalg
 import torch
 
 import independent
@@ -29,12 +28,13 @@ from ganbench.pipeline.run import run_protocol
 from ganbench.pipeline.use import load_generator_from_run
 from ganbench.report.leaderboard import build_boards
 from ganbench.report.render import fmt, write_report
-from ganbench.spec.protocol import load_protocol, resolve
+from ganbench.spec.protocol import load_model, load_protocol, resolve
 from ganbench.train.loop import fixed_z, generate
 
 SIDE, SQUARE = 16, 6  # image side; side of the class's square
 CLASS_CORNERS = ((1, 1), (1, 9), (9, 1), (9, 9))  # each class draws its square in its own quadrant
 CLASS_COLOURS = torch.tensor([[230, 40, 40], [40, 230, 40], [40, 40, 230], [230, 230, 40]], dtype=torch.float32)
+BACKGROUND = 20.0  # grey level of the dark background
 NOISE = 12.0  # pixel noise (grey levels) so that no two images are equal
 NUM_SAMPLES = 20  # evaluated samples: Inception runs ~13 images/s on 2 CPU cores
 
@@ -43,7 +43,7 @@ def draw_squares16(split: str, n: int, gen: torch.Generator, data_root=None) -> 
     """16 x 16 RGB: a dark background and a coloured 6 x 6 square whose quadrant and colour are the class
     (4 classes), shifted by up to 1 pixel, with Gaussian pixel noise; uint8 N x 3 x 16 x 16."""
     labels = torch.randint(len(CLASS_CORNERS), (n,), generator=gen)
-    images = torch.full((n, 3, SIDE, SIDE), 20.0)
+    images = torch.full((n, 3, SIDE, SIDE), BACKGROUND)
     shifts = torch.randint(-1, 2, (n, 2), generator=gen)
     for i, (k, (dy, dx)) in enumerate(zip(labels.tolist(), shifts.tolist())):
         y, x = CLASS_CORNERS[k][0] + dy, CLASS_CORNERS[k][1] + dx
@@ -54,7 +54,7 @@ def draw_squares16(split: str, n: int, gen: torch.Generator, data_root=None) -> 
 
 PROTOCOL = """
 description = "squares16: a dataset defined in a test file, end to end"
-models = ["gan-mlp"]
+models = ["gan-mlp", "progan-lite"]
 seeds = [0]
 
 [data]
@@ -107,10 +107,14 @@ def test_a_protocol_whose_channels_disagree_with_the_entry_is_refused(squares16,
 
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
-    """Heusel et al. 2017: ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), written out with scipy."""
-    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = scipy.linalg.sqrtm(sa @ sb).real
-    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(sa + sb - 2 * root))
+    """Heusel et al. 2017: ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), with S = X X^T for the centred
+    features X (d x n, scaled by 1/sqrt(n - 1)). The nonzero eigenvalues of S_a S_b are those of
+    (X_a^T X_b)(X_a^T X_b)^T, so Tr (S_a S_b)^(1/2) is the nuclear norm of the small n x n matrix X_a^T X_b:
+    exact, and another route than the d x d matrix square root ganbench takes."""
+    xa = (a - a.mean(0)).T / np.sqrt(len(a) - 1)
+    xb = (b - b.mean(0)).T / np.sqrt(len(b) - 1)
+    cross = np.linalg.svd(xa.T @ xb, compute_uv=False).sum()
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + (xa ** 2).sum() + (xb ** 2).sum() - 2 * cross)
 
 
 def reference_drawn_directly(protocol, n: int) -> torch.Tensor:
@@ -131,24 +135,29 @@ def own_refstats(tmp_path, monkeypatch):
     monkeypatch.setenv("GANBENCH_CACHE", str(cache))
 
 
-@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # 20 features in 2048 dimensions: singular S
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")  # torch-fidelity's sqrtm of singular S (n < d)
 def test_train_evaluate_report_end_to_end(squares16, own_refstats, tmp_path):
+    """Two shipped zoo models whose architectures take any shape: the MLPs (gan-mlp) and ProGAN-lite's
+    convolutions (16 = 4 x 2^2); one epoch on 256 images, 20 evaluated samples."""
     path = write_protocol(tmp_path, "squares16-tiny")
     protocol = load_protocol(path)
-    (outcome,) = run_protocol(path, device="cpu", progress=False, threads=1)
-    assert outcome.status == "finished", outcome.message
-    m = outcome.metrics
-
-    # the trained generator draws the dataset's shape
-    spec, G = load_generator_from_run(outcome.run_id)
-    samples = generate(G, fixed_z(NUM_SAMPLES, spec.model.z_dim, protocol.eval.z_seed))
-    assert samples.shape == (NUM_SAMPLES, 3, SIDE, SIDE) and samples.dtype == torch.uint8
-
-    # the logged metrics are those of these samples against the drawn test split, recomputed independently
+    outcomes = run_protocol(path, device="cpu", progress=False, threads=1)
+    assert [(o.model, o.status) for o in outcomes] == [("gan-mlp", "finished"), ("progan-lite", "finished")]
     source = inception_source(torch.device("cpu"))
-    fake = source.extract(samples, 50)["features"].double().numpy()
     real = source.extract(reference_drawn_directly(protocol, NUM_SAMPLES), 50)["features"].double().numpy()
-    n = NUM_SAMPLES
+    for outcome in outcomes:
+        check_run(outcome, protocol, source, real)
+    check_leaderboard(path, protocol, outcomes, tmp_path / "reports")
+
+
+def check_run(outcome, protocol, source, real: np.ndarray) -> None:
+    """The run's generator draws the dataset's shape, and its logged metrics are those of its samples against
+    the drawn test split, recomputed here independently."""
+    m, n = outcome.metrics, NUM_SAMPLES
+    spec, G = load_generator_from_run(outcome.run_id, ema=spec_has_ema(outcome))
+    samples = generate(G, fixed_z(n, spec.model.z_dim, protocol.eval.z_seed))
+    assert samples.shape == (n, 3, SIDE, SIDE) and samples.dtype == torch.uint8
+    fake = source.extract(samples, 50)["features"].double().numpy()
     assert m[f"fid_{n}_test"] == pytest.approx(frechet(fake, real), rel=1e-3)
     assert m[f"kid_{n}_test"] == pytest.approx(independent.mmd2_unbiased(fake, real), rel=1e-3, abs=1e-6)
     precision, recall = independent.precision_recall(fake, real, k=3)
@@ -158,12 +167,23 @@ def test_train_evaluate_report_end_to_end(squares16, own_refstats, tmp_path):
     # one epoch of 256 images is far from the data: worse than real-vs-real (train split vs test split)
     assert m[f"fid_{n}_test"] > m[f"fid_{n}_test_floor"] and m[f"kid_{n}_test"] > m[f"kid_{n}_test_floor"]
 
-    # the leaderboard: one row for the model, under the run's identity
-    report = write_report(path, tmp_path / "reports")
+
+def spec_has_ema(outcome) -> bool:
+    """ProGAN-lite is evaluated with its moving average of G (tricks.ema), as the trainer evaluates it."""
+    return load_model(outcome.model).tricks.ema > 0
+
+
+def check_leaderboard(path: str, protocol, outcomes, out) -> None:
+    """One row per model under the run's identity, ranked by FID, in the rendered Markdown too."""
+    n = NUM_SAMPLES
+    report = write_report(path, out)
     (board,) = build_boards(Tracker().search(), "squares16-tiny")
-    (row,) = board.rows
-    expected = resolve(protocol, models=["gan-mlp"], seeds=[0])[0].identity
-    assert (row.model, row.identity, row.seeds) == ("gan-mlp", expected.hash, [0])
     assert board.metrics[0] == (f"fid_{n}_test", False)
-    assert row.metrics[f"fid_{n}_test"].mean == m[f"fid_{n}_test"]
-    assert f"| 1 | gan-mlp | {fmt(m[f'fid_{n}_test'])}" in report.markdown.read_text()
+    fids = {o.model: o.metrics[f"fid_{n}_test"] for o in outcomes}
+    assert [r.model for r in board.rows] == sorted(fids, key=fids.get)
+    text = report.markdown.read_text()
+    for rank, row in enumerate(board.rows, 1):
+        expected = resolve(protocol, models=[row.model], seeds=[0])[0].identity
+        assert (row.identity, row.seeds) == (expected.hash, [0])
+        assert row.metrics[f"fid_{n}_test"].mean == fids[row.model]
+        assert f"| {rank} | {row.model} | {fmt(fids[row.model])}" in text

@@ -136,10 +136,6 @@ def get_dataset(name: str) -> Dataset:
     return DATASETS.get_or_raise(name)
 
 
-def dataset_names() -> list[str]:
-    return sorted(DATASETS)
-
-
 def is_points(name: str) -> bool:
     """2D-point datasets (float N x 2) rather than uint8 images."""
     return get_dataset(name).points
@@ -152,11 +148,6 @@ def dataset_classes(name: str) -> int:
         labelled = [n for n, d in sorted(DATASETS.items()) if d.num_classes and not d.points]
         raise GanbenchError(f"conditional models need a labelled image dataset ({', '.join(labelled)}); got {name!r}")
     return ds.num_classes
-
-
-def data_files(name: str) -> dict[str, str]:
-    """"data/<dataset>/<file>" -> pinned SHA-256 of every file a protocol on ``name`` reads."""
-    return get_dataset(name).files()
 
 
 def check_data_root(data_root: str | os.PathLike | None) -> Path | None:

@@ -7,11 +7,11 @@ fetch``/``verify`` know by name (stored datasets and extractor weights). A new e
 :func:`register_extractor` call in one module of this package.
 """
 
-from ganbench.extractors.base import (EXTRACTORS, Extractor, FeatureSource, extract_layers,  # noqa: F401
-                                      extractors_with_files, feature_source, register_extractor)
+from ganbench.extractors.base import (Extractor, FeatureSource, extract_layers, feature_source,  # noqa: F401
+                                      register_extractor)
 from ganbench.extractors import inception, domain  # noqa: E402,F401  (register their extractors, in this order)
 from ganbench.extractors.inception import (CONVERTED_NAME, FID_HELPER_CACHED, INCEPTION_RESIZE, OFFICIAL_NAME,  # noqa: E402,F401
-                                           Weights, ensure_inception, inception_extractor, inception_source,
+                                           ensure_inception, inception_extractor, inception_source,
                                            inception_weights, verify_inception)
 from ganbench.extractors.domain import domain_extractor_name, domain_source, register_domain_extractors  # noqa: E402,F401
 from ganbench.extractors.files import data_names, fetch_named, verify_named  # noqa: E402,F401
