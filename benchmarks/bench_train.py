@@ -3,15 +3,15 @@
 The usual way (as in PyTorch's DCGAN tutorial): torchvision's FashionMNIST dataset with
 ToTensor + Normalize, a shuffling DataLoader, batch 128, eager PyTorch, the same 28x28 networks and
 optimisers as the zoo card (``dcgan``: Adam(2e-4, beta1 = 0.5); ``wgan-gp``: 5 critic steps with the
-gradient penalty per G step). ganbench: ``ganbench.train.loop.train`` on the protocol
+gradient penalty per G step). ganbench: ``ganbench.training.train`` on the protocol
 ``fashion-50ep`` (data resident as uint8 on the device, one permutation per epoch), once on the
 plain path and once on the fast path, with the same per-step records and health checks a
 ``ganbench run`` makes. Each loop trains the same number of images; the script prints images/s
 and the ratios, and checks that the plain and fast paths give the same losses. On a GPU the fast path
-replays its step as a CUDA graph (``ganbench.train.cudagraph``); the script says how many steps it replayed.
+replays its step as a CUDA graph (``ganbench.training.cudagraph``); the script says how many steps it replayed.
 
 Concurrent seeds (``ganbench run --concurrent-seeds``): ``--seeds N`` seeds trained together in one
-process (``ganbench.train.loop.train_together``) against one seed on the fast path, the same images per seed;
+process (``ganbench.training.train_together``) against one seed on the fast path, the same images per seed;
 it prints the wall-time ratio (goal on a GPU: 4 seeds in at most 2.5x one seed's time; one after
 another is 4x) and how far seed 0's losses together are from seed 0 alone.
 
@@ -30,13 +30,18 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torchvision
+from torchvision import transforms
+
+from ganbench.data import get_dataset, load_split
+from ganbench.data.idx import _find_file
+from ganbench.diagnosis import health_monitor
+from ganbench.spec.protocol import load_protocol, resolve
+from ganbench.training import build_models, train, train_together
 
 
 def torchvision_root(folder: Path) -> Path:
     """torchvision's FashionMNIST layout (root/FashionMNIST/raw/<idx files>) from ganbench's verified files."""
-    from ganbench.data import get_dataset
-    from ganbench.data.idx import _find_file
-
     raw = folder / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     ds = get_dataset("fashion-mnist")
@@ -53,11 +58,6 @@ def usual_way(spec, root: Path, images: int, device: torch.device) -> float:
     DCGAN as in PyTorch's DCGAN tutorial (BCE, G reuses the D step's fakes); WGAN-GP as in Gulrajani et
     al.'s Algorithm 1 written the same way (n_critic critic steps on the next batches of the loader, the
     penalty by ``torch.autograd.grad`` with ``create_graph``, then one G step)."""
-    import torchvision
-    from torchvision import transforms
-
-    from ganbench.train.loop import build_models
-
     data = torchvision.datasets.FashionMNIST(str(root), train=True, download=False, transform=transforms.Compose(
         [transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
     loader = torch.utils.data.DataLoader(data, batch_size=128, shuffle=True, drop_last=True)
@@ -125,9 +125,6 @@ def usual_way(spec, root: Path, images: int, device: torch.device) -> float:
 
 def ganbench_way(spec, train_images: torch.Tensor, device: torch.device, fast: bool, folder: Path):
     """ganbench's trainer with the health monitor of ``ganbench run``; returns (images/s, records, steps replayed)."""
-    from ganbench.diagnose import health_monitor
-    from ganbench.train.loop import train
-
     run_dir = Path(tempfile.mkdtemp(dir=folder))
     monitor = health_monitor(spec, train_images, run_dir, device)
     res = train(spec, train_images, run_dir, device, progress=False, on_check=monitor, fast=fast)
@@ -137,9 +134,6 @@ def ganbench_way(spec, train_images: torch.Tensor, device: torch.device, fast: b
 
 def together_way(specs, train_images: torch.Tensor, device: torch.device, folder: Path):
     """The seeds of ``specs`` trained together, each with its health monitor; returns (wall s, seed 0's records)."""
-    from ganbench.diagnose import health_monitor
-    from ganbench.train.loop import train_together
-
     dirs = [Path(tempfile.mkdtemp(dir=folder)) for _ in specs]
     monitors = [health_monitor(s, train_images, d, device) for s, d in zip(specs, dirs)]
     t0 = time.perf_counter()
@@ -148,10 +142,6 @@ def together_way(specs, train_images: torch.Tensor, device: torch.device, folder
 
 
 def seeds_side_by_side(proto, model: str, images: torch.Tensor, device: torch.device, n: int, folder: Path) -> None:
-    from ganbench.diagnose import health_monitor
-    from ganbench.spec.protocol import resolve
-    from ganbench.train.loop import train
-
     specs = resolve(proto, "0" * 64, models=[model], seeds=list(range(n)))
     together_way(specs, images[:1024], device, folder)  # warm-up
     run_dir = Path(tempfile.mkdtemp(dir=folder))
@@ -175,8 +165,6 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=4, help="seeds trained together in the concurrent-seeds comparison (0: skip)")
     ap.add_argument("--only-seeds", action="store_true", help="run the concurrent-seeds comparison only")
     args = ap.parse_args()
-    from ganbench.data import load_split
-    from ganbench.spec.protocol import load_protocol, resolve
 
     device = torch.device(args.device)
     proto = load_protocol("fashion-50ep")

@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ganbench import diagnose as dg
+from ganbench import diagnosis as dg
 from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.pipeline.run import training_images
-from ganbench.train.loop import train
+from ganbench.training import train
 
 COLUMNS = ["divergence", "d-dominance", "g-dominance", "mode-collapse", "oscillation", "critic-gap-explode",
            "critic-gap-collapse", "gp-dominates", "healthy-equilibrium"]

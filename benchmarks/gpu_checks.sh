@@ -32,7 +32,9 @@ part $PY - "$DEVICE" <<'PY'
 import dataclasses, os, sys, time, torch
 from ganbench.metrics import evaluate
 from ganbench.spec.protocol import load_protocol, resolve
-from ganbench.train.loop import build_models, fixed_z, generate
+from ganbench.nets.sampling import generate
+from ganbench.spec.seeds import fixed_z
+from ganbench.training import build_models
 
 proto = load_protocol("fashion-50ep")
 if os.environ.get("EVAL_N"):  # a smaller dry run (the goal is for the protocol's 10k)

@@ -1,1 +1,354 @@
-"""The public Python API (filled in by the interfaces layer)."""
+"""The public Python API: every stage the ``ganbench`` command runs, callable from Python.
+
+    import ganbench
+    res = ganbench.evaluate(images_uint8, protocol="fashion-50ep")      # FID & co. with provenance
+    run = ganbench.train("fashion-smoke", "dcgan", seed=0, tricks={"ema": 0.999})
+    G = ganbench.load(run)                                               # the trained generator
+    findings = ganbench.diagnose(run)                                    # training-health findings
+    board = ganbench.report("fashion-smoke")                             # the leaderboard
+
+Each function is what one subcommand does (``ganbench eval``, ``run``, ``sample``, ``diagnose``,
+``report``), through the same pipeline functions, so Python and the command line give the same numbers.
+Results are frozen dataclasses with ``to_frame()`` (a pandas DataFrame). Unlike the command line,
+``evaluate`` logs no MLflow run unless asked (``track=True``): measuring a tensor in a notebook should
+not fill the tracking store; ``train`` always tracks, since a run's artifacts live there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ganbench.core.assets import FileCheck, raise_for_bad
+from ganbench.core.errors import GanbenchError
+from ganbench.core.track import Tracker
+from ganbench.diagnosis import Diagnosis, Finding, diagnose_run
+from ganbench.extractors import data_names, fetch_named, verify_named
+from ganbench.metrics import MetricResult
+from ganbench.pipeline.evaluate import evaluate_source
+from ganbench.pipeline.run import RunOutcome, run_protocol
+from ganbench.pipeline.use import load_generator_from_run
+from ganbench.reporting.leaderboard import Board, Comparison, build_boards, compare as compare_rows
+from ganbench.reporting.render import write_report
+from ganbench.spec.protocol import ModelSpec, Protocol, available, load_model, load_protocol
+
+DATA_NAMES = data_names()  # stored datasets, then extractor weights (domain: the per-dataset classifiers, trained once)
+DEFAULT_PROTOCOL = "fashion-50ep"  # the protocol the zoo's headline numbers are measured under
+
+
+# --------------------------------------------------------------------------- result types
+
+
+@dataclass(frozen=True)
+class Results:
+    """What ``evaluate`` measured: each metric's result (value, spread, floor, recipe) and its provenance."""
+
+    protocol: str
+    identity: str  # the protocol side of the identity hash (data, evaluation recipe, weights' hashes)
+    source: str  # what was measured, as the MLflow tag ``ganbench.source`` says
+    metrics: Mapping[str, MetricResult]
+    eval_time_s: float
+    run_id: str | None = None  # the MLflow run, when tracked
+
+    def __getitem__(self, name: str) -> float | None:
+        """The value of one metric by its recipe name, e.g. ``res["fid_10k_test"]``."""
+        if name not in self.metrics:
+            raise KeyError(f"{name!r}; measured: {', '.join(self.metrics)}")
+        return self.metrics[name].value
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per metric (index: recipe name), every field of its result."""
+        rows = [dataclasses.asdict(r) for r in self.metrics.values()]
+        return pd.DataFrame(rows, columns=[f.name for f in dataclasses.fields(MetricResult)]).set_index("name")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One trained (model, seed) cell of a protocol: its status, MLflow run, artifact folder and metrics."""
+
+    protocol: str
+    model: str
+    seed: int
+    status: str  # finished | diverged | failed | stopped
+    run_id: str
+    run_dir: Path
+    metrics: Mapping[str, float]
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "finished"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: the run's identification columns, then its final metrics."""
+        head = {"protocol": self.protocol, "model": self.model, "seed": self.seed, "status": self.status,
+                "run_id": self.run_id, "run_dir": str(self.run_dir)}
+        return pd.DataFrame([{**head, **self.metrics}])
+
+
+@dataclass(frozen=True)
+class Findings(Sequence):
+    """The training-health findings of a run (a sequence of ``Finding``), with the diagnosis they come from."""
+
+    run_id: str
+    diagnosis: Diagnosis
+
+    def __getitem__(self, i):
+        return self.diagnosis.findings[i]
+
+    def __len__(self) -> int:
+        return len(self.diagnosis.findings)
+
+    def __iter__(self) -> Iterator[Finding]:
+        return iter(self.diagnosis.findings)
+
+    @property
+    def worst(self) -> str:
+        return self.diagnosis.worst
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per finding: name, severity, step range, summary, evidence and remedies."""
+        columns = [f.name for f in dataclasses.fields(Finding)]
+        return pd.DataFrame([f.to_dict() for f in self], columns=columns)
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """A protocol's boards, newest identity first (one per protocol hash with runs), and where the rendered
+    report was written (None when it was not)."""
+
+    protocol: str
+    boards: tuple[Board, ...]
+    html: Path | None = None
+    markdown: Path | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per model and protocol hash, best first within a hash: mean, std and confidence interval
+        of each headline metric over seeds, then seeds, stability and compute."""
+        return pd.DataFrame([row for board in self.boards for row in _board_rows(board)])
+
+
+def _board_rows(board: Board) -> list[dict[str, Any]]:
+    rows = []
+    for rank, r in enumerate(board.rows, 1):
+        row: dict[str, Any] = {"protocol_hash": board.protocol_hash, "rank": rank, "model": r.model}
+        for name, _ in board.metrics:
+            s = r.metrics[name]
+            row.update({name: s.mean, f"{name}_std": s.std, f"{name}_ci_low": s.ci_low, f"{name}_ci_high": s.ci_high})
+        row.update(seeds=len(r.seeds), healthy=r.healthy, runs=r.runs, stability=r.stability,
+                   wall_time_s=r.compute["wall_time_s"].mean, images_seen=r.compute["images_seen"].mean)
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluate(samples_or_generator: torch.Tensor | np.ndarray | str | Path | nn.Module,
+             protocol: str | Protocol = DEFAULT_PROTOCOL, metrics: Sequence[str] | None = None, *,
+             value_range: tuple[float, float] | None = None, z_dim: int = 100, device: str = "auto",
+             data_root: str | Path | None = None, track: bool = False, tracking_uri: str | None = None,
+             name: str | None = None) -> Results:
+    """Measure samples, or a generator, under a protocol's evaluation (as ``ganbench eval``).
+
+    ``samples_or_generator``: uint8 images (N x C x H x W or N x H x W x C, pixels in [0, 255]); float
+    images with their ``value_range``, e.g. (0, 1) or (-1, 1) (floats with a negative value are read as
+    [-1, 1] without it); an .npz/.npy file or a folder of PNGs; or a ``torch.nn.Module`` mapping
+    z ~ N(0, I) of size ``z_dim`` to images in [-1, 1], sampled at the protocol's fixed z.
+    ``protocol``: a name (``ganbench list``), a .toml path, or a Protocol. ``metrics``: only these of
+    the protocol's metric names (e.g. ["fid", "kid@domain"]); the identity follows. ``track``: log an
+    MLflow run (``tracking_uri``, default MLFLOW_TRACKING_URI or the embedded SQLite store) named ``name``."""
+    source = _source_label(samples_or_generator)
+    out = evaluate_source(protocol, samples_or_generator, source, z_dim, device, tracking_uri, name, track,
+                          data_root, value_range, metrics)
+    proto_name = protocol.name if isinstance(protocol, Protocol) else load_protocol(str(protocol)).name
+    return Results(proto_name, out.identity.hash, out.source, out.results, out.eval_time_s, out.run_id)
+
+
+def _source_label(obj: Any) -> str:
+    """What the MLflow tag ``ganbench.source`` says about an in-memory or file source (as ``ganbench eval``
+    labels a path)."""
+    if isinstance(obj, nn.Module):
+        return f"generator:{type(obj).__module__}.{type(obj).__qualname__}"
+    if isinstance(obj, (torch.Tensor, np.ndarray)):
+        return f"samples:{type(obj).__name__} {tuple(obj.shape)} {obj.dtype}"
+    if isinstance(obj, (str, Path)):
+        return f"samples:{obj}"
+    raise GanbenchError(f"evaluate: expected images (a torch.Tensor or numpy array), a path to an .npz/.npy file "
+                        f"or a folder of PNGs, or a generator (torch.nn.Module); got {type(obj).__name__}")
+
+
+# --------------------------------------------------------------------------- train / load
+
+
+def train(protocol: str, model: str, seed: int = 0, *, device: str = "auto", resume: bool = False,
+          tracking_uri: str | None = None, data_root: str | Path | None = None, progress: bool = False,
+          stop_on: str | None = None, fast: bool = True, threads: int | None = None, **overrides: Any) -> Run:
+    """Train, evaluate and track one (model, seed) of a protocol, as ``ganbench run --models M --seeds S``.
+
+    ``overrides`` change the model card for this run, as ``ganbench run --set``: plain keys
+    (``n_critic=5``), tables as dicts (``tricks={"ema": 0.999}``) or dotted keys
+    (``**{"optim_d.lr": 4e-4}``); the identity hash follows. A run that diverges or fails is returned with
+    its status (``run.ok`` is False), as the command reports it with exit code 1."""
+    (out,) = run_protocol(protocol, [model], [seed], device, resume, tracking_uri, data_root, progress=progress,
+                          stop_on=stop_on, overrides=dotted(overrides), fast=fast, threads=threads)
+    return as_run(protocol, out)
+
+
+def dotted(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"tricks": {"ema": 0.999}, "n_critic": 5}`` -> ``{"tricks.ema": 0.999, "n_critic": 5}``."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if isinstance(value, Mapping):
+            out.update(dotted(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def as_run(protocol: str, outcome: RunOutcome) -> Run:
+    name = Path(protocol).stem if str(protocol).endswith(".toml") else str(protocol)
+    return Run(name, outcome.model, outcome.seed, outcome.status, outcome.run_id, outcome.run_dir,
+               dict(outcome.metrics), outcome.message)
+
+
+def load(run: Run | str | Path, *, ema: bool = False, device: str = "cpu", tracking_uri: str | None = None) -> nn.Module:
+    """The generator of a trained run (a Run, an MLflow run id or a run folder), in eval mode on ``device``,
+    rebuilt as ``ganbench sample`` rebuilds it; ``ema``: the averaged weights (models trained with
+    ``tricks.ema > 0``). It maps z (N x z_dim, ``G.z_dim``) to images in [-1, 1]."""
+    _, G = load_generator_from_run(_run_ref(run), tracking_uri, ema, device)
+    return G
+
+
+def _run_ref(run: Run | str | Path) -> str:
+    if isinstance(run, Run):
+        return str(run.run_dir) if Path(run.run_dir).is_dir() else run.run_id
+    if isinstance(run, (str, Path)):
+        return str(run)
+    raise GanbenchError(f"expected a run: a ganbench.Run, an MLflow run id or a run folder; got {type(run).__name__}")
+
+
+# --------------------------------------------------------------------------- diagnose / report / compare
+
+
+def diagnose(run: Run | str | Path, *, tracking_uri: str | None = None) -> Findings:
+    """Training-health findings of a tracked run (a Run, an MLflow run id, or a run folder with its
+    ``mlflow_run_id``), re-diagnosed from its logged records, as ``ganbench diagnose``."""
+    run_id = run_id_of(run)
+    return Findings(run_id, diagnose_run(run_id, tracking_uri))
+
+
+def run_id_of(run: Run | str | Path) -> str:
+    """The MLflow run id of a Run, a run folder (its ``mlflow_run_id`` file) or a run id."""
+    if isinstance(run, Run):
+        return run.run_id
+    folder = Path(run)
+    if folder.is_dir():
+        id_file = folder / "mlflow_run_id"
+        if not id_file.is_file():
+            raise GanbenchError(f"{folder} is not a ganbench run folder (no mlflow_run_id file); pass an MLflow run id")
+        return id_file.read_text().strip()
+    return _run_ref(run)
+
+
+def report(protocol: str, *, out: str | Path | None = None, tracking_uri: str | None = None) -> Leaderboard:
+    """The leaderboard of a protocol's tracked runs (a name, or a protocol file for its name); with ``out``,
+    also rendered as ``<out>/<protocol>/index.html`` and ``README.md``, as ``ganbench report --out``."""
+    name = Path(protocol).stem if protocol.endswith(".toml") else protocol
+    if out is not None:
+        rep = write_report(protocol, out, tracking_uri)
+        return Leaderboard(name, tuple(s.board for s in rep.sections), rep.html, rep.markdown)
+    tracker = Tracker(tracking_uri)
+    boards = build_boards(tracker.search(), name)
+    if not boards:
+        raise GanbenchError(f"no tracked runs of protocol {name!r} in {tracker.uri}; run `ganbench run --protocol "
+                            f"{protocol}` first")
+    return Leaderboard(name, tuple(boards))
+
+
+def compare(protocol: str, model_a: str, model_b: str, *, tracking_uri: str | None = None) -> Comparison:
+    """Two models side by side under the newest protocol hash that has runs of both, as ``ganbench compare``."""
+    boards = [b for b in build_boards(Tracker(tracking_uri).search(), protocol)
+              if {model_a, model_b} <= {r.model for r in b.rows}]
+    if not boards:
+        raise GanbenchError(f"no protocol hash of {protocol!r} has runs of both {model_a!r} and {model_b!r}; "
+                            f"run `ganbench run --protocol {protocol} --models {model_a} {model_b}`")
+    return compare_rows(boards[0], model_a, model_b)
+
+
+# --------------------------------------------------------------------------- runs, catalogue, data
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What ``ganbench show`` prints of a tracked run."""
+
+    run_id: str
+    name: str
+    status: str
+    tags: dict[str, str]  # the ganbench.* tags
+    metrics: dict[str, float]
+    artifacts: list[str]
+    params: dict[str, str]  # protocol.name, model.name, seed, device
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([{"run_id": self.run_id, "name": self.name, "status": self.status, **self.metrics}])
+
+
+SHOWN_PARAMS = ("protocol.name", "model.name", "seed", "device")
+
+
+def show(run_id: str, *, tracking_uri: str | None = None) -> RunInfo:
+    """A tracked run's status, ganbench tags, final metrics, artifacts and main parameters."""
+    tracker = Tracker(tracking_uri)
+    try:
+        run = tracker.get(run_id)
+    except Exception as err:  # MLflow's own exception types stay inside core.track
+        raise GanbenchError(f"no run {run_id!r} in {tracker.uri} ({type(err).__name__})") from err
+    return RunInfo(run.info.run_id, run.info.run_name, run.info.status,
+                   {k: v for k, v in run.data.tags.items() if k.startswith("ganbench.")}, dict(run.data.metrics),
+                   tracker.artifacts(run.info.run_id),
+                   {k: v for k, v in run.data.params.items() if k in SHOWN_PARAMS})
+
+
+def protocols() -> list[Protocol]:
+    """Every protocol ``ganbench list`` shows (the shipped ones and those on GANBENCH_PROTOCOLS_PATH)."""
+    return [load_protocol(name) for name in available("protocols")]
+
+
+def models() -> list[ModelSpec]:
+    """Every zoo model card (shipped and on GANBENCH_ZOO_PATH)."""
+    return [load_model(name) for name in available("zoo")]
+
+
+def _check_data_names(names: Sequence[str]) -> list[str]:
+    for name in names:
+        if name not in DATA_NAMES:
+            raise GanbenchError(f"Unknown data name {name!r}. Available: {', '.join(DATA_NAMES)}")
+    return list(names) or list(DATA_NAMES)
+
+
+def fetch_data(names: Sequence[str] = ()) -> Iterator[str]:
+    """Fetch what is missing of ``names`` (default: all of DATA_NAMES) into the cache; yields one line per
+    thing fetched, as it is done."""
+    for name in _check_data_names(names):
+        yield "\n".join(fetch_named(name))
+
+
+def verify_data(names: Sequence[str] = (), data_root: str | Path | None = None) -> Iterator[list[FileCheck]]:
+    """Re-check the cached files of ``names`` against their pinned hashes: yields each name's checks as they
+    are done, then raises a GanbenchError listing every bad file."""
+    checks: list[FileCheck] = []
+    for name in _check_data_names(names):
+        got = verify_named(name, data_root)
+        yield got
+        checks += got
+    raise_for_bad(checks)

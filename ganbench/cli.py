@@ -1,4 +1,5 @@
-"""The ``ganbench`` command. Subcommands are thin: parse, call one library function, print.
+"""The ``ganbench`` command. Subcommands are thin: parse, call one function of ``ganbench.api`` (or the
+pipeline), print.
 
 Exit codes: 0 success, 1 a run failed or diverged, 2 usage errors (bad arguments, unknown names,
 invalid files, missing data), printed without a traceback.
@@ -7,29 +8,74 @@ invalid files, missing data), printed without a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shlex
+import signal
 import sys
 
+from ganbench import api
 from ganbench.core.errors import GanbenchError
-from ganbench.extractors import data_names
+from ganbench.data import check_data_root
+from ganbench.diagnosis import format_report
+from ganbench.pipeline.cards import format_results, update_cards
+from ganbench.pipeline.evaluate import eval_protocol
+from ganbench.pipeline.run import run_protocol
+from ganbench.pipeline.stylemix import style_mix
+from ganbench.pipeline.sweep import sweep, to_json
+from ganbench.pipeline.use import interpolate, sample
+from ganbench.reporting.gate import check, migrate_baseline, save_baseline
+from ganbench.reporting.render import comparison_rows
+from ganbench.spec.protocol import parse_overrides
 
-DATA_NAMES = data_names()  # stored datasets and extractor weights (domain: the per-dataset classifiers, trained once)
+DATA_NAMES = api.DATA_NAMES
 RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}  # `eval --range`: float pixel encodings
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+RUN_BOOKKEEPING = ("last_step_", "images_seen", "epochs_done", "eval_time_s", "replayed_steps")  # not shown by `run`
+
+# --------------------------------------------------------------------------- options shared by subcommands
+
+DEVICE_AUTO = "auto (CUDA when available), cpu, cuda, cuda:N"
+COMMON = {  # option -> (flags, argparse keywords): each defined once, added by ``common``
+    "tracking_uri": (("--tracking-uri",), dict(
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the embedded SQLite store)")),
+    "data_root": (("--data-root",), dict(help="folder with dataset files (default: GANBENCH_DATA, then the cache)")),
+    "json": (("--json",), dict(action="store_true", help="machine-readable output")),
+    "device": (("--device",), dict(default="auto", help=DEVICE_AUTO)),
+    "device_cpu": (("--device",), dict(default="cpu", help="cpu, cuda, cuda:N (default cpu)")),
+    "ema": (("--ema",), dict(action="store_true", help="use the EMA generator (models trained with tricks.ema > 0)")),
+    "run": (("run",), dict(metavar="RUN", help="MLflow run id or run folder")),
+    "runs": (("runs",), dict(nargs="+", metavar="RUN_OR_EXPERIMENT",
+                             help="run ids, experiment names or protocol names")),
+}
+
+
+def common(p: argparse.ArgumentParser, *names: str, **helps: str) -> None:
+    """Add the shared options ``names`` to ``p``; ``helps`` gives an option a help text of its own."""
+    for name in names:
+        flags, kw = COMMON[name]
+        p.add_argument(*flags, **{**kw, **({"help": helps[name]} if name in helps else {})})
+
+
+# --------------------------------------------------------------------------- the parser, one builder per group
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganbench", description="Train reference GANs under fixed protocols and measure them.")
     sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_run, _add_sweep, _add_data, _add_lookup, _add_eval, _add_report, _add_gate, _add_use, _add_card):
+        add(sub)
+    return p
 
+
+def _add_run(sub) -> None:
     r = sub.add_parser("run", help="train and evaluate a protocol's models and seeds")
     r.add_argument("--protocol", required=True, help="protocol name (see `ganbench list`) or path to a .toml file")
     r.add_argument("--models", nargs="+", help="only these models of the protocol")
     r.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: the protocol's)")
-    r.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    common(r, "device")
     r.add_argument("--resume", action="store_true", help="continue each run from its last checkpoint")
-    r.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the embedded SQLite store)")
-    r.add_argument("--data-root", help="folder with dataset files (default: GANBENCH_DATA, then the cache)")
+    common(r, "tracking_uri", "data_root")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
                    help="override a model-card value for this run, e.g. tricks.ema=0.999, optim_d.lr=4e-4, n_critic=5 "
                         "(repeatable; the protocol hash follows)")
@@ -45,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads per run (default: GANBENCH_THREADS, else the cores shared evenly among the "
                         "ganbench runs alive on this machine, so that concurrent runs do not oversubscribe them)")
 
+
+def _add_sweep(sub) -> None:
     sw = sub.add_parser("sweep", help="run a grid of protocols x models x seeds here or on a Ray cluster; finished "
                                       "cells are skipped, killed ones continued")
     sw.add_argument("--protocol", required=True, nargs="+", dest="protocols", metavar="PROTOCOL",
@@ -56,39 +104,44 @@ def build_parser() -> argparse.ArgumentParser:
                          "(per model and protocol with --concurrent-seeds)")
     sw.add_argument("--address", help="Ray cluster: ray://HOST:PORT (Ray Client, port 10001) or HOST:PORT (GCS, from "
                                       "a cluster node; default: RAY_ADDRESS, a cluster started here, else a new local one)")
-    sw.add_argument("--tracking-uri", help="MLflow tracking URI every cell logs to (a server, http://HOST:PORT, for a "
-                                           "cluster of several machines)")
-    sw.add_argument("--device", default="auto", help="auto (a GPU per cell when there are GPUs), cpu, cuda "
-                                                     "(local executor: also cuda:N)")
+    common(sw, "tracking_uri", "device",
+           tracking_uri="MLflow tracking URI every cell logs to (a server, http://HOST:PORT, for a cluster of several "
+                        "machines)",
+           device="auto (a GPU per cell when there are GPUs), cpu, cuda (local executor: also cuda:N)")
     sw.add_argument("--max-retries", type=int, default=3, help="Ray: times a cell is retried when its worker dies (default 3)")
     sw.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs reserved by each cell (default 1)")
-    sw.add_argument("--data-root", help="folder with dataset files (default: GANBENCH_DATA, then the cache)")
+    common(sw, "data_root")
     sw.add_argument("--concurrent-seeds", action="store_true",
                     help="train the unfinished seeds of each model together, one task (one GPU) per model and "
                          "protocol; each seed stays its own cell and MLflow run (models that cannot batch their "
                          "seeds train them one after another)")
-    sw.add_argument("--json", action="store_true", help="machine-readable summary")
+    common(sw, "json", json="machine-readable summary")
 
+
+def _add_data(sub) -> None:
     d = sub.add_parser("data", help="fetch or verify datasets and weights")
     dsub = d.add_subparsers(dest="data_command", required=True)
     f = dsub.add_parser("fetch", help="download/extract what is missing into the cache (pinned by SHA-256)")
     f.add_argument("names", nargs="*", help=f"what to fetch (default: all): {', '.join(DATA_NAMES)}")
     v = dsub.add_parser("verify", help="re-check cached files against their pinned hashes")
     v.add_argument("names", nargs="*", help=f"what to verify (default: all): {', '.join(DATA_NAMES)}")
-    v.add_argument("--data-root")
+    common(v, "data_root")
 
+
+def _add_lookup(sub) -> None:
+    """``list``, ``show`` and ``diagnose``: what exists, and what a run holds."""
     ls = sub.add_parser("list", help="list protocols and zoo models")
     ls.add_argument("--protocols", action="store_true", help="protocols only")
     ls.add_argument("--models", action="store_true", help="models only (with their cards)")
-
     s = sub.add_parser("show", help="show one MLflow run: status, parameters, metrics, artifacts")
     s.add_argument("run_id")
-    s.add_argument("--tracking-uri")
-    s.add_argument("--json", action="store_true", help="machine-readable output")
+    common(s, "tracking_uri", "json")
     dg = sub.add_parser("diagnose", help="training-health findings of a run: what went wrong, when, and what to try")
     dg.add_argument("run_id")
-    dg.add_argument("--json", action="store_true", help="machine-readable output")
-    dg.add_argument("--tracking-uri")
+    common(dg, "json", "tracking_uri")
+
+
+def _add_eval(sub) -> None:
     ev = sub.add_parser("eval", help="measure samples or a generator checkpoint under a protocol's evaluation")
     ev.add_argument("--protocol", required=True, help="protocol name or path to a .toml file")
     ev.add_argument("--samples", help="an .npz or .npy (uint8 [0, 255], or float with --range; NCHW/NHWC) or a folder "
@@ -100,91 +153,93 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", help="generator weights: torch state_dict (loaded weights_only) or .safetensors")
     ev.add_argument("--z-dim", type=int, default=100, help="latent size of the generator (default 100)")
     ev.add_argument("--name", help="label of the MLflow run (default: external)")
-    ev.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    ev.add_argument("--tracking-uri")
+    common(ev, "device", "tracking_uri")
     ev.add_argument("--no-track", action="store_true", help="print the results without logging an MLflow run")
-    ev.add_argument("--json", action="store_true", help="machine-readable output")
-    ev.add_argument("--data-root")
+    common(ev, "json", "data_root")
 
+
+def _add_report(sub) -> None:
+    """``report`` and ``compare``: leaderboards of tracked runs."""
     rep = sub.add_parser("report", help="render the leaderboard of a protocol: reports/<protocol>/index.html + README.md")
     rep.add_argument("--protocol", required=True, help="protocol name or .toml file whose tracked runs to report")
     rep.add_argument("--out", default="reports", help="output folder (default: reports)")
-    rep.add_argument("--tracking-uri")
-
+    common(rep, "tracking_uri")
     cmp_ = sub.add_parser("compare", help="two models side by side: metric deltas, Welch's t-test over seeds, stability, verdict")
     cmp_.add_argument("model_a")
     cmp_.add_argument("model_b")
     cmp_.add_argument("--protocol", required=True, help="protocol name whose runs to compare (the newest hash with both models)")
-    cmp_.add_argument("--tracking-uri")
+    common(cmp_, "tracking_uri")
 
+
+def _add_gate(sub) -> None:
+    """``check`` and ``baseline``: the quality regression gate."""
     chk = sub.add_parser("check", help="quality regression gate: exit 1 when a metric is worse than the baseline's spread allows")
-    chk.add_argument("runs", nargs="+", metavar="RUN_OR_EXPERIMENT", help="run ids, experiment names or protocol names")
+    common(chk, "runs")
     chk.add_argument("--baseline", required=True, help="baseline JSON (see `ganbench baseline save`)")
     chk.add_argument("--confidence", type=float, help="one-sided confidence of the gate (default: the baseline's)")
     chk.add_argument("--allow-protocol-change", action="store_true",
                      help="gate runs made under another identity than the baseline's (changed budget, model card or "
                           "weights); the result says what changed")
-    chk.add_argument("--tracking-uri")
-
+    common(chk, "tracking_uri")
     bl = sub.add_parser("baseline", help="quality baselines for `ganbench check`")
     blsub = bl.add_subparsers(dest="baseline_command", required=True)
     bls = blsub.add_parser("save", help="write a baseline from finished runs of one protocol hash")
-    bls.add_argument("runs", nargs="+", metavar="RUN_OR_EXPERIMENT", help="run ids, experiment names or protocol names")
+    common(bls, "runs")
     bls.add_argument("--out", required=True, help="baseline JSON to write, e.g. baselines/<protocol>.json")
     bls.add_argument("--confidence", type=float, default=0.99, help="one-sided confidence stored with the baseline")
-    bls.add_argument("--tracking-uri")
+    common(bls, "tracking_uri")
     blm = blsub.add_parser("migrate", help="rewrite a format-1 baseline (one protocol hash) with per-model identities, "
                                            "after checking its hash still holds")
     blm.add_argument("path", help="baseline JSON to rewrite in place")
 
+
+def _add_use(sub) -> None:
+    """``sample``, ``style-mix`` and ``interpolate``: pictures from a trained run's generator."""
     sm = sub.add_parser("sample", help="a PNG grid (and optionally .npz) of samples of a trained run's generator")
-    sm.add_argument("run", metavar="RUN", help="MLflow run id or run folder")
+    common(sm, "run")
     sm.add_argument("--n", type=int, default=64, help="number of samples (default 64; grid of ceil(sqrt(n)) columns)")
     sm.add_argument("--label", type=int, help="class of every sample (conditional models; default: classes in turn)")
     sm.add_argument("--seed", type=int, help="seed of z (default: the protocol's fixed z, as in the run's grids)")
-    sm.add_argument("--ema", action="store_true", help="use the EMA generator (models trained with tricks.ema > 0)")
+    common(sm, "ema")
     sm.add_argument("--npz", action="store_true", help="also write the uint8 images (and labels) beside the PNG")
     sm.add_argument("--out", help="PNG path (default: <run folder>/samples/sample_seed<S>[_label<L>].png)")
-    sm.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
-    sm.add_argument("--tracking-uri")
+    common(sm, "device_cpu", "tracking_uri")
     sm.add_argument("--truncation", type=float, metavar="PSI",
                     help="truncation trick psi (style-based generators: w = w_avg + psi (w - w_avg); 1 = off)")
     smx = sub.add_parser("style-mix", help="style-mixing grid of a style-based generator: rows give coarse styles, "
                                            "columns fine ones")
-    smx.add_argument("run", metavar="RUN", help="MLflow run id or run folder")
+    common(smx, "run")
     smx.add_argument("--rows", type=int, default=4, help="sources of the coarse styles (default 4)")
     smx.add_argument("--cols", type=int, default=6, help="sources of the fine styles (default 6)")
     smx.add_argument("--seed", type=int, default=0, help="seed of the rows' and columns' z (default 0)")
     smx.add_argument("--cutoff", type=int, help="style inputs taken from the row (default: the layers up to 8x8)")
     smx.add_argument("--truncation", type=float, metavar="PSI", help="truncate every w first (1 = off)")
-    smx.add_argument("--ema", action="store_true", help="use the EMA generator (models trained with tricks.ema > 0)")
+    common(smx, "ema")
     smx.add_argument("--out", help="PNG path (default: <run folder>/samples/style_mix_seed<S>_cut<K>.png)")
-    smx.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
-    smx.add_argument("--tracking-uri")
+    common(smx, "device_cpu", "tracking_uri")
     ip = sub.add_parser("interpolate", help="spherical interpolation between random latent pairs: one grid row per pair")
-    ip.add_argument("run", metavar="RUN", help="MLflow run id or run folder")
+    common(ip, "run")
     ip.add_argument("--pairs", type=int, default=8, help="number of (z0, z1) pairs: grid rows (default 8)")
     ip.add_argument("--steps", type=int, default=10, help="interpolation steps from z0 to z1: grid columns (default 10)")
     ip.add_argument("--seed", type=int, default=0, help="seed of the pairs (default 0)")
-    ip.add_argument("--ema", action="store_true", help="use the EMA generator (models trained with tricks.ema > 0)")
+    common(ip, "ema")
     ip.add_argument("--label", type=int, help="class of every row (conditional models; default: classes in turn)")
     ip.add_argument("--out", help="PNG path (default: <run folder>/samples/interpolate_seed<S>[_label<L>].png)")
-    ip.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
-    ip.add_argument("--tracking-uri")
+    common(ip, "device_cpu", "tracking_uri")
 
+
+def _add_card(sub) -> None:
     cd = sub.add_parser("card", help="write measured results into zoo cards: [results.<protocol>] from finished runs")
     cd.add_argument("models", nargs="+", metavar="MODEL", help="zoo model names")
     cd.add_argument("--protocol", required=True, help="protocol name whose finished runs to summarise (newest hash)")
     cd.add_argument("--zoo-dir", help="folder of the cards to update (default: where `ganbench list` finds them)")
-    cd.add_argument("--tracking-uri")
-    return p
+    common(cd, "tracking_uri")
+
+
+# --------------------------------------------------------------------------- subcommands: parse -> call -> print
 
 
 def cmd_eval(args) -> int:
-    import dataclasses
-
-    from ganbench.pipeline.evaluate import eval_protocol
-
     out = eval_protocol(args.protocol, args.samples, args.generator, args.checkpoint, args.z_dim, args.device,
                         args.tracking_uri, args.name, not args.no_track, args.data_root,
                         value_range=RANGES[args.value_range] if args.value_range else None)
@@ -204,26 +259,19 @@ def cmd_eval(args) -> int:
 
 
 def cmd_diagnose(args) -> int:
-    from ganbench.diagnose import diagnose_run, format_report
-
-    diag = diagnose_run(args.run_id, args.tracking_uri)
+    diag = api.diagnose(args.run_id, tracking_uri=args.tracking_uri).diagnosis
     print(json.dumps(diag.to_dict(), indent=2, sort_keys=True) if args.json else format_report(diag, f"run {args.run_id}  "))
     return 0
 
 
 def cmd_run(args) -> int:
-    from ganbench.pipeline.run import run_protocol
-
-    from ganbench.spec.protocol import parse_overrides
-
     outcomes = run_protocol(args.protocol, args.models, args.seeds, args.device, args.resume,
                             args.tracking_uri, args.data_root, progress=True, stop_on=args.stop_on,
                             overrides=parse_overrides(args.overrides), fast=not args.plain,
                             together=args.concurrent_seeds, threads=args.threads)
     for o in outcomes:
-        bookkeeping = ("last_step_", "images_seen", "epochs_done", "eval_time_s", "replayed_steps")
         shown = "  ".join(f"{k} {v:.4g}" for k, v in o.metrics.items()
-                          if not k.startswith(bookkeeping) and not k.endswith(("_std", "_floor")))
+                          if not k.startswith(RUN_BOOKKEEPING) and not k.endswith(("_std", "_floor")))
         print(f"{o.model:10s} seed {o.seed}  {o.status:9s} run {o.run_id}  {shown}")
         if o.message:
             print(f"    {o.message}")
@@ -231,76 +279,40 @@ def cmd_run(args) -> int:
     return 0 if all(o.status == "finished" for o in outcomes) else 1
 
 
+def _show_cell(args):
+    """The sweep's ``on_cell``: one line per finished cell, unless the summary is JSON."""
+    return None if args.json else lambda c: print(f"{c.cell}: {c.status} ({c.action}) run {c.run_id or '-'}", flush=True)
+
+
 def cmd_sweep(args) -> int:
-    from ganbench.pipeline.sweep import sweep, to_json
-
-    def show(c) -> None:
-        if not args.json:
-            print(f"{c.cell}: {c.status} ({c.action}) run {c.run_id or '-'}", flush=True)
-
     result = sweep(args.protocols, args.models, args.seeds, args.executor, args.address, args.tracking_uri,
                    args.device, args.data_root, args.max_retries, args.cpus_per_task, progress=not args.json,
-                   on_cell=show, concurrent_seeds=args.concurrent_seeds)
+                   on_cell=_show_cell(args), concurrent_seeds=args.concurrent_seeds)
     print(to_json(result) if args.json else "\n" + result.table())
     return 0 if result.ok else 1
 
 
 def cmd_data(args) -> int:
-    from ganbench import data
-    from ganbench import extractors
-
-    names = args.names or list(DATA_NAMES)
-    for name in names:
-        if name not in DATA_NAMES:
-            raise GanbenchError(f"Unknown data name {name!r}. Available: {', '.join(DATA_NAMES)}")
     if args.data_command == "verify":
-        return _verify_data(names, args.data_root)
-    for name in names:
-        if name == "domain":
-            from ganbench.extractors.domain import describe_classifiers
-
-            print("\n".join(describe_classifiers(train=True)))
-        elif name == "inception":
-            w = extractors.ensure_inception()
-            print(f"inception: {w.path} (source {w.source}, feature weights sha256 {w.features_sha256[:16]}...)")
-        else:
-            print(f"{name}: {data.fetch(name)}")
-    return 0
-
-
-def _verify_data(names: list[str], data_root) -> int:
-    """Every file of every name checked and printed; then an error (exit 2) listing all bad ones."""
-    from ganbench import data
-    from ganbench.core.assets import raise_for_bad
-    from ganbench.extractors.domain import verify_classifiers
-    from ganbench.extractors import verify_inception
-
-    checks = []
-    for name in names:
-        got = verify_classifiers() if name == "domain" else verify_inception() if name == "inception" \
-            else data.verify(name, data_root)
-        print("\n".join(c.line() for c in got), flush=True)
-        checks += got
-    raise_for_bad(checks)
+        for checks in api.verify_data(args.names, args.data_root):  # every file printed, then an error for bad ones
+            print("\n".join(c.line() for c in checks), flush=True)
+        return 0
+    for line in api.fetch_data(args.names):
+        print(line)
     return 0
 
 
 def cmd_list(args) -> int:
-    from ganbench.pipeline.cards import format_results
-    from ganbench.spec.protocol import available, load_model, load_protocol
-
     both = not (args.protocols or args.models)
     if args.protocols or both:
         print("protocols:")
-        for name in available("protocols"):
-            p = load_protocol(name)
-            print(f"  {name:20s} {p.data.dataset}, {p.train.epochs} epochs, batch {p.train.batch_size}, "
+        for p in api.protocols():
+            print(f"  {p.name:20s} {p.data.dataset}, {p.train.epochs} epochs, batch {p.train.batch_size}, "
                   f"models {', '.join(p.models)}, seeds {list(p.seeds)}, eval {p.eval.num_samples} samples")
     if args.models or both:
         print("models:")
-        for name in available("zoo"):
-            m = load_model(name)
-            print(f"  {name:20s} loss {m.loss.name}, G {m.generator.arch}, D {m.discriminator.arch}, n_critic {m.n_critic}")
+        for m in api.models():
+            print(f"  {m.name:20s} loss {m.loss.name}, G {m.generator.arch}, D {m.discriminator.arch}, n_critic {m.n_critic}")
             if args.models:
                 print(f"      paper: {m.paper}")
                 lines = format_results(m.results) or ["(not measured yet)"]
@@ -309,51 +321,30 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from ganbench.core.track import Tracker
-
-    tracker = Tracker(args.tracking_uri)
-    try:
-        run = tracker.get(args.run_id)
-    except Exception as err:
-        raise GanbenchError(f"no run {args.run_id!r} in {tracker.uri} ({type(err).__name__})") from err
-    info = {"run_id": run.info.run_id, "name": run.info.run_name, "status": run.info.status,
-            "tags": {k: v for k, v in run.data.tags.items() if k.startswith("ganbench.")},
-            "metrics": run.data.metrics, "artifacts": tracker.artifacts(run.info.run_id),
-            "params": {k: v for k, v in run.data.params.items() if k in ("protocol.name", "model.name", "seed", "device")}}
+    info = api.show(args.run_id, tracking_uri=args.tracking_uri)
     if args.json:
-        print(json.dumps(info, indent=2, sort_keys=True))
+        print(json.dumps({f.name: getattr(info, f.name) for f in dataclasses.fields(info)}, indent=2, sort_keys=True))
         return 0
-    print(f"run {info['run_id']} ({info['name']}): {info['status']}")
-    for k, v in sorted(info["tags"].items()):
+    print(f"run {info.run_id} ({info.name}): {info.status}")
+    for k, v in sorted(info.tags.items()):
         print(f"  {k}: {v.splitlines()[0] if v else v}")
     print("metrics:")
-    for k, v in sorted(info["metrics"].items()):
+    for k, v in sorted(info.metrics.items()):
         print(f"  {k:24s} {v:.6g}")
     print("artifacts:")
-    for a in info["artifacts"]:
+    for a in info.artifacts:
         print(f"  {a}")
     return 0
 
 
 def cmd_report(args) -> int:
-    from ganbench.report.render import write_report
-
-    rep = write_report(args.protocol, args.out, args.tracking_uri)
-    print(f"{rep.html}\n{rep.markdown}")
+    board = api.report(args.protocol, out=args.out, tracking_uri=args.tracking_uri)
+    print(f"{board.html}\n{board.markdown}")
     return 0
 
 
 def cmd_compare(args) -> int:
-    from ganbench.report.leaderboard import build_boards, compare
-    from ganbench.report.render import comparison_rows
-    from ganbench.core.track import Tracker
-
-    boards = [b for b in build_boards(Tracker(args.tracking_uri).search(), args.protocol)
-              if {args.model_a, args.model_b} <= {r.model for r in b.rows}]
-    if not boards:
-        raise GanbenchError(f"no protocol hash of {args.protocol!r} has runs of both {args.model_a!r} and {args.model_b!r}; "
-                            f"run `ganbench run --protocol {args.protocol} --models {args.model_a} {args.model_b}`")
-    c = compare(boards[0], args.model_a, args.model_b)
+    c = api.compare(args.protocol, args.model_a, args.model_b, tracking_uri=args.tracking_uri)
     head, rows = comparison_rows(c)
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     print(f"{c.protocol} (hash {c.protocol_hash[:12]})")
@@ -365,16 +356,12 @@ def cmd_compare(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from ganbench.report.gate import check
-
     result = check(args.runs, args.baseline, args.tracking_uri, args.confidence, args.allow_protocol_change)
     print(result.table())
     return 0 if result.ok else 1
 
 
 def cmd_baseline(args) -> int:
-    from ganbench.report.gate import migrate_baseline, save_baseline
-
     if args.baseline_command == "migrate":
         data = migrate_baseline(args.path)
         print(f"{args.path}: format {data['format']}, " + ", ".join(
@@ -387,8 +374,6 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from ganbench.pipeline.use import sample
-
     out = sample(args.run, args.n, args.label, args.seed, args.ema, args.npz, args.out, args.tracking_uri, args.device,
                  truncation=args.truncation)
     print("\n".join(str(p) for p in (out.png, out.npz) if p is not None))
@@ -396,8 +381,6 @@ def cmd_sample(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    from ganbench.pipeline.use import interpolate
-
     out = interpolate(args.run, args.pairs, args.steps, args.seed, args.ema, args.label, args.out, args.tracking_uri,
                       args.device)
     print(out.png)
@@ -405,20 +388,25 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_card(args) -> int:
-    from ganbench.pipeline.cards import format_results, update_cards
-
     for u in update_cards(args.models, args.protocol, args.tracking_uri, args.zoo_dir):
         print(f"{u.path} [results.{u.protocol}]: {format_results({u.protocol: u.table})[0]}")
     return 0
 
 
 def cmd_style_mix(args) -> int:
-    from ganbench.pipeline.stylemix import style_mix
-
     out = style_mix(args.run, args.rows, args.cols, args.seed, args.cutoff, args.truncation, args.ema, args.out,
                     args.tracking_uri, args.device)
     print(out.png)
     return 0
+
+
+HANDLERS = {"run": cmd_run, "sweep": cmd_sweep, "data": cmd_data, "list": cmd_list, "show": cmd_show,
+            "diagnose": cmd_diagnose, "eval": cmd_eval, "report": cmd_report, "compare": cmd_compare,
+            "check": cmd_check, "baseline": cmd_baseline, "sample": cmd_sample, "interpolate": cmd_interpolate,
+            "card": cmd_card, "style-mix": cmd_style_mix}
+
+
+# --------------------------------------------------------------------------- interruption and the entry point
 
 
 def _interrupt(signum, frame):
@@ -438,8 +426,6 @@ def _range_values(argv: list[str]) -> list[str]:
 
 
 def command_line(argv: list[str]) -> str:
-    import shlex
-
     return shlex.join(["ganbench", *argv])
 
 
@@ -460,24 +446,15 @@ def interrupted(command: str, argv: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import signal
-
     from_shell = argv is None
     argv = _range_values(list(sys.argv[1:] if from_shell else argv))
     args = build_parser().parse_args(argv)
     if from_shell:
         signal.signal(signal.SIGTERM, _interrupt)
-    handler = {"run": cmd_run, "sweep": cmd_sweep, "data": cmd_data, "list": cmd_list, "show": cmd_show,
-               "diagnose": cmd_diagnose, "eval": cmd_eval,
-               "report": cmd_report, "compare": cmd_compare, "check": cmd_check, "baseline": cmd_baseline,
-               "sample": cmd_sample, "interpolate": cmd_interpolate, "card": cmd_card,
-               "style-mix": cmd_style_mix}[args.command]
     try:
         if getattr(args, "data_root", None):  # a mistyped folder is an error before any work starts
-            from ganbench.data import check_data_root
-
             check_data_root(args.data_root)
-        return handler(args)
+        return HANDLERS[args.command](args)
     except GanbenchError as err:
         print(f"ganbench: error: {err}", file=sys.stderr)
         return 2

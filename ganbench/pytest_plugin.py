@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from ganbench.pipeline.run import run_protocol
+from ganbench.reporting.gate import check
+
 
 @dataclass(frozen=True)
 class GanbenchRuns:
@@ -26,8 +29,6 @@ class GanbenchRuns:
     rootdir: Path
 
     def check(self, baseline: str | Path, confidence: float | None = None, allow_protocol_change: bool = False):
-        from ganbench.report.gate import check
-
         path = Path(baseline)
         if not path.is_absolute() and not path.is_file() and (self.rootdir / path).is_file():
             path = self.rootdir / path
@@ -55,8 +56,6 @@ def ganbench_run(request):
 
     def run(protocol: str, model: str | None = None, models: list[str] | None = None,
             seeds: list[int] | None = None, device: str | None = None) -> GanbenchRuns:
-        from ganbench.pipeline.run import run_protocol
-
         chosen = ([model] if model else []) + list(models or [])
         outcomes = run_protocol(protocol, chosen or None, seeds, device or request.config.getoption("--ganbench-device"),
                                 tracking_uri=uri, progress=False)

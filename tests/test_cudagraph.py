@@ -1,4 +1,4 @@
-"""The fast path's replayed step (ganbench.train.cudagraph) against the eager loop, on the CPU.
+"""The fast path's replayed step (ganbench.training.cudagraph) against the eager loop, on the CPU.
 
 CUDA graphs need a GPU; what the trainer adds around them does not: the step's data rows and random draws
 as static inputs refilled before every replay, the eager check of the first replay, and the fallback that
@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from ganbench.train import cudagraph
+from ganbench.training import cudagraph
 from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.pipeline.run import training_images
 from ganbench.spec.seeds import Generators, optimizer_state_of
-from ganbench.train.loop import train_together
+from ganbench.training import train_together
 
 W = "0" * 64
 

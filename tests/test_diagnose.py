@@ -2,6 +2,7 @@
 the live monitor, and the trainer's on_check hook (a stop keeps the artifacts)."""
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -11,8 +12,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganbench import diagnose as dg
+from ganbench import diagnosis as dg
 from ganbench.core.errors import GanbenchError
+from ganbench.data import DATASETS, load_split
+from ganbench.data.synthetic import MIXTURES
+from ganbench.extractors import domain
+from ganbench.pipeline.run import training_images
+from ganbench.spec.protocol import load_protocol, resolve
+from ganbench.training import build_models, train
 
 TH = dg.THRESHOLDS
 
@@ -227,8 +234,6 @@ def test_diagnosis_roundtrips_through_json(tmp_path):
     rec.loc[rec["step"] == 57, "g_loss"] = np.inf
     diag = dg.diagnose(rec, feature_space="pixels")
     path = dg.write_diagnosis(diag, tmp_path / "d.json")
-    import json
-
     back = dg.Diagnosis.from_dict(json.loads(path.read_text()))
     assert back.worst == "failure" and back.first_step() == 57 and back.feature_space == "pixels"
     assert [f.name for f in back.findings] == [f.name for f in diag.findings]
@@ -260,6 +265,31 @@ def test_pixel_space_diversity_of_identical_vs_distinct_images():
     assert stats["diversity"] == pytest.approx(28.0) and math.isnan(stats["class_entropy"])
     with pytest.raises(GanbenchError, match="auto, pixels or domain"):
         dg.feature_space("fashion-mnist", "inception")
+
+
+class FakeClassifier:
+    """Stands in for a trained domain classifier: 3 features, 2 classes."""
+
+    features = staticmethod(lambda x: x.float().flatten(1)[:, :3])
+    logits = staticmethod(lambda x: x.float().flatten(1)[:, :2])
+
+
+def test_domain_space_follows_the_dataset_registry_and_the_classifiers_cache(monkeypatch, tmp_path):
+    """A stored, labelled, grayscale dataset registered later has a domain classifier (``domain_classifier``
+    trains one for it), and ``auto`` takes it exactly when the file ``classifier_path`` names exists."""
+    monkeypatch.setitem(DATASETS, "kmnist", dataclasses.replace(DATASETS["mnist"], name="kmnist"))
+    built = []
+    monkeypatch.setattr(domain, "domain_classifier", lambda ds, device="cpu": built.append(ds) or FakeClassifier())
+    monkeypatch.setattr(domain, "classifier_path", lambda ds, recipe: tmp_path / f"{ds}-classifier.pt")
+    assert dg.has_domain_classifier("kmnist") and not dg.has_domain_classifier("ring8")
+    space = dg.feature_space("kmnist", "domain")
+    assert space.name == "domain-kmnist" and built == ["kmnist"] and space.logits is FakeClassifier.logits
+    assert dg.feature_space("kmnist", "auto").name == "pixels"  # not trained yet: a run never waits for it
+    (tmp_path / "kmnist-classifier.pt").touch()
+    assert dg.feature_space("kmnist", "auto").name == "domain-kmnist"
+    with pytest.raises(GanbenchError, match="no domain classifier for 'ring8'"):
+        dg.feature_space("ring8", "domain")
+    assert built == ["kmnist", "kmnist"]
 
 
 # --------------------------------------------------------------------------- the live monitor
@@ -300,10 +330,6 @@ def test_monitor_announces_a_failure_once_and_stops_when_asked():
 def test_monitor_compares_a_growing_g_with_the_real_images_at_its_resolution():
     """ProGAN-lite at 8x8 against real 32x32 images looked collapsed (a real run: 39% of the real diversity at
     step 500). The probe's real reference is the real images at G's resolution (avg-pooled, nearest-upsampled)."""
-    from ganbench.data import load_split
-    from ganbench.spec.protocol import load_protocol, resolve
-    from ganbench.train.loop import build_models
-
     real = F.interpolate(load_split("fashion-mnist", "train").images[:64].float(), size=32, mode="bilinear").round().to(torch.uint8)
     proto = load_protocol("fashion32-smoke")
     (spec,) = resolve(proto, "0" * 64, models=["progan-lite"], seeds=[0])
@@ -325,10 +351,6 @@ def test_monitor_compares_a_growing_g_with_the_real_images_at_its_resolution():
 
 
 def test_trainer_on_check_stops_the_run_and_keeps_records(tmp_path, tiny_protocol):
-    from ganbench.spec.protocol import load_protocol, resolve
-    from ganbench.pipeline.run import training_images
-    from ganbench.train.loop import train
-
     proto = load_protocol(tiny_protocol(epochs=3))  # 128 images, batch 32: 4 steps per epoch, check every 4
     spec = resolve(proto, "0" * 64)[0]
     seen = []
@@ -348,8 +370,6 @@ def test_trainer_on_check_stops_the_run_and_keeps_records(tmp_path, tiny_protoco
 def test_domain_feature_space_sees_classes_and_collapse():
     """With the Fashion-MNIST domain classifier (trained once, cached): real images spread over the 10 classes,
     one image repeated has zero diversity and zero class entropy."""
-    from ganbench.data import load_split
-
     space = dg.feature_space("fashion-mnist", "domain")
     assert space.name == "domain-fashion-mnist"
     real = load_split("fashion-mnist", "test").images[:dg.PROBE_SAMPLES]
@@ -372,8 +392,6 @@ class RingG(nn.Module):
         self.modes = torch.tensor(modes)
 
     def forward(self, z):
-        from ganbench.data.synthetic import MIXTURES
-
         mix = MIXTURES["ring8"]()
         k = self.modes[(z[:, 0].abs() * 1000).long() % len(self.modes)]
         return mix.centers[k].float() + mix.sigma * z[:, 1:3] + 0 * self.w
@@ -382,8 +400,6 @@ class RingG(nn.Module):
 def test_mode_collapse_from_modes_covered_on_a_mixture_protocol():
     space = dg.feature_space("ring8", "pixels")
     assert space.modes is not None and dg.feature_space("fashion-mnist", "pixels").modes is None
-    from ganbench.data.synthetic import MIXTURES
-
     real = MIXTURES["ring8"]().sample(128, torch.Generator().manual_seed(1)).images
     mon = dg.Monitor(torch.randn(128, 3, generator=torch.Generator().manual_seed(0)), real, space, as_uint8=False)
     every, opposite = list(range(8)), [0, 4]  # from step 80: two opposite modes left (diversity stays high)

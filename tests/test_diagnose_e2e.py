@@ -4,7 +4,6 @@
 import json
 
 import pytest
-import torch
 from mlflow.tracking import MlflowClient
 
 from ganbench.cli import main

@@ -6,12 +6,11 @@
 import dataclasses
 
 import pytest
-import torch
 
-from ganbench import diagnose as dg
+from ganbench import diagnosis as dg
 from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.pipeline.run import training_images
-from ganbench.train.loop import train
+from ganbench.training import train
 
 # model -> (training images, epochs, [(detector, severity, latest onset step)]); None = a healthy reference.
 # Budgets: batch 32 over a prefix of the 2048 images; 16 to 32 G steps per run.

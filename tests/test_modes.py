@@ -171,7 +171,7 @@ def test_stacked_images_give_the_statistics_of_their_channels_predictions(held_o
         assert via_images[key] == via_digits[key]
     assert torch.equal(via_images["histogram"], via_digits["histogram"])
     assert via_images["modes_corrected"] == 10
-    from ganbench.diagnose import mode_counter
+    from ganbench.diagnosis import mode_counter
 
     assert mode_counter("stacked-mnist")(images) == 10 < via_images["modes_pacgan"]  # the probes' count is the corrected one
 

@@ -17,7 +17,7 @@ from ganbench.nets.karras import EqualConv2d, EqualLinear
 from ganbench.nets.progan import Phase, ProDiscriminator, ProGenerator, schedule
 from ganbench.spec.protocol import apply_overrides, load_model, load_protocol, resolve
 from ganbench.pipeline.run import training_images
-from ganbench.train.loop import build_models, checkpoint_path, train
+from ganbench.training import build_models, checkpoint_path, train
 
 W = "0" * 64
 P = 48  # images per phase in these tests (the card: 20k)

@@ -19,7 +19,8 @@ from ganbench.core.errors import GanbenchError
 from ganbench.nets.stylegan import ModulatedConv2d, StyleGenerator, set_truncation, style_mix_ws
 from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.pipeline.run import training_images
-from ganbench.train.loop import build_models, generate, train
+from ganbench.nets.sampling import generate
+from ganbench.training import build_models, train
 
 W = "0" * 64
 

@@ -26,10 +26,11 @@ from ganbench.data.base import TEST_SEED_OFFSET
 from ganbench.extractors import inception_source
 from ganbench.pipeline.run import run_protocol
 from ganbench.pipeline.use import load_generator_from_run
-from ganbench.report.leaderboard import build_boards
-from ganbench.report.render import fmt, write_report
+from ganbench.nets.sampling import generate
+from ganbench.reporting.leaderboard import build_boards
+from ganbench.reporting.render import fmt, write_report
 from ganbench.spec.protocol import load_model, load_protocol, resolve
-from ganbench.train.loop import fixed_z, generate
+from ganbench.spec.seeds import fixed_z
 
 SIDE, SQUARE = 16, 6  # image side; side of the class's square
 CLASS_CORNERS = ((1, 1), (1, 9), (9, 1), (9, 9))  # each class draws its square in its own quadrant

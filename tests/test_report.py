@@ -18,9 +18,9 @@ from mlflow.tracking import MlflowClient
 from scipy import stats as st
 
 from ganbench.cli import main
-from ganbench.report.gate import check, save_baseline
-from ganbench.report.leaderboard import build_boards, compare
-from ganbench.report.render import write_report
+from ganbench.reporting.gate import check, save_baseline
+from ganbench.reporting.leaderboard import build_boards, compare
+from ganbench.reporting.render import write_report
 from ganbench.core.track import Tracker
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from ganbench.core import track
 from ganbench.cli import main
 from ganbench.core.errors import GanbenchError
 from ganbench.spec.protocol import load_protocol, resolve
-from ganbench.report.gate import check, load_baseline, migrate_baseline, save_baseline
+from ganbench.reporting.gate import check, load_baseline, migrate_baseline, save_baseline
 
 from test_protocol_identity import W, card_copy, protocol_copy
 
@@ -105,7 +105,7 @@ def test_format_1_baseline_is_migrated_when_its_hash_holds_and_refused_otherwise
 
 
 def test_leaderboard_ranks_models_of_one_protocol_identity_and_sets_an_older_card_apart(gated):
-    from ganbench.report.leaderboard import build_boards
+    from ganbench.reporting.leaderboard import build_boards
 
     tracker = track.Tracker(gated["uri"])
     path = protocol_copy(Path(gated["baseline"]).parent / "again", "p")

@@ -11,8 +11,8 @@ import pytest
 
 from ganbench.core import track
 from ganbench.core.errors import GanbenchError
-from ganbench.report.gate import check, load_baseline
-from ganbench.report.leaderboard import build_boards, migrate_legacy_names
+from ganbench.reporting.gate import check, load_baseline
+from ganbench.reporting.leaderboard import build_boards, migrate_legacy_names
 
 HASH = "c" * 64
 

@@ -9,8 +9,8 @@ from scipy import stats as st
 
 import pandas as pd
 
-from ganbench.report.leaderboard import headline_metrics, is_healthy, metric_direction
-from ganbench.report.stats import bootstrap_ci, regression_bound, summarise, welch_test
+from ganbench.reporting.leaderboard import headline_metrics, is_healthy, metric_direction
+from ganbench.reporting.stats import bootstrap_ci, regression_bound, summarise, welch_test
 
 
 def test_bootstrap_ci_of_two_values_is_their_range():

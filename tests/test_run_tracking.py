@@ -92,17 +92,17 @@ def test_a_run_killed_after_a_checkpoint_resumes_with_its_health_probes(tiny_pro
     interrupted after epoch 1 and resumed is diagnosed over all its probes (steps 4 and 8), each once."""
     import pandas as pd
 
-    import ganbench.core.plots
-    from ganbench.diagnose import SAMPLE_STATS_FILE
+    import ganbench.pipeline.run as run_module
+    from ganbench.diagnosis import SAMPLE_STATS_FILE
 
     path = tiny_protocol(epochs=2, name="killed")  # 128 images, batch 32, a probe every 4 steps: one per epoch
-    save_grid = ganbench.core.plots.save_grid
+    save_grid = run_module.save_grid
 
     def killed_once(*args, **kwargs):  # the process dies right after the epoch-1 checkpoint
-        monkeypatch.setattr(ganbench.core.plots, "save_grid", save_grid)
+        monkeypatch.setattr(run_module, "save_grid", save_grid)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ganbench.core.plots, "save_grid", killed_once)
+    monkeypatch.setattr(run_module, "save_grid", killed_once)  # the per-epoch grid the run draws
     with pytest.raises(KeyboardInterrupt):
         run_protocol(path, progress=False)
     (again,) = run_protocol(path, resume=True, progress=False)

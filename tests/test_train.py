@@ -12,8 +12,10 @@ from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.core.registry import Plugin
 from ganbench.pipeline.run import training_images
 from ganbench.core.errors import GanbenchError
-from ganbench.train.loop import (Progress, build_models, checkpoint_path, fixed_z, generate, to_model_range, to_uint8, train,
-                            train_together)
+from ganbench.nets.sampling import generate, to_model_range, to_uint8
+from ganbench.spec.seeds import fixed_z
+from ganbench.training import build_models, checkpoint_path, train, train_together
+from ganbench.training.progress import Progress
 
 W = "0" * 64
 
@@ -82,7 +84,7 @@ def test_fast_path_gives_the_plain_paths_losses_up_to_float_rounding(tmp_path, t
         rel = abs(a - b) / np.maximum(abs(a), 1e-3)
         assert rel[0] < 1e-3 and rel.max() < 1e-2, (col, rel)
     assert all(p.requires_grad for p in fast.D.parameters())  # D is trainable again after G's steps
-    # channels_last for G; for D only without WGAN-GP's double backward (see ganbench.train.loop.fast_layout)
+    # channels_last for G; for D only without WGAN-GP's double backward (see ganbench.training.models.fast_layout)
     cl = {name: [w.is_contiguous(memory_format=torch.channels_last) for w in net.parameters() if w.dim() == 4 and min(w.shape[:2]) > 1]
           for name, net in (("G", fast.G), ("D", fast.D))}
     assert all(cl["G"]) and cl["D"] and all(cl["D"]) == (model == "dcgan") and any(cl["D"]) == (model == "dcgan"), cl

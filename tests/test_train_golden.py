@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from ganbench.spec.protocol import evaluation_assets
+from ganbench.nets.sampling import generate
 from ganbench.pipeline.run import training_images
-from ganbench.spec.protocol import identity, load_model, load_protocol, resolve
-from ganbench.train.loop import fixed_z, generate, train
+from ganbench.spec.protocol import evaluation_assets, identity, load_model, load_protocol, resolve
+from ganbench.spec.seeds import fixed_z
+from ganbench.training import train
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 PROTOCOLS = json.loads((GOLDEN / "protocols.json").read_text())

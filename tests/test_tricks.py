@@ -14,7 +14,8 @@ from ganbench.nets.layers import minibatch_std
 from ganbench.spec.protocol import (TricksSpec, apply_overrides, identity, load_model, load_protocol, parse_overrides,
                                resolve)
 from ganbench.pipeline.run import training_images
-from ganbench.train.loop import build_models, ema_update, feature_matching, instance_noise_sigma, train
+from ganbench.training import build_models, train
+from ganbench.training.steps import ema_decay, ema_update, feature_matching, instance_noise_sigma
 
 W = "0" * 64
 
@@ -97,7 +98,6 @@ def test_ema_converges_to_a_constant_model_and_differs_while_training(tmp_path, 
 
 
 def test_ema_rampup_caps_the_half_life_at_a_fraction_of_the_images_seen():
-    from ganbench.train.loop import ema_decay
 
     assert ema_decay(0.999, 0.0, 10_000, 64) == 0.999  # no ramp-up: the card's decay
     assert ema_decay(0.999, 0.05, 0, 64) == 0.0  # nothing seen yet: the average is G itself

@@ -14,12 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from ganbench.core.assets import cache_root
 from ganbench.cli import main
+from ganbench.core.assets import cache_root
 from ganbench.core.errors import GanbenchError
-from ganbench.spec.protocol import runspec_from_dict
-from ganbench.train.loop import build_models, fixed_z, generate
+from ganbench.nets.sampling import generate
 from ganbench.pipeline.use import interpolate, load_generator_from_run, sample, slerp
+from ganbench.spec.protocol import runspec_from_dict
+from ganbench.spec.seeds import fixed_z
+from ganbench.training import build_models
 
 TINY = """
 description = "sample/interpolate test run"

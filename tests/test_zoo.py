@@ -14,7 +14,9 @@ from ganbench.core.errors import GanbenchError
 from ganbench.losses import HingeLoss, HingeOptions, LSLoss, LSOptions, WGANLoss, WGANOptions, build_loss
 from ganbench.spec.protocol import available, load_model, load_protocol, resolve
 from ganbench.pipeline.run import training_images
-from ganbench.train.loop import build_models, fixed_z, generate, train
+from ganbench.nets.sampling import generate
+from ganbench.spec.seeds import fixed_z
+from ganbench.training import build_models, train
 
 W = "0" * 64
 FAILURES = {m for m in available("zoo") if m.startswith("fail-")}  # induced failures: covered by the diagnose tests

@@ -1,4 +1,7 @@
-"""Pictures of a run: sample grids and loss curves (PNG, written atomically)."""
+"""Pictures of a run: sample grids and loss curves (PNG, written atomically).
+
+Figures are built on matplotlib's object API (``Figure``), never pyplot: no global figure state, and
+importing ganbench leaves the caller's matplotlib backend (a notebook's inline one) alone."""
 
 from __future__ import annotations
 
@@ -7,13 +10,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+from torchvision.utils import make_grid, save_image
+
 from ganbench.core.assets import atomic_path
 
 
 def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
     """Save uint8 N x C x H x W images as one PNG grid (2 px padding)."""
-    from torchvision.utils import make_grid, save_image
-
     grid = make_grid(images.float().div(255.0), nrow=nrow, padding=2, pad_value=1.0)
     with atomic_path(path) as tmp:
         save_image(grid, tmp, format="png")
@@ -22,12 +27,8 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> Path:
 
 def loss_plot(records: pd.DataFrame, path: Path, title: str = "") -> Path:
     """D and G loss per step (light) with a moving average (dark), and D(x) / D(G(z)) below."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    fig = Figure(figsize=(8, 6))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
     window = max(1, len(records) // 50)
     for col, color in (("d_loss", "tab:blue"), ("g_loss", "tab:orange")):
         if col in records:
@@ -47,18 +48,14 @@ def loss_plot(records: pd.DataFrame, path: Path, title: str = "") -> Path:
 
 def scatter_2d(points: torch.Tensor, mixture, path: Path, title: str = "") -> Path:
     """Generated 2D samples (blue) over the mixture's modes (red crosses) with their 3-sigma circles."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     pts = points.numpy()
     ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.4, color="tab:blue", label="samples")
     c = mixture.centers.numpy()
     ax.scatter(c[:, 0], c[:, 1], marker="x", color="tab:red", s=30, label="modes")
     for x, y in c:
-        ax.add_patch(plt.Circle((x, y), 3 * mixture.sigma, fill=False, color="tab:red", linewidth=0.5))
+        ax.add_patch(Circle((x, y), 3 * mixture.sigma, fill=False, color="tab:red", linewidth=0.5))
     span = float(abs(c).max()) * 1.5 + 0.5
     ax.set_xlim(-span, span)
     ax.set_ylim(-span, span)
@@ -74,12 +71,8 @@ SEVERITY_COLORS = {"info": "tab:green", "warning": "tab:orange", "failure": "tab
 def timeline_plot(records: pd.DataFrame, samples: pd.DataFrame | None, findings, path: Path, title: str = "") -> Path:
     """A run's health timeline: losses; D(x) / D(G(z)) (or the critic gap and penalty); gradient norms;
     sample diversity against the real data's. Each finding's step range is shaded by severity and named."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
+    fig = Figure(figsize=(9, 9))
+    axes = fig.subplots(4, 1, sharex=True)
     window = max(1, len(records) // 50)
     step = records["step"]
 
@@ -118,12 +111,9 @@ def timeline_plot(records: pd.DataFrame, samples: pd.DataFrame | None, findings,
     return save_figure(fig, path)
 
 
-def save_figure(fig, path: Path) -> Path:
-    """Lay out, write atomically as PNG and close a matplotlib figure."""
-    import matplotlib.pyplot as plt
-
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Lay out and write a figure atomically as PNG (a ``Figure`` needs no closing: nothing global holds it)."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
     return path

@@ -55,7 +55,8 @@ class Plugin:
         return dataclasses.asdict(self.options(raw))
 
 
-NETS: Registry[Plugin] = Registry("architecture")
+NETS: Registry[Plugin] = Registry("architecture")  # entries: ganbench.nets.Architecture
+INITS: Registry[Callable] = Registry("initialisation")  # (module, torch.Generator) -> None; ganbench.nets.inits
 LOSSES: Registry[Plugin] = Registry("loss")
 DATASETS: Registry[Any] = Registry("dataset")  # entries: ganbench.data.Dataset
 EXTRACTORS: Registry[Any] = Registry("feature extractor")  # entries: ganbench.extractors.Extractor

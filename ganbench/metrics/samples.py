@@ -14,15 +14,20 @@ Files: .npz (one array, or one named as in ``NPZ_KEYS``), .npy, a folder of .png
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import zipfile
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ganbench.core.errors import GanbenchError
+from ganbench.nets.sampling import SAMPLE_BATCH, generate, sample_labels
 from ganbench.spec.protocol import Protocol
+from ganbench.spec.seeds import fixed_z
 
 NPZ_KEYS = ("samples", "images", "x", "arr_0")
 MODEL_RANGE = (-1.0, 1.0)  # what ganbench's generators output (tanh), and floats with a negative value are read as
@@ -111,8 +116,6 @@ def load_npy(path: Path, channels: int, size: int, value_range: tuple[float, flo
 
 
 def load_png_folder(path: Path, channels: int, size: int, value_range: tuple[float, float] | None = None) -> torch.Tensor:
-    from PIL import Image
-
     files = sorted(p for p in path.iterdir() if p.suffix.lower() == ".png")
     if not files:
         raise GanbenchError(f"{path}: expected .png files, found none")
@@ -155,9 +158,6 @@ def _import_from_cwd(module_name: str):
     """Import a module, finding one in the current folder as ``python -m`` would: the ``ganbench`` console
     script does not put the current folder on the path. It is appended (not prepended, as ``python -m``
     does) so that a file in the current folder never shadows an installed module that ganbench imports."""
-    import os
-    import sys
-
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.append(cwd)
@@ -196,7 +196,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         if not path.is_file():
             raise GanbenchError(f"checkpoint {path} does not exist")
         try:
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # optional: only .safetensors checkpoints need it
         except ImportError as err:
             raise GanbenchError("reading .safetensors needs the safetensors package: pip install safetensors") from err
         try:
@@ -213,18 +213,19 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def samples_from_generator(G: torch.nn.Module, protocol: Protocol, z_dim: int, device: torch.device | str = "cpu",
-                           num_samples: int | None = None) -> torch.Tensor:
-    """The protocol's fixed-z samples of G (outputs in [-1, 1], checked), as uint8."""
-    from ganbench.train.loop import fixed_z
-
+                           num_samples: int | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The protocol's fixed-z samples of G (outputs in [-1, 1], checked), as uint8, drawn through the one
+    sampling path (``ganbench.nets.sampling.generate``). A conditional G gets ``labels`` (default: the
+    class-balanced fixed labels, as in training's evaluation)."""
     n = num_samples or protocol.eval.num_samples
     z = fixed_z(n, z_dim, protocol.eval.z_seed)
-    G = G.to(device).eval()
+    G = G.to(device).eval()  # left in eval mode for what evaluation does with G after (ppl walks it)
+    labels = sample_labels(G, n, labels)
     out = []
-    with torch.no_grad():
-        for i in range(0, n, 500):
-            out.append(to_uint8_nchw(G(z[i:i + 500].to(device)).float().cpu(), protocol.data.channels,
-                                     protocol.data.image_size, "generator output", MODEL_RANGE))
+    for i in range(0, n, SAMPLE_BATCH):  # checked batch by batch: a float copy of 10k images is not kept
+        part = labels[i:i + SAMPLE_BATCH] if labels is not None else None
+        out.append(to_uint8_nchw(generate(G, z[i:i + SAMPLE_BATCH], part, as_uint8=False), protocol.data.channels,
+                                 protocol.data.image_size, "generator output", MODEL_RANGE))
     return torch.cat(out)
 
 

@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.nets import NETS
+from ganbench.nets import NETS, Architecture
 from ganbench.nets.layers import SequentialCritic
-from ganbench.core.registry import Plugin
 
 
 @dataclass(frozen=True)
@@ -29,23 +28,6 @@ class DOptions:
     width: int = 64  # channels of the first convolution (doubling after each stride)
     norm: str = "batch"  # "batch" | "none" | "layer"
     dropout: float = 0.0
-
-
-def init_dcgan_weights(module: nn.Module, gen: torch.Generator) -> None:
-    """N(0, 0.02) for conv/linear weights, N(1, 0.02) for norm gains, zero biases (Radford et al. sec. 4).
-    Layers with their own initialisation (the equalised-learning-rate layers of ``karras.py``, stored N(0, 1))
-    define ``init_weights(gen)`` and draw it from ``gen`` here."""
-    for m in module.modules():
-        if hasattr(m, "init_weights"):
-            m.init_weights(gen)
-            continue
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02, generator=gen)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
-            nn.init.normal_(m.weight, 1.0, 0.02, generator=gen)
-            nn.init.zeros_(m.bias)
 
 
 class Generator28(nn.Module):
@@ -111,5 +93,5 @@ def build_d(opts: DOptions, *, z_dim: int, channels: int, image_size: int) -> nn
     return Discriminator28(channels, opts.width, opts.norm, opts.dropout)
 
 
-NETS.register("dcgan28-g", Plugin("dcgan28-g", GOptions, build_g))
-NETS.register("dcgan28-d", Plugin("dcgan28-d", DOptions, build_d))
+NETS.register("dcgan28-g", Architecture("dcgan28-g", GOptions, build_g, init="dcgan"))
+NETS.register("dcgan28-d", Architecture("dcgan28-d", DOptions, build_d, init="dcgan"))

@@ -16,10 +16,9 @@ import torch
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.nets import NETS
+from ganbench.nets import NETS, Architecture
 from ganbench.nets.layers import SequentialCritic
 from ganbench.nets.dcgan28 import _norm, check_d_options
-from ganbench.core.registry import Plugin
 
 
 @dataclass(frozen=True)
@@ -79,5 +78,5 @@ def build_d(opts: D64Options, *, z_dim: int, channels: int, image_size: int) -> 
     return Discriminator64(channels, opts.width, opts.norm, opts.dropout)
 
 
-NETS.register("dcgan64-g", Plugin("dcgan64-g", G64Options, build_g))
-NETS.register("dcgan64-d", Plugin("dcgan64-d", D64Options, build_d))
+NETS.register("dcgan64-g", Architecture("dcgan64-g", G64Options, build_g, init="dcgan"))
+NETS.register("dcgan64-d", Architecture("dcgan64-d", D64Options, build_d, init="dcgan"))

@@ -9,9 +9,9 @@
 - Minibatch standard deviation (2018, sec. 3) as one extra feature map: the std of every feature over a
   group of 4 samples, averaged to one number per group (``ganbench.nets.layers.minibatch_std``).
 
-These layers are not ``nn.Linear``/``nn.Conv2d`` subclasses, so the trainer's DCGAN initialisation
-(N(0, 0.02), ``init_dcgan_weights``) does not rescale them; it calls their ``init_weights(gen)``
-instead, which draws the N(0, 1) weights from the run's generator.
+These layers are not ``nn.Linear``/``nn.Conv2d`` subclasses, so no initialisation of
+``ganbench.nets.inits`` rescales them; every one calls their ``init_weights(gen)`` instead, which draws
+the N(0, 1) weights from the run's generator.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganbench.core.errors import GanbenchError
 from ganbench.nets.layers import minibatch_std
 
 SQRT2 = math.sqrt(2.0)  # He et al. 2015 gain for (leaky) ReLU
@@ -83,8 +84,6 @@ class EqualConv2d(nn.Module):
 
 def check_size(arch: str, image_size: int, channels: int) -> int:
     """The number of doublings from 4x4 to ``image_size`` (a power of two >= 8)."""
-    from ganbench.core.errors import GanbenchError
-
     if image_size < 8 or image_size & (image_size - 1):
         raise GanbenchError(f"{arch} grows from 4x4 by doubling: the protocol's image_size must be a power of two "
                             f">= 8 (e.g. 32, a fashion32 protocol), got {image_size}")

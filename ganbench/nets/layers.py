@@ -19,6 +19,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from ganbench.core.errors import GanbenchError
+
 
 class SequentialCritic(nn.Module):
     """A discriminator whose ``net`` is a Sequential ending in its final linear layer: ``features`` is
@@ -119,10 +123,6 @@ class WrappedDiscriminator(nn.Module):
 
 def apply_spectral_norm(D: nn.Module) -> nn.Module:
     """Spectral normalisation of every convolution, linear layer and embedding of D (Miyato et al. 2018)."""
-    from torch.nn.utils.parametrizations import spectral_norm
-
-    from ganbench.core.errors import GanbenchError
-
     layers = [m for m in D.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding))]
     if not layers:
         raise GanbenchError(f"tricks.spectral_norm: {type(D).__name__} has no Conv2d/Linear/Embedding layer to normalise "

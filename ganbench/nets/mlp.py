@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ganbench.nets import NETS
+from ganbench.nets import NETS, Architecture
 from ganbench.nets.layers import SequentialCritic
-from ganbench.core.registry import Plugin
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def build_mlp2d_d(o: MLP2DDOptions, *, z_dim: int, channels: int, image_size: in
     return MLPDiscriminator(channels, o.hidden, o.dropout)
 
 
-NETS.register("mlp-g", Plugin("mlp-g", MLPGOptions, build_mlp_g))
-NETS.register("mlp-d", Plugin("mlp-d", MLPDOptions, build_mlp_d))
-NETS.register("mlp2d-g", Plugin("mlp2d-g", MLP2DGOptions, build_mlp2d_g))
-NETS.register("mlp2d-d", Plugin("mlp2d-d", MLP2DDOptions, build_mlp2d_d))
+NETS.register("mlp-g", Architecture("mlp-g", MLPGOptions, build_mlp_g, init="dcgan"))
+NETS.register("mlp-d", Architecture("mlp-d", MLPDOptions, build_mlp_d, init="dcgan"))
+NETS.register("mlp2d-g", Architecture("mlp2d-g", MLP2DGOptions, build_mlp2d_g, init="dcgan"))
+NETS.register("mlp2d-d", Architecture("mlp2d-d", MLP2DDOptions, build_mlp2d_d, init="dcgan"))

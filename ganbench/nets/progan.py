@@ -33,9 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.nets import NETS, register_pair_check
+from ganbench.nets import NETS, Architecture, register_pair_check
 from ganbench.nets.karras import SQRT2, EqualConv2d, EqualLinear, check_size, lrelu, minibatch_std_map, pixel_norm
-from ganbench.core.registry import Plugin
 
 
 @dataclass(frozen=True)
@@ -206,6 +205,8 @@ def check_pair(g_arch: str, g_opts, d_arch: str, d_opts) -> None:
                             f"{g_opts.phase_images} (generator) != {d_opts.phase_images} (discriminator)")
 
 
-NETS.register("progan-g", Plugin("progan-g", ProGANOptions, build_g))
-NETS.register("progan-d", Plugin("progan-d", ProGANOptions, build_d))
+# the equalised layers draw their own N(0, 1) weights (ganbench.nets.inits); "dcgan" reaches only the plain
+# layers a card adds around them (conditioning, minibatch std): exactly what these models were trained with
+NETS.register("progan-g", Architecture("progan-g", ProGANOptions, build_g, init="dcgan"))
+NETS.register("progan-d", Architecture("progan-d", ProGANOptions, build_d, init="dcgan"))
 register_pair_check(check_pair)

@@ -47,9 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.nets import NETS
+from ganbench.nets import NETS, Architecture
 from ganbench.nets.karras import SQRT2, EqualConv2d, EqualLinear, check_size, lrelu, minibatch_std_map, pixel_norm
-from ganbench.core.registry import Plugin
 
 NOISE_CONST_SEED = 0  # the fixed eval-mode noise: the same for every run of an architecture
 
@@ -313,5 +312,7 @@ def build_d(opts: StyleDOptions, *, z_dim: int, channels: int, image_size: int) 
     return StyleDiscriminator(channels, image_size, opts.width, opts.channel_base)
 
 
-NETS.register("stylegan-g", Plugin("stylegan-g", StyleGOptions, build_g))
-NETS.register("stylegan-d", Plugin("stylegan-d", StyleDOptions, build_d))
+# the equalised layers draw their own N(0, 1) weights (ganbench.nets.inits); "dcgan" reaches only the plain
+# layers a card adds around them (conditioning, minibatch std): exactly what these models were trained with
+NETS.register("stylegan-g", Architecture("stylegan-g", StyleGOptions, build_g, init="dcgan"))
+NETS.register("stylegan-d", Architecture("stylegan-d", StyleDOptions, build_d, init="dcgan"))

@@ -25,7 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ganbench.core.assets import atomic_write_bytes
 from ganbench.core.errors import GanbenchError
+from ganbench.core.track import Tracker, experiment_name
+from ganbench.reporting.leaderboard import headline_metrics, migrate_legacy_names
+from ganbench.spec.protocol import ModelSpec, find_spec_file, from_mapping
 
 EXTRA_METRICS = ("final_d_loss", "final_g_loss", "wall_time_s")  # logged by every training run, not quality metrics
 SIGNIFICANT_DIGITS = 6  # the card is for reading; MLflow keeps the full values
@@ -58,8 +62,6 @@ def measured_runs(runs: pd.DataFrame, model: str, protocol: str) -> pd.DataFrame
 
 def metric_summaries(group: pd.DataFrame) -> dict[str, list[float]]:
     """``name -> [mean, std]`` (ddof = 1; nan for one seed) of every headline metric and EXTRA_METRICS."""
-    from ganbench.report.leaderboard import headline_metrics
-
     names = [n for n, _ in headline_metrics(group)] + [n for n in EXTRA_METRICS if f"metrics.{n}" in group]
     out = {}
     for name in names:
@@ -139,9 +141,6 @@ def _same(a: Any, b: Any) -> bool:
 def write_card(path: Path, protocol: str, table: dict[str, Any]) -> None:
     """Replace ``[results.<protocol>]`` of the card at ``path``; untouched unless the result re-parses
     to the old card with exactly this sub-table changed, and still loads as a model card."""
-    from ganbench.core.assets import atomic_write_bytes
-    from ganbench.spec.protocol import ModelSpec, from_mapping
-
     old_text = path.read_text(encoding="utf-8")
     new_text = splice(old_text, protocol, results_block(protocol, table))
     try:
@@ -163,10 +162,6 @@ def update_cards(models: list[str], protocol: str, tracking_uri: str | None = No
     """Write each model's ``[results.<protocol>]`` from its finished MLflow runs of ``protocol``.
 
     Cards are ``<zoo_dir>/<model>.toml``, or found like ``load_model`` does (``GANBENCH_ZOO_PATH``, shipped zoo)."""
-    from ganbench.spec.protocol import find_spec_file
-    from ganbench.report.leaderboard import migrate_legacy_names
-    from ganbench.core.track import Tracker, experiment_name
-
     name = Path(protocol).stem if protocol.endswith(".toml") else protocol
     tracker = Tracker(tracking_uri)
     runs = migrate_legacy_names(tracker.search(experiments=[experiment_name(name)]))

@@ -17,13 +17,25 @@ from pathlib import Path
 
 import torch
 
+import mlflow
+import torch_fidelity
+
+from ganbench.core import track
 from ganbench.core.assets import atomic_torch_save, atomic_write_bytes, ganbench_home
 from ganbench.core.concurrency import ThreadShare, fixed_threads
-from ganbench.data import ImageSet, load_split
-from ganbench.diagnose import SAMPLE_STATS_FILE, health_monitor, record_health
 from ganbench.core.errors import GanbenchError
+from ganbench.core.plots import loss_plot, save_grid, scatter_2d
+from ganbench.core.version import __version__
+from ganbench.data import ImageSet, is_points, load_data
+from ganbench.data.synthetic import MIXTURES
+from ganbench.diagnosis import SAMPLE_STATS_FILE, health_monitor, record_health
+from ganbench.metrics import Sampler, evaluate, mlflow_metrics, mlflow_tags
+from ganbench.metrics.samples import load_tensors
 from ganbench.spec.protocol import Protocol, RunSpec, load_protocol, resolve
-from ganbench.core import track
+from ganbench.nets.sampling import generate
+from ganbench.spec.seeds import fixed_labels, fixed_z
+from ganbench.training import (build_models, check_batchable, check_together, checkpoint_path, num_classes,
+                            train_together)
 
 
 @dataclass(frozen=True)
@@ -49,8 +61,6 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def training_images(protocol: Protocol, data_root=None) -> ImageSet:
-    from ganbench.data import load_data
-
     try:
         return load_data(protocol.data, protocol.data.split, data_root)
     except GanbenchError as err:
@@ -59,11 +69,6 @@ def training_images(protocol: Protocol, data_root=None) -> ImageSet:
 
 def write_extras(extras: dict, folder: Path) -> list[Path]:
     """The metrics' non-scalar by-products as files: image tensors as PNG grids, the rest as JSON."""
-    import json
-
-    from ganbench.core.assets import atomic_write_bytes
-    from ganbench.core.plots import save_grid
-
     paths = []
     for name, value in extras.items():
         if isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and value.dim() == 4:
@@ -80,11 +85,6 @@ def run_dir_for(spec: RunSpec) -> Path:
 
 
 def versions() -> dict[str, str]:
-    import mlflow
-    import torch_fidelity
-
-    from ganbench import __version__
-
     return {"ganbench": __version__, "torch": torch.__version__, "torch_fidelity": torch_fidelity.__version__,
             "mlflow": mlflow.__version__, "python": platform.python_version()}
 
@@ -97,7 +97,7 @@ def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int
     """Train and evaluate every (model, seed) of a protocol; returns one outcome per run. ``stop_on``
     ("failure" | "warning") ends a run early when the health diagnostics find that severity;
     ``overrides`` (dotted keys such as ``tricks.ema``) change the chosen models' cards for this run;
-    ``fast=False`` trains on the plain path (see ``ganbench.train.loop.train``); ``together`` trains each
+    ``fast=False`` trains on the plain path (see ``ganbench.training.loop.train``); ``together`` trains each
     model's seeds together in one process (``ganbench.spec.seeds``), each still its own MLflow run.
     ``resume`` continues each run from its last checkpoint, starts one that has none, and leaves a
     finished run as it is. ``threads`` fixes torch's threads per run (default: a fair share of the
@@ -142,11 +142,6 @@ class _Opened:
 def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: bool, fast: bool,
           together: int) -> _Opened:
     """Start (or on resume reopen) the run's MLflow run and folder; the per-epoch reporting callback."""
-    from ganbench.data import is_points
-    from ganbench.data.synthetic import MIXTURES
-    from ganbench.core.plots import save_grid, scatter_2d
-    from ganbench.train.loop import fixed_z, generate
-
     run_dir = run_dir_for(spec)
     run_dir.mkdir(parents=True, exist_ok=True)
     id_file = run_dir / "mlflow_run_id"
@@ -248,8 +243,6 @@ def _finished(spec: RunSpec, tracker: track.Tracker) -> RunOutcome | None:
 def _train_group(specs: list[RunSpec], data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
                  data_root=None, progress: bool = True, stop_on: str | None = None, fast: bool = True,
                  threads: int | None = None) -> list[RunOutcome]:
-    from ganbench.train.loop import build_models, check_batchable, check_together, checkpoint_path, train_together
-
     if len(specs) > 1:  # refuse before any MLflow run exists
         check_together(specs)
         check_batchable(specs[0], *build_models(specs[0], torch.device("cpu"), torch.Generator().manual_seed(0)))
@@ -276,8 +269,6 @@ def _train_group(specs: list[RunSpec], data: ImageSet, device: torch.device, tra
 
 def _check_checkpoint(path: Path) -> None:
     """A checkpoint to resume from must load as ganbench wrote it (tensors only, a dict)."""
-    from ganbench.metrics.samples import load_tensors
-
     try:
         ok = isinstance(load_tensors(path), dict)
     except GanbenchError:
@@ -300,11 +291,6 @@ def _sharing(monitor, share: ThreadShare):
 def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, data_root=None) -> RunOutcome:
     """After training: loss curves, final losses, health findings, and for a finished run the final
     checkpoint and the protocol's evaluation; the MLflow run ends with the run's status."""
-    from ganbench.metrics import evaluate
-    from ganbench.data import is_points
-    from ganbench.core.plots import loss_plot
-    from ganbench.train.loop import fixed_labels, fixed_z, generate, num_classes
-
     spec, run_id, run_dir, ev = op.spec, op.run_id, op.run_dir, op.spec.protocol.eval
     points = is_points(spec.protocol.data.dataset)
     classes = num_classes(spec)
@@ -333,8 +319,6 @@ def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, d
             labels = fixed_labels(ev.num_samples, classes) if classes else None  # class-balanced
             samples = generate(result.G_eval, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed), as_uint8=not points,
                                labels=labels)
-            from ganbench.metrics import Sampler, mlflow_metrics, mlflow_tags
-
             holder: dict = {}
             sampler = Sampler(result.G_eval, spec.model.z_dim)  # the latent-space metrics (ppl) walk G itself
             results = list(evaluate(samples, spec.protocol, device, data_root, context=holder, labels=labels,

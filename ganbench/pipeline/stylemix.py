@@ -13,16 +13,16 @@ from pathlib import Path
 import torch
 
 from ganbench.core.errors import GanbenchError
+from ganbench.core.plots import save_grid
+from ganbench.nets.stylegan import StyleGenerator, style_mix_ws, truncate
 from ganbench.pipeline.use import Samples, _generator, open_run
+from ganbench.nets.sampling import to_uint8
 
 BLANK = 255  # the empty top-left cell
 
 
 def mixing_grid(G, w_rows: torch.Tensor, w_cols: torch.Tensor, cutoff: int, batch_size: int = 256) -> torch.Tensor:
     """uint8 (rows + 1) * (cols + 1) images, row-major: the sources on the first row and column, the mixes inside."""
-    from ganbench.nets.stylegan import style_mix_ws
-    from ganbench.train.loop import to_uint8
-
     def draw(ws: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return torch.cat([to_uint8(G.synthesis(ws[i:i + batch_size])).cpu() for i in range(0, len(ws), batch_size)])
@@ -42,9 +42,6 @@ def style_mix(run: str, rows: int = 4, cols: int = 6, seed: int = 0, cutoff: int
               tracking_uri: str | None = None, device: str = "cpu") -> Samples:
     """A PNG style-mixing grid of a run's style-based generator: ``rows`` + ``cols`` random w (from ``seed``),
     coarse styles (style inputs [0, cutoff)) from the row's w, fine ones from the column's."""
-    from ganbench.nets.stylegan import StyleGenerator, truncate
-    from ganbench.core.plots import save_grid
-
     if rows < 1 or cols < 1:
         raise GanbenchError(f"--rows {rows} --cols {cols}: expected at least one row and one column")
     handle = open_run(run, tracking_uri)

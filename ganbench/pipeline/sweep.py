@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import socket
 import sys
@@ -33,10 +34,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import torch
+
 from ganbench.core import track
+from ganbench.core.assets import atomic_write_bytes, cache_root, ganbench_home
 from ganbench.core.errors import GanbenchError
-from ganbench.spec.protocol import RunSpec
-from ganbench.pipeline.run import run_dir_for
+from ganbench.pipeline.run import resolve_device, run_dir_for, run_one, run_together, training_images
+from ganbench.spec.protocol import RunSpec, load_protocol, resolve
+from ganbench.training import batch_blockers, build_models, checkpoint_path
 
 EXECUTORS = ("local", "ray")
 RAY_GCS_PORT = 6379  # `ray start --head` defaults: the GCS port and the Ray Client server port
@@ -99,8 +104,6 @@ class SweepResult:
 
 def expand(protocols: Sequence[str], models: list[str] | None = None, seeds: list[int] | None = None) -> list[RunSpec]:
     """The grid: one RunSpec per (protocol, model, seed); models and seeds default to each protocol's own."""
-    from ganbench.spec.protocol import load_protocol, resolve
-
     specs: list[RunSpec] = []
     for name in protocols:
         specs.extend(resolve(load_protocol(name), None, models, seeds))
@@ -173,10 +176,6 @@ class _Plan:
 def plan_cell(spec: RunSpec, tracker: track.Tracker) -> CellResult | _Plan:
     """A finished cell's result (skipped), or the plan of a cell that needs work. Killed attempts that
     cannot be continued are discarded here, and a fresh start removes a stale checkpoint."""
-    import torch
-
-    from ganbench.train.loop import checkpoint_path
-
     run_dir = run_dir_for(spec)
     runs = cell_runs(tracker, spec)
     done = finished_run(runs)
@@ -224,8 +223,6 @@ def _failed_cell(spec: RunSpec, err: BaseException) -> CellResult:
 def run_cell(spec: RunSpec, data, device, tracker: track.Tracker, data_root=None, progress: bool = False) -> CellResult:
     """Run one cell through ``run_one``: skip it when finished, continue a killed attempt, else start it.
     Never raises for a failed cell (the result says why), only for KeyboardInterrupt."""
-    from ganbench.pipeline.run import run_one
-
     try:
         plan = plan_cell(spec, tracker)
         if isinstance(plan, CellResult):
@@ -237,10 +234,6 @@ def run_cell(spec: RunSpec, data, device, tracker: track.Tracker, data_root=None
 
 def why_not_together(spec: RunSpec) -> str:
     """Why the seeds of ``spec``'s model cannot train together ("" when they can)."""
-    import torch
-
-    from ganbench.train.loop import batch_blockers, build_models
-
     return "; ".join(batch_blockers(spec, *build_models(spec, torch.device("cpu"), torch.Generator().manual_seed(0))))
 
 
@@ -251,8 +244,6 @@ def run_group(specs: list[RunSpec], data, device, tracker: track.Tracker, data_r
     skipped as in :func:`run_cell`, the cells that start train together, and so do the killed attempts
     that stopped at the same epoch (their checkpoints continue together). A model whose seeds cannot be
     batched runs its cells one after another. Never raises for a failed cell."""
-    from ganbench.pipeline.run import run_together
-
     why = why_not_together(specs[0]) if len(specs) > 1 else ""
     if len(specs) == 1 or why:
         cells = [run_cell(spec, data, device, tracker, data_root, progress) for spec in specs]
@@ -349,8 +340,6 @@ def tasks(todo: dict[int, RunSpec], concurrent_seeds: bool) -> list[dict[int, Ru
 
 
 def _run_local(units: list[dict[int, RunSpec]], tracker, device, data_root, progress, on_cell) -> dict[int, CellResult]:
-    from ganbench.pipeline.run import resolve_device, training_images
-
     dev = resolve_device(device)
     cells, data = {}, {}
     for unit in units:
@@ -366,7 +355,7 @@ def _run_local(units: list[dict[int, RunSpec]], tracker, device, data_root, prog
 
 def _import_ray():
     try:
-        import ray
+        import ray  # an optional extra (ganbench[ray]): only the Ray executor needs it
     except ImportError as err:
         raise GanbenchError("--executor ray needs Ray, an optional extra: pip install 'ganbench[ray]' "
                             "(or use --executor local)") from err
@@ -419,8 +408,6 @@ def is_local_address(host: str) -> bool:
 
 
 def _connect(ray, address: str | None):
-    import logging
-
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     except Exception as err:  # ConnectionError, RuntimeError (version mismatch), ...
@@ -434,8 +421,6 @@ def _connect(ray, address: str | None):
 
 def _run_ray(units: list[dict[int, RunSpec]], tracker, address, device, data_root, max_retries, cpus_per_task,
              on_cell) -> dict[int, CellResult]:
-    from ganbench.core.assets import atomic_write_bytes, cache_root, ganbench_home
-
     ray = _import_ray()
     cells: dict[int, CellResult] = {}
     _connect(ray, address)
@@ -506,8 +491,6 @@ def ray_group(specs: list[RunSpec], env: dict[str, str], device: str, data_root,
         raise GanbenchError(f"GANBENCH_HOME {env['GANBENCH_HOME']} on {socket.gethostname()} does not hold {manifest}, "
                             "which the sweep's driver wrote there: every Ray node must mount the same GANBENCH_HOME "
                             "(shared storage such as NFS), or a retried cell cannot find its checkpoints")
-    from ganbench.pipeline.run import resolve_device, training_images
-
     data = training_images(specs[0].protocol, data_root)
     return run_group(specs, data, resolve_device(device), track.Tracker(env["MLFLOW_TRACKING_URI"]), data_root)
 

@@ -23,9 +23,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganbench.core import track
+from ganbench.core.assets import atomic_path
 from ganbench.core.errors import GanbenchError
-from ganbench.spec.protocol import Identity, RunSpec
-from ganbench.spec.seeds import slerp
+from ganbench.core.plots import save_grid, scatter_2d
+from ganbench.data import is_points
+from ganbench.data.synthetic import MIXTURES
+from ganbench.metrics.samples import load_tensors, load_weights
+from ganbench.nets.stylegan import set_truncation
+from ganbench.pipeline.run import resolve_device, run_dir_for
+from ganbench.spec.protocol import Identity, RunSpec, load_protocol, resolve, runspec_from_dict
+from ganbench.nets.sampling import generate
+from ganbench.spec.seeds import fixed_z, slerp
+from ganbench.training import build_models
+
 
 # --------------------------------------------------------------------------- locating a run
 
@@ -41,9 +52,6 @@ class RunHandle:
 
 def _spec_from_tags(tags: dict[str, str], what: str) -> RunSpec:
     """An older run without spec.json: re-resolve its zoo card and refuse when the hash moved."""
-    from ganbench.spec.protocol import load_protocol, resolve
-    from ganbench.core import track
-
     try:
         name, model, seed, phash = (tags[k] for k in (track.TAG_PROTOCOL, track.TAG_MODEL, track.TAG_SEED,
                                                       track.TAG_PROTOCOL_HASH))
@@ -62,8 +70,6 @@ def _spec_from_tags(tags: dict[str, str], what: str) -> RunSpec:
 def _load_state(path: Path) -> dict:
     """A ganbench checkpoint (``final.pt`` or ``checkpoints/last.pt``): the networks' state dicts under "G",
     "D" and optionally "G_ema"; anything else is refused with the file's name."""
-    from ganbench.metrics.samples import load_tensors
-
     state = load_tensors(path)
     if not (isinstance(state, dict) and isinstance(state.get("G"), dict)):
         found = sorted(map(str, state))[:8] if isinstance(state, dict) else type(state).__name__
@@ -75,10 +81,6 @@ def _load_state(path: Path) -> dict:
 def open_run(run: str, tracking_uri: str | None = None) -> RunHandle:
     """Find a run by MLflow run id or run folder: its RunSpec and checkpoint. Local files come first;
     MLflow is asked only for what the run folder lacks."""
-    from ganbench.spec.protocol import runspec_from_dict
-    from ganbench.pipeline.run import run_dir_for
-    from ganbench.core.track import Tracker
-
     folder = Path(run)
     if folder.is_dir():
         run_dir: Path | None = folder
@@ -93,7 +95,7 @@ def open_run(run: str, tracking_uri: str | None = None) -> RunHandle:
         if not remote:
             if run_id is None:
                 raise GanbenchError(f"{folder} lacks spec.json or a checkpoint and has no mlflow_run_id to fetch them by")
-            tracker = Tracker(tracking_uri)
+            tracker = track.Tracker(tracking_uri)
             try:
                 tags = tracker.get(run_id).data.tags
             except Exception as err:  # MLflow's own exception types stay inside track.py
@@ -126,9 +128,6 @@ def open_run(run: str, tracking_uri: str | None = None) -> RunHandle:
 
 
 def _generator(handle: RunHandle, ema: bool, device: str | torch.device) -> nn.Module:
-    from ganbench.pipeline.run import resolve_device
-    from ganbench.train.loop import build_models
-
     spec = handle.spec
     key = "G_ema" if ema else "G"
     if key not in handle.state:
@@ -136,8 +135,6 @@ def _generator(handle: RunHandle, ema: bool, device: str | torch.device) -> nn.M
                "train it with `--set tricks.ema=0.999` to keep an averaged generator" if not spec.model.tricks.ema > 0
                else f"its checkpoint ({handle.checkpoint}) holds no averaged weights")
         raise GanbenchError(f"--ema: run {handle.run_id or handle.run_dir} has no G_ema: {why}")
-    from ganbench.metrics.samples import load_weights
-
     G, _ = build_models(spec, resolve_device(str(device)), torch.Generator().manual_seed(0))  # weights overwritten below
     load_weights(G, handle.state[key], handle.checkpoint, f"the generator of model {spec.model.name!r}")
     return G.eval()
@@ -184,8 +181,6 @@ def _default_out(handle: RunHandle, kind: str, seed: int | None, label: int | No
 
 
 def _write_npz(path: Path, **arrays: np.ndarray) -> Path:
-    from ganbench.core.assets import atomic_path
-
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
     return path
@@ -198,29 +193,20 @@ def sample(run: str, n: int = 64, label: int | None = None, seed: int | None = N
     ``torch.Generator().manual_seed(seed)``, or with ``seed=None`` is the protocol's fixed z (the grids
     the run logged). 2D-point protocols get a scatter plot over the true modes instead of a grid.
     ``truncation``: psi of the truncation trick (style-based generators, ``ganbench.nets.stylegan``)."""
-    from ganbench.data import is_points
-    from ganbench.core.plots import save_grid, scatter_2d
-    from ganbench.train.loop import fixed_z, generate
-
     if n < 1:
         raise GanbenchError(f"--n {n}: expected a positive number of samples")
     handle = open_run(run, tracking_uri)
     spec, G = handle.spec, _generator(handle, ema, device)
     if truncation is not None:
-        from ganbench.nets.stylegan import set_truncation
-
         set_truncation(G, truncation)
     zd = spec.model.z_dim
-    z = fixed_z(n, zd, spec.protocol.eval.z_seed) if seed is None else \
-        torch.randn(n, zd, generator=torch.Generator().manual_seed(seed))
+    z = fixed_z(n, zd, spec.protocol.eval.z_seed if seed is None else seed)
     labels = _labels(G, spec, n, label)
     png = Path(out) if out else _default_out(handle, "sample", seed, label, ema)
     if out is None and truncation is not None:
         png = png.with_name(f"{png.stem}_psi{truncation:g}{png.suffix}")
     dataset = spec.protocol.data.dataset
     if is_points(dataset):
-        from ganbench.data.synthetic import MIXTURES
-
         images = generate(G, z, as_uint8=False, labels=labels)
         scatter_2d(images, MIXTURES[dataset](), png, f"{spec.model.name} seed {spec.seed}: {n} samples")
     else:
@@ -238,10 +224,6 @@ def interpolate(run: str, pairs: int = 8, steps: int = 10, seed: int = 0, ema: b
                 out: str | Path | None = None, tracking_uri: str | None = None, device: str = "cpu") -> Samples:
     """A grid with one row per random pair (z0, z1) and ``steps`` columns of ``slerp(z0, z1, t)``,
     t evenly spaced in [0, 1]. A conditional model keeps one class per row (``label``, else 0, 1, ...)."""
-    from ganbench.data import is_points
-    from ganbench.core.plots import save_grid
-    from ganbench.train.loop import generate
-
     if pairs < 1 or steps < 2:
         raise GanbenchError(f"--pairs {pairs} --steps {steps}: expected at least 1 pair and 2 steps")
     handle = open_run(run, tracking_uri)

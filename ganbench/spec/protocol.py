@@ -26,7 +26,7 @@ from typing import Any
 
 from ganbench.core.errors import GanbenchError
 from ganbench.core.options import from_mapping
-from ganbench.core.registry import DATASETS, EXTRACTORS, LOSSES, METRICS, NETS, check_net_pair
+from ganbench.core.registry import DATASETS, EXTRACTORS, INITS, LOSSES, METRICS, NETS, check_net_pair
 
 # --------------------------------------------------------------------------- dataclasses
 
@@ -79,6 +79,7 @@ class Protocol:
 class NetSpec:
     arch: str
     options: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None  # a name in ganbench.nets.INITS; None: the architecture's own default
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,8 @@ def _validate_model(m: ModelSpec, path: Path) -> None:
     for role, net in (("generator", m.generator), ("discriminator", m.discriminator)):
         if net.arch not in NETS:
             raise GanbenchError(f"{path}: {role}.arch: unknown architecture {net.arch!r}; available: {', '.join(sorted(NETS))}")
+        if net.init is not None and net.init not in INITS:
+            raise GanbenchError(f"{path}: {role}.init: unknown initialisation {net.init!r}; available: {', '.join(sorted(INITS))}")
     if m.loss.name not in LOSSES:
         raise GanbenchError(f"{path}: loss.name: unknown loss {m.loss.name!r}; available: {', '.join(sorted(LOSSES))}")
     for role, opt in (("optim_g", m.optim_g), ("optim_d", m.optim_d)):
@@ -382,8 +385,9 @@ def _model_for_hash(m: ModelSpec) -> dict:
     """A model's explicit hyper-parameters: options with plug-in defaults filled in, card results left out."""
     full = dataclasses.replace(
         m,
-        generator=NetSpec(m.generator.arch, NETS[m.generator.arch].resolve_options(m.generator.options)),
-        discriminator=NetSpec(m.discriminator.arch, NETS[m.discriminator.arch].resolve_options(m.discriminator.options)),
+        generator=NetSpec(m.generator.arch, NETS[m.generator.arch].resolve_options(m.generator.options), m.generator.init),
+        discriminator=NetSpec(m.discriminator.arch, NETS[m.discriminator.arch].resolve_options(m.discriminator.options),
+                              m.discriminator.init),
         loss=LossSpec(m.loss.name, LOSSES[m.loss.name].resolve_options(m.loss.options)),
     )
     plain = to_plain(full)
@@ -394,6 +398,9 @@ def _model_for_hash(m: ModelSpec) -> dict:
     for key in ("tricks", "conditional"):
         if plain[key] is None:
             plain.pop(key)
+    for role in ("generator", "discriminator"):  # no init override: the hash of a card without one is unchanged
+        if plain[role]["init"] is None:
+            plain[role].pop("init")
     return plain
 
 

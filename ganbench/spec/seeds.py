@@ -13,6 +13,9 @@ Every random draw goes through :class:`Generators`, one ``torch.Generator`` per 
 the same numbers in the same order as when it trains alone. What differs from training alone is float
 rounding (batched kernels sum in another order), which GAN dynamics amplify over many steps as any change
 of kernels does; tests/test_train.py states the tolerance.
+
+The fixed z and labels of grids and evaluation (:func:`fixed_z`, :func:`fixed_labels`) live here too: every
+draw of a latent vector in ganbench comes from an explicit seed.
 """
 
 from __future__ import annotations
@@ -55,6 +58,18 @@ class Generators:
     def randperm(self, n: int) -> torch.Tensor:
         """One permutation of ``range(n)`` per run: S x n."""
         return torch.stack([torch.randperm(n, generator=g) for g in self.gens])
+
+
+def fixed_z(n: int, z_dim: int, z_seed: int) -> torch.Tensor:
+    """n latent vectors N(0, I) from ``torch.Generator().manual_seed(z_seed)``: with the protocol's ``eval.z_seed``,
+    the fixed z of every run's grids and evaluation samples, so that they are comparable across runs."""
+    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(z_seed))
+
+
+def fixed_labels(n: int, classes: int) -> torch.Tensor:
+    """The labels that go with the fixed z of a conditional model: 0, 1, ..., classes - 1, 0, 1, ...
+    (an 8x8 grid of a 10-class model shows every class in turn; evaluation samples are class-balanced)."""
+    return torch.arange(n) % classes
 
 
 def _randint(shape, generator: torch.Generator, high: int) -> torch.Tensor:

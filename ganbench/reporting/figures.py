@@ -8,10 +8,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
+import seaborn as sns
+from cycler import cycler
+from matplotlib.figure import Figure as PlotFigure
 
 from ganbench.core.assets import atomic_path
-from ganbench.report.leaderboard import Board, ModelRow
+from ganbench.reporting.leaderboard import Board, ModelRow
 from ganbench.core.track import Tracker
 
 SEVERITY_COLORS = {"failure": "tab:red", "warning": "tab:orange"}  # info-level findings are not shaded
@@ -26,15 +30,17 @@ class Figure:
     kind: str = "plot"  # plot | grid (sample grids are drawn larger, pixels kept sharp)
 
 
-def _pyplot():
-    import matplotlib
+# seaborn's whitegrid style at notebook scale with its "deep" palette (sns.set_theme's defaults), applied
+# per figure through rc_context rather than set globally: writing a report leaves the caller's matplotlib
+# settings (a notebook's backend and style) as they were
+THEME = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook"),
+         "axes.prop_cycle": cycler(color=sns.color_palette("deep"))}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
 
-    sns.set_theme(style="whitegrid", context="notebook")
-    return plt, sns
+def _axes(figsize: tuple[float, float]):
+    """A figure of its own (no pyplot state, no backend to select) and its axes."""
+    fig = PlotFigure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def _save(fig, path: Path) -> Path:
@@ -58,8 +64,13 @@ def metric_per_seed(board: Board, tracker: Tracker, out: Path) -> Figure | None:
     if not frames:
         return None
     df = pd.concat(frames, ignore_index=True)
-    plt, sns = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    with matplotlib.rc_context(THEME):
+        path, title = _draw_per_seed(df, board, name, higher, out)
+    return Figure(title, path)
+
+
+def _draw_per_seed(df: pd.DataFrame, board: Board, name: str, higher: bool, out: Path) -> tuple[Path, str]:
+    fig, ax = _axes((7, 4))
     direction = "higher is better" if higher else "lower is better"
     if df.groupby(["model", "seed"]).size().max() > 1:
         sns.lineplot(df, x="step", y="value", hue="model", units="seed", estimator=None, marker="o", ax=ax)
@@ -74,9 +85,7 @@ def metric_per_seed(board: Board, tracker: Tracker, out: Path) -> Figure | None:
         title = f"final {name} per seed, mean and 95% interval ({direction})"
     ax.set_ylabel(name)
     ax.set_title(title)
-    path = _save(fig, out / f"{name}_per_seed.png")
-    plt.close(fig)
-    return Figure(title, path)
+    return _save(fig, out / f"{name}_per_seed.png"), title
 
 
 def findings_spans(tracker: Tracker, run_id: str, artifacts: list[str], tmp: Path) -> list[dict]:
@@ -128,17 +137,17 @@ def loss_curves(board: Board, row: ModelRow, tracker: Tracker, out: Path, tmp: P
         spans += [dict(s, seed=int(seed)) for s in findings_spans(tracker, run_id, artifacts[run_id], tmp / run_id)]
     if not frames:
         return None
-    plt, sns = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    df = pd.concat(frames, ignore_index=True)
-    sns.lineplot(df, x="step", y="loss", hue="series", units="seed", estimator=None, alpha=0.8, linewidth=1, ax=ax)
     shaded = [s for s in spans if s["severity"] in SEVERITY_COLORS]
-    for s in shaded:
-        ax.axvspan(s["start"], max(s["end"], s["start"] + 1), color=SEVERITY_COLORS[s["severity"]], alpha=0.15, linewidth=0)
-    ax.set_xlabel("generator step")
-    ax.set_title(f"{row.model}: D and G loss per seed (moving average)")
-    path = _save(fig, out / f"loss_{row.model}.png")
-    plt.close(fig)
+    with matplotlib.rc_context(THEME):
+        fig, ax = _axes((7, 3.6))
+        df = pd.concat(frames, ignore_index=True)
+        sns.lineplot(df, x="step", y="loss", hue="series", units="seed", estimator=None, alpha=0.8, linewidth=1, ax=ax)
+        for s in shaded:
+            ax.axvspan(s["start"], max(s["end"], s["start"] + 1), color=SEVERITY_COLORS[s["severity"]], alpha=0.15,
+                       linewidth=0)
+        ax.set_xlabel("generator step")
+        ax.set_title(f"{row.model}: D and G loss per seed (moving average)")
+        path = _save(fig, out / f"loss_{row.model}.png")
     caption = "; ".join(f"seed {s['seed']}: {s['severity']} {s['name']} at steps {s['start']:.0f}-{s['end']:.0f}"
                         for s in shaded) or "no warning- or failure-level diagnosis spans"
     return Figure(f"{row.model}: loss curves", path, caption)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ganbench.core.errors import GanbenchError
 from ganbench.metrics import COMPANION_SUFFIXES, legacy_metric_name, parse_metric_name, quantity_direction
-from ganbench.report.stats import Summary, WelchResult, summarise, welch_test
+from ganbench.reporting.stats import Summary, WelchResult, summarise, welch_test
 
 # Data, not code paths: the significance level of the two-model test and the confidence of intervals.
 SIGNIFICANCE = 0.05  # two-sided level at which compare calls a difference (the conventional 5%)

@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import jinja2
+
 from ganbench.core.assets import atomic_path
 from ganbench.core.errors import GanbenchError
-from ganbench.report import figures as F
-from ganbench.report.leaderboard import CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons
-from ganbench.report.stats import Summary
+from ganbench.core.version import __version__
+from ganbench.reporting import figures as F
+from ganbench.reporting.leaderboard import CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons
+from ganbench.reporting.stats import Summary
 from ganbench.core.track import Tracker
 
 
@@ -161,10 +164,6 @@ seeds a side.</p>
 
 
 def html(protocol: str, sections: list[Section], uri: str) -> str:
-    import jinja2
-
-    from ganbench import __version__
-
     view = []
     for sec in sections:
         head, rows = table_rows(sec.board)

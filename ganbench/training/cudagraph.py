@@ -180,11 +180,13 @@ class StepGraph:
 
 def replay_blockers(spec, step_dependencies: list[str], loss) -> list[str]:
     """Why the step of ``spec`` cannot be replayed as a graph (empty: it can). ``step_dependencies``: what
-    G and D draw or schedule on their own (``ganbench.train.loop.step_dependencies``)."""
+    G and D draw or schedule on their own (``ganbench.training.models.step_dependencies``)."""
     t = spec.model.tricks
     why = list(step_dependencies)
     if hasattr(loss, "set_progress"):
         why.append(f"the {spec.model.loss.name} loss follows a training-progress schedule")
+    if loss.translation:
+        why.append(f"the image-to-image loss {spec.model.loss.name} trains on (source, target) batches eagerly")
     if t.instance_noise:
         why.append("instance noise anneals step by step")
     if t.unrolled_steps:

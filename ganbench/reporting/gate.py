@@ -19,14 +19,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ganbench.core.assets import atomic_write_bytes
 from ganbench.core.errors import GanbenchError
-from ganbench.spec.protocol import identity_changes
+from ganbench.core.version import __version__
+from ganbench.extractors import inception_weights
+from ganbench.spec.protocol import identity, identity_changes, legacy_protocol_hash, load_model, load_protocol, with_assets
 from ganbench.metrics import legacy_metric_name
-from ganbench.report.leaderboard import build_boards
-from ganbench.report.stats import regression_bound
+from ganbench.reporting.leaderboard import build_boards
+from ganbench.reporting.stats import regression_bound
 from ganbench.core.track import TAG_IDENTITY, Tracker
 
 BASELINE_FORMAT = 2  # 1: one protocol hash over every model (``migrate_baseline`` converts it)
@@ -63,8 +66,6 @@ def save_baseline(refs: list[str], path: Path | str, tracking_uri: str | None = 
         models[row.model] = {"identity": row.identity, "identity_parts": _parts(board.runs, row.identity),
                              "seeds": row.seeds, "run_ids": row.run_ids, "metrics": {
             name: {"higher_is_better": higher, "values": row.values[name]} for name, higher in board.metrics}}
-    from ganbench import __version__
-
     data = {"format": BASELINE_FORMAT, "protocol": board.protocol, "protocol_hash": board.protocol_hash,
             "confidence": confidence, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "ganbench": __version__, "models": models}
@@ -217,9 +218,6 @@ def migrate_baseline(path: Path | str) -> dict:
     checking that its hash is what today's protocol, cards and Inception weights give under the old
     formula: then its numbers were measured under exactly these conditions. Only the hash and identity
     fields change. A baseline whose hash does not hold is refused: regenerate it."""
-    from ganbench.extractors import inception_weights
-    from ganbench.spec.protocol import identity, legacy_protocol_hash, load_model, load_protocol, with_assets
-
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -253,8 +251,6 @@ def migrate_baseline(path: Path | str) -> dict:
 
 
 def gate_row(model: str, name: str, spec: dict, new: list[float], confidence: float) -> GateRow:
-    import numpy as np
-
     vals, higher = np.asarray(spec["values"], dtype=float), bool(spec["higher_is_better"])
     mean, std = float(vals.mean()), float(vals.std(ddof=1))
     if not new:

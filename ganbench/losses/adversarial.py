@@ -54,10 +54,21 @@ class Loss:
 
     runs: int = 1
     # Every D step differentiates D's input gradient (a gradient penalty by double backward): the fast
-    # path then keeps D in the default memory layout (``ganbench.train.loop.fast_layout``).
+    # path then keeps D in the default memory layout (``ganbench.training.models.fast_layout``).
     double_backward: bool = False
 
+    # Image-to-image losses ("paired" | "cycle") score batches of (source, target) images instead of z; see
+    # ``ganbench.losses.translation``. None: a loss of G(z) against real samples.
+    translation: str | None = None
+
     def after_d_step(self, D: nn.Module) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        """What a loss carries from step to step besides the networks (a history pool), for checkpoints."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
         pass
 
     def mean(self, x: torch.Tensor) -> torch.Tensor:
@@ -307,9 +318,3 @@ class NSR1Loss(Loss):
 
 
 LOSSES.register("ns-r1", Plugin("ns-r1", NSR1Options, NSR1Loss))
-
-
-def build_loss(name: str, options: dict, tricks=None) -> Loss:
-    """The loss plug-in ``name`` with its options; ``tricks`` (a TricksSpec) gives the target tricks."""
-    plugin = LOSSES.get_or_raise(name)
-    return plugin.build(plugin.options(options), tricks)

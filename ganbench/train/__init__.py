@@ -1,1 +1,0 @@
-"""The training engine: one loop in named steps, checkpoints, the CUDA-graph fast path."""
