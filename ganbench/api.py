@@ -27,12 +27,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ganbench import data, extractors
 from ganbench.core.assets import FileCheck, raise_for_bad
 from ganbench.core.errors import GanbenchError
 from ganbench.core.track import Tracker
 from ganbench.diagnosis import Diagnosis, Finding, diagnose_run
-from ganbench.extractors.domain import describe_classifiers, verify_classifiers
+from ganbench.extractors import data_names, fetch_named, verify_named
 from ganbench.metrics import MetricResult
 from ganbench.pipeline.evaluate import evaluate_source
 from ganbench.pipeline.run import RunOutcome, run_protocol
@@ -41,7 +40,7 @@ from ganbench.reporting.leaderboard import Board, Comparison, build_boards, comp
 from ganbench.reporting.render import write_report
 from ganbench.spec.protocol import ModelSpec, Protocol, available, load_model, load_protocol
 
-DATA_NAMES = ("fashion-mnist", "mnist", "inception", "domain")  # domain: the per-dataset classifiers (trained once)
+DATA_NAMES = data_names()  # stored datasets, then extractor weights (domain: the per-dataset classifiers, trained once)
 DEFAULT_PROTOCOL = "fashion-50ep"  # the protocol the zoo's headline numbers are measured under
 
 
@@ -341,13 +340,7 @@ def fetch_data(names: Sequence[str] = ()) -> Iterator[str]:
     """Fetch what is missing of ``names`` (default: all of DATA_NAMES) into the cache; yields one line per
     thing fetched, as it is done."""
     for name in _check_data_names(names):
-        if name == "domain":
-            yield "\n".join(describe_classifiers(train=True))
-        elif name == "inception":
-            w = extractors.ensure_inception()
-            yield f"inception: {w.path} (source {w.source}, feature weights sha256 {w.features_sha256[:16]}...)"
-        else:
-            yield f"{name}: {data.fetch(name)}"
+        yield "\n".join(fetch_named(name))
 
 
 def verify_data(names: Sequence[str] = (), data_root: str | Path | None = None) -> Iterator[list[FileCheck]]:
@@ -355,8 +348,7 @@ def verify_data(names: Sequence[str] = (), data_root: str | Path | None = None) 
     are done, then raises a GanbenchError listing every bad file."""
     checks: list[FileCheck] = []
     for name in _check_data_names(names):
-        got = verify_classifiers() if name == "domain" else extractors.verify_inception() if name == "inception" \
-            else data.verify(name, data_root)
+        got = verify_named(name, data_root)
         yield got
         checks += got
     raise_for_bad(checks)

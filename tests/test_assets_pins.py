@@ -14,8 +14,7 @@ import pytest
 from ganbench.core.assets import cache_root
 from ganbench.cli import main
 from ganbench.core.errors import GanbenchError
-from ganbench import extractors
-from ganbench.extractors import CONVERTED_NAME, FID_HELPER_CACHED, inception_weights
+from ganbench.extractors import CONVERTED_NAME, FID_HELPER_CACHED, inception, inception_weights
 from ganbench.spec.protocol import load_protocol, resolve
 
 from test_protocol_identity import protocol_copy
@@ -33,7 +32,7 @@ def cache_copy(tmp_path: Path, monkeypatch, *names: str) -> Path:
             shutil.copyfile(src, dest)
     monkeypatch.setenv("GANBENCH_CACHE", str(cache))
     monkeypatch.delenv("GANBENCH_INCEPTION_WEIGHTS", raising=False)
-    monkeypatch.setattr(extractors, "_official_candidates", lambda: [cache / "weights" / extractors.OFFICIAL_NAME])
+    monkeypatch.setattr(inception, "_official_candidates", lambda: [cache / "weights" / inception.OFFICIAL_NAME])
     return cache
 
 

@@ -1,10 +1,15 @@
 import gzip
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from ganbench.data import load_split, verify
+from ganbench.core.assets import FileCheck
+from ganbench.core.registry import DATASETS
+from ganbench.data import StoredDataset, get_dataset, load_split, register_dataset, verify
+from ganbench.extractors import data_names, fetch_named, verify_named
 from ganbench.data.idx import idx_bytes, parse_idx
 from ganbench.core.errors import GanbenchError
 
@@ -81,3 +86,32 @@ def test_unknown_names():
 def test_verify_reports_every_file():
     lines = verify("fashion-mnist")
     assert len(lines) == 4 and all(c.problem is None and c.line().startswith("ok") for c in lines)
+
+
+@dataclass(frozen=True)
+class OneFileDataset(StoredDataset):
+    """A stored dataset of another kind than IDX: what `ganbench data` needs of it is fetch_files/verify_files."""
+
+    def fetch_files(self) -> Path:
+        return Path("/fetched")
+
+    def verify_files(self, data_root=None) -> list[FileCheck]:
+        return [FileCheck(f"{self.name}/the-file", None, "checked by the test")]
+
+
+@pytest.fixture
+def one_file_dataset():
+    register_dataset(OneFileDataset("one-file", image_size=8, channels=1, num_classes=0))
+    yield
+    del DATASETS["one-file"]
+
+
+def test_data_names_come_from_the_registries(one_file_dataset):
+    # stored datasets in registration order, then the extractors with weight files; drawn datasets have no files
+    assert data_names() == ("fashion-mnist", "mnist", "one-file", "inception", "domain")
+    assert fetch_named("one-file") == ["one-file: /fetched"]
+    assert [c.problem for c in verify_named("one-file")] == ["checked by the test"]
+    assert [c.name for c in verify_named("mnist")] == [f"mnist/{f}" for f in get_dataset("mnist").pins]
+    with pytest.raises(GanbenchError, match="Unknown data name 'ring8'. Available: fashion-mnist, mnist, one-file, "
+                                            "inception, domain"):
+        verify_named("ring8")

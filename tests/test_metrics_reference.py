@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from ganbench.core.assets import cache_root
+from ganbench.data import load_split
 from ganbench.metrics import parse_metric
 from ganbench.metrics.api import EvalContext
 from ganbench.extractors import INCEPTION_RESIZE, FeatureSource
@@ -57,3 +59,62 @@ def test_entry_without_logits_is_not_served_to_a_request_for_them(tmp_path, monk
     assert ctx.cache_hits["inception-v3-compat/train"] is True and next(iter(again.values())).floor == expected
     _, ctx = evaluate_with(source(False), protocol, "fid")  # and the entries without logits are still there
     assert ctx.cache_hits == {"inception-v3-compat/test": True, "inception-v3-compat/train": True}
+
+
+STACKED = """
+models = ["dcgan"]
+seeds = [0]
+[data]
+dataset = "stacked-mnist"
+subset = 300
+subset_seed = {subset_seed}
+channels = 3
+[train]
+epochs = 1
+[eval]
+num_samples = {n}
+extractor = "inception-v3-compat"
+metrics = ["fid"]
+"""
+# The keys of a stored dataset's cache entries (as written before drawn datasets could be references): the
+# entries already in users' caches are found only while the manifest, and so its hash, is unchanged.
+STORED_MANIFEST_KEYS = {"dataset", "split", "num_samples", "seed", "extractor", "weights_sha256", "resize", "layer",
+                        "logits", "torch_fidelity", "torch", "numpy_major"}
+
+
+def stacked_drawn_directly(split_seed: int, n: int, pick_seed: int, num: int) -> torch.Tensor:
+    """Stacked MNIST by its definition (three MNIST test digits drawn with the split's seed as R, G, B), then
+    the reference seed's pick: written without ganbench's dataset or reference code."""
+    mnist = load_split("mnist", "test").images[:, 0]
+    triples = torch.randint(len(mnist), (n, 3), generator=torch.Generator().manual_seed(split_seed))
+    images = mnist[triples]  # n x 3 x 28 x 28
+    return images[torch.randperm(n, generator=torch.Generator().manual_seed(pick_seed))[:num]]
+
+
+def test_a_drawn_dataset_is_a_reference_drawn_as_training_draws_it(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"  # a cache of this test's own, reading MNIST from the real one
+    (cache / "data").mkdir(parents=True)
+    (cache / "data" / "mnist").symlink_to(cache_root() / "data" / "mnist")
+    monkeypatch.setenv("GANBENCH_CACHE", str(cache))
+    path = tmp_path / "stacked.toml"
+    path.write_text(STACKED.format(subset_seed=5, n=N))
+    protocol = load_protocol(str(path))
+    samples = torch.randint(0, 256, (N, 3, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    ctx = EvalContext(samples, protocol, torch.device("cpu"))
+    ctx._sources["inception-v3-compat"] = source(False)
+    ref = ctx.side("inception-v3-compat", "reference")
+    expected = stacked_drawn_directly(5 + 1_000_003, 300, protocol.eval.reference_seed, N)  # the test split's seed
+    assert torch.equal(ref["features"], features_and_logits(expected)[0])
+    assert (ref["manifest"]["subset"], ref["manifest"]["subset_seed"]) == (300, 5)
+    path.write_text(STACKED.format(subset_seed=6, n=N))  # another draw: another cache entry, not the first one
+    other = EvalContext(samples, load_protocol(str(path)), torch.device("cpu"))
+    other._sources["inception-v3-compat"] = source(False)
+    assert other.side("inception-v3-compat", "reference")["cache_hit"] is False
+    assert not torch.equal(other.side("inception-v3-compat", "reference")["features"], ref["features"])
+
+
+def test_stored_datasets_keep_their_cache_manifest(eval_protocol):
+    protocol = load_protocol(eval_protocol(n=N, extractor="inception-v3-compat", metrics=("fid",)))
+    ctx = EvalContext(torch.zeros(N, 1, 28, 28, dtype=torch.uint8), protocol, torch.device("cpu"))
+    ctx._sources["inception-v3-compat"] = source(False)
+    assert set(ctx._manifest("inception-v3-compat", "test")) == STORED_MANIFEST_KEYS

@@ -6,7 +6,7 @@ MNIST, drawn from a seed. A new dataset is one registered definition in one file
 """
 
 from ganbench.data.base import (DATASETS, Dataset, DrawnDataset, ImageSet, StoredDataset, check_data_root,  # noqa: F401
-                                data_files, dataset, dataset_classes, dataset_names, get_dataset, is_points,
+                                dataset, dataset_classes, get_dataset, is_points,
                                 load_data, load_split, register_dataset, resize_images)
 from ganbench.data import idx, synthetic, translation  # noqa: E402,F401  (registers their datasets)
 from ganbench.data.idx import IdxDataset, fetch, verify  # noqa: E402,F401

@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ganbench.core.assets import FileCheck
 from ganbench.core.errors import GanbenchError
 from ganbench.core.registry import DATASETS
 
@@ -58,6 +59,19 @@ class Dataset:
     def load(self, split: str, n: int | None, seed: int, data_root=None) -> ImageSet:
         raise NotImplementedError
 
+    def whole_split(self, spec, split: str, data_root=None) -> ImageSet:
+        """The split a protocol (``spec``: its DataSpec) reads, before any training subset or resize: what
+        evaluation takes its real images from."""
+        raise NotImplementedError
+
+    def split_size(self, spec, split: str, data_root=None) -> int:
+        return len(self.whole_split(spec, split, data_root).images)
+
+    def provenance(self, spec) -> dict:
+        """What of a protocol's ``[data]`` table, beyond the dataset's name, decides the content of its splits
+        (a key of the reference-feature cache)."""
+        return {}
+
 
 @dataclass(frozen=True)
 class DrawnDataset(Dataset):
@@ -74,9 +88,32 @@ class DrawnDataset(Dataset):
     def load(self, split: str, n: int | None, seed: int, data_root=None) -> ImageSet:
         return self.draw(split, n or self.default_size, torch.Generator().manual_seed(seed), data_root)
 
+    def whole_split(self, spec, split: str, data_root=None) -> ImageSet:
+        """``spec.subset`` examples (default: ``default_size``) drawn with the split's seed (:func:`split_seed`)."""
+        return self.load(split, spec.subset, split_seed(spec, split), data_root)
+
+    def split_size(self, spec, split: str, data_root=None) -> int:
+        return spec.subset or self.default_size  # known without drawing
+
+    def provenance(self, spec) -> dict:
+        return {"subset": spec.subset or self.default_size, "subset_seed": spec.subset_seed}
+
 
 class StoredDataset(Dataset):
-    """Fixed splits read from files (subclasses say how); ``load`` ignores ``n`` and ``seed``."""
+    """Fixed splits read from files (subclasses say how); ``load`` ignores ``n`` and ``seed``. Its files are
+    what ``ganbench data fetch``/``verify`` name by the dataset's name."""
+
+    def fetch_files(self) -> Path:
+        """Put the verified files into ganbench's cache (no-op when there); the folder that holds them."""
+        raise NotImplementedError
+
+    def verify_files(self, data_root=None) -> list[FileCheck]:
+        """Re-check every file against its pin: one verdict per file, bad ones included; reads only."""
+        raise NotImplementedError
+
+    def whole_split(self, spec, split: str, data_root=None) -> ImageSet:
+        """The stored split, whole (``data.subset`` picks training images only)."""
+        return load_split(self.name, split, data_root)
 
 
 def register_dataset(ds: Dataset) -> Dataset:
@@ -99,10 +136,6 @@ def get_dataset(name: str) -> Dataset:
     return DATASETS.get_or_raise(name)
 
 
-def dataset_names() -> list[str]:
-    return sorted(DATASETS)
-
-
 def is_points(name: str) -> bool:
     """2D-point datasets (float N x 2) rather than uint8 images."""
     return get_dataset(name).points
@@ -115,11 +148,6 @@ def dataset_classes(name: str) -> int:
         labelled = [n for n, d in sorted(DATASETS.items()) if d.num_classes and not d.points]
         raise GanbenchError(f"conditional models need a labelled image dataset ({', '.join(labelled)}); got {name!r}")
     return ds.num_classes
-
-
-def data_files(name: str) -> dict[str, str]:
-    """"data/<dataset>/<file>" -> pinned SHA-256 of every file a protocol on ``name`` reads."""
-    return get_dataset(name).files()
 
 
 def check_data_root(data_root: str | os.PathLike | None) -> Path | None:
@@ -163,16 +191,17 @@ def load_data(spec, split: str, data_root=None) -> ImageSet:
     Images are resized to ``spec.image_size`` when it differs from the stored size.
     """
     ds = get_dataset(spec.dataset)
-    if isinstance(ds, DrawnDataset):
-        seed = spec.subset_seed if split == "train" else spec.subset_seed + TEST_SEED_OFFSET
-        full = ds.load(split, spec.subset, seed, data_root)
-    else:
-        full = load_split(spec.dataset, split, data_root)
-        if spec.subset is not None and split == "train":
-            full = _random_subset(full, spec.subset, spec.subset_seed, f"{spec.dataset}/{split}")
+    full = ds.whole_split(spec, split, data_root)
+    if isinstance(ds, StoredDataset) and spec.subset is not None and split == "train":
+        full = _random_subset(full, spec.subset, spec.subset_seed, f"{spec.dataset}/{split}")
     if not ds.points and spec.image_size != full.images.shape[-1]:
         full = ImageSet(resize_images(full.images, spec.image_size), full.labels, full.num_classes)
     return full
+
+
+def split_seed(spec, split: str) -> int:
+    """The seed a drawn dataset's split is drawn with: ``data.subset_seed`` for training, another for the test split."""
+    return spec.subset_seed if split == "train" else spec.subset_seed + TEST_SEED_OFFSET
 
 
 def _random_subset(full: ImageSet, n: int, seed: int, where: str) -> ImageSet:

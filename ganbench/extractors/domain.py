@@ -18,6 +18,9 @@ images it was not fitted to (its training-split accuracy flatters it: 99.6% agai
 94.3% against 92.3% on Fashion-MNIST, 10k images of each split). ``held_out_confusion`` counts its
 confusions on a fixed half of the test split (the calibration half; the other half stays free for
 checks of what uses the counts), cached beside the weights and keyed by their hash.
+
+The classifiers are the ``domain`` extractor entry (one network per dataset) and torch-fidelity feature
+extractors named ``ganbench-domain-<dataset>`` (:class:`GanbenchDomainExtractor`).
 """
 
 from __future__ import annotations
@@ -28,20 +31,27 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+import copy
 from functools import lru_cache
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+from torch_fidelity.utils import create_feature_extractor
 
 from ganbench.core.assets import FileCheck, atomic_torch_save, atomic_write_bytes, cache_dir
 from ganbench.core.errors import GanbenchError
 from ganbench.data import DATASETS, StoredDataset, get_dataset, load_split, resize_images
 from ganbench.data.idx import SPLIT_FILES
+from ganbench.extractors.base import Extractor, FeatureSource, register_extractor
 from ganbench.spec.protocol import content_hash
 
 ARCH_VERSION = 2  # bump when DomainNet changes: the cache key includes it
+INPUT_SIZE = 28  # DomainNet's input side (the MNIST-like datasets' own): other sizes are resized to it
 FEATURE_DIM = 128
+NUM_LOGITS = 10
 TRAIN_SPLIT = "train"  # the split the classifier is fitted to (all of it)
 HELD_OUT_SPLIT = "test"  # digits it never saw: where its errors are measured
 # Which held-out images calibrate the confusion counts: the first ``size`` of a seeded permutation of the
@@ -79,7 +89,7 @@ class DomainNet(nn.Module):
     Two blocks rather than three: on 2 CPU cores the 28x28 layers dominate the cost, and this size
     reaches the accuracy targets in a few epochs."""
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = NUM_LOGITS):
         super().__init__()
 
         def block(c_in: int, c_out: int) -> nn.Sequential:
@@ -87,7 +97,7 @@ class DomainNet(nn.Module):
                                  nn.ReLU(inplace=True), nn.MaxPool2d(2))
 
         self.body = nn.Sequential(block(1, 32), block(32, 64), nn.Flatten(), nn.Dropout(0.25),
-                                  nn.Linear(64 * 7 * 7, FEATURE_DIM), nn.BatchNorm1d(FEATURE_DIM), nn.ReLU(inplace=True))
+                                  nn.Linear(64 * (INPUT_SIZE // 4) ** 2, FEATURE_DIM), nn.BatchNorm1d(FEATURE_DIM), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Dropout(0.25), nn.Linear(FEATURE_DIM, num_classes))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,7 +106,7 @@ class DomainNet(nn.Module):
 
 
 def _to_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 N x 1 x 28 x 28 -> float in [-1, 1] (the models' range)."""
+    """uint8 N x 1 x INPUT_SIZE x INPUT_SIZE -> float in [-1, 1] (the models' range)."""
     return images.float().div_(127.5).sub_(1.0)
 
 
@@ -111,17 +121,18 @@ class DomainClassifier:
         self.device = device
         self.train_seconds = train_seconds
         self.name = f"domain-{dataset}"
+        self.input_size = INPUT_SIZE
 
     def _check(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 N x 1 x S x S; other sizes (the resized fashion64/fashion32 protocols) are resized to the
-        classifier's 28 x 28 the same way the protocols resize (bilinear, antialiased)."""
+        classifier's INPUT_SIZE the same way the protocols resize (bilinear, antialiased)."""
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.dim() != 4 \
                 or images.shape[1] != 1 or images.shape[2] != images.shape[3]:
             got = f"{images.dtype} {tuple(images.shape)}" if isinstance(images, torch.Tensor) else type(images).__name__
-            raise GanbenchError(f"the {self.name} classifier expects uint8 images N x 1 x 28 x 28, got {got}")
-        if images.shape[-1] != 28:
-
-            images = resize_images(images, 28)
+            raise GanbenchError(f"the {self.name} classifier expects uint8 images N x 1 x {INPUT_SIZE} x {INPUT_SIZE}, "
+                                f"got {got}")
+        if images.shape[-1] != INPUT_SIZE:
+            images = resize_images(images, INPUT_SIZE)
         return images
 
     @torch.no_grad()
@@ -133,7 +144,7 @@ class DomainClassifier:
             feats.append(f.float().cpu())
             logits.append(lg.float().cpu())
         if not feats:
-            return torch.empty(0, FEATURE_DIM), torch.empty(0, 10)
+            return torch.empty(0, FEATURE_DIM), torch.empty(0, NUM_LOGITS)
         return torch.cat(feats), torch.cat(logits)
 
     def features(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
@@ -144,12 +155,9 @@ class DomainClassifier:
         """10-way logits, float32 N x 10."""
         return self._run(images, batch_size)[1]
 
-    def features_and_logits(self, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._run(images, batch_size)
-
 
 def state_sha256(state: dict[str, torch.Tensor]) -> str:
-
+    """Hash of every tensor of a state dict, in name order."""
     digest = hashlib.sha256()
     for name in sorted(state):
         t = state[name].detach().to("cpu").contiguous()
@@ -160,7 +168,7 @@ def state_sha256(state: dict[str, torch.Tensor]) -> str:
 
 
 def cache_key(dataset: str, recipe: DomainRecipe) -> str:
-
+    """Content hash of everything that determines the weights: the dataset's files, the architecture, the recipe."""
     pins = {k: v[1] for k, v in sorted(get_dataset(dataset).pins.items())}
     return content_hash({"dataset": dataset, "pins": pins, "arch_version": ARCH_VERSION,
                          "recipe": dataclasses.asdict(recipe), "torch": torch.__version__.split("+")[0]})
@@ -180,7 +188,6 @@ def train_domain_net(dataset: str, recipe: DomainRecipe = DomainRecipe(), data_r
                      progress: bool = False) -> tuple[DomainNet, float, float]:
     """Train a DomainNet on the training split; returns (net, test accuracy, seconds). Deterministic:
     the seed fixes the initialisation, the data order and dropout (the global RNG is forked, not touched)."""
-
     train = load_split(dataset, TRAIN_SPLIT, data_root)
     test = load_split(dataset, HELD_OUT_SPLIT, data_root)
     images, labels = train.images, train.labels
@@ -277,8 +284,6 @@ _CONFUSIONS: dict[str, torch.Tensor] = {}  # confusion_path -> counts, for the l
 def held_out_confusion(clf: DomainClassifier, data_root=None) -> torch.Tensor:
     """The classifier's confusion counts on the calibration half of the held-out split (from the cache, or
     measured now, a few seconds, and written atomically)."""
-
-
     path = confusion_path(clf)
     if str(path) in _CONFUSIONS:
         return _CONFUSIONS[str(path)].clone()
@@ -304,9 +309,8 @@ def held_out_confusion(clf: DomainClassifier, data_root=None) -> torch.Tensor:
 def verify_classifiers() -> list["FileCheck"]:
     """Each cached classifier against the weight hash stored with it when it was trained; reads only
     (a damaged file is reported, never retrained here)."""
-
     checks = []
-    for dataset in ("mnist", "fashion-mnist"):
+    for dataset in domain_datasets():
         path = classifier_path(dataset, DomainRecipe())
         problem = None
         if not path.is_file():
@@ -325,10 +329,94 @@ def verify_classifiers() -> list["FileCheck"]:
 def describe_classifiers(train: bool) -> list[str]:
     """One line per MNIST-like dataset: the cached classifier's accuracy; trains missing ones when ``train``."""
     lines = []
-    for dataset in ("mnist", "fashion-mnist"):
+    for dataset in domain_datasets():
         if not train and not classifier_path(dataset, DomainRecipe()).is_file():
             raise GanbenchError(f"no domain classifier for {dataset} in the cache; run `ganbench data fetch domain` "
                                 "(trains it once, a few minutes on 2 CPU cores)")
         clf = domain_classifier(dataset)
         lines.append(f"ok  domain-{dataset}  test accuracy {clf.test_accuracy:.4f}  weights sha256 {clf.weights_sha256}")
     return lines
+
+
+def fetch_classifiers() -> list[str]:
+    """``ganbench data fetch domain``: every domain classifier, trained once when missing."""
+    return describe_classifiers(train=True)
+
+
+# --------------------------------------------------------------------------- the feature source
+# The classifiers also join torch-fidelity's registry of feature extractors (as ``ganbench-domain-<dataset>``),
+# so that torch-fidelity's own metric code can measure in their feature space.
+
+
+class GanbenchDomainExtractor(FeatureExtractorBase):
+    """ganbench's domain classifier as a torch-fidelity feature extractor: uint8 N x 1|3 x S x S in (resized to
+    INPUT_SIZE), ("features" = penultimate layer, "logits" = 10-way) out. RGB input keeps its first channel
+    (the grayscale-repeated images torch-fidelity passes around). One subclass per dataset sets ``dataset``."""
+
+    dataset = ""
+
+    def __init__(self, name, features_list, **kwargs):
+        super().__init__(name, features_list)
+        self.classifier = domain_classifier(self.dataset, "cpu")
+        self.net = copy.deepcopy(self.classifier.net)  # moving this module to a device leaves the shared one alone
+
+    @staticmethod
+    def get_provided_features_list():
+        return ("features", "logits")
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return {"isc": "logits", "fid": "features", "kid": "features", "prc": "features"}[metric]
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE, dtype=torch.uint8)
+
+    def forward(self, x):
+        feat, logits = self.net(_to_input(x[:, :1]))
+        named = {"features": feat.float(), "logits": logits.float()}
+        return tuple(named[name] for name in self.features_list)
+
+
+def domain_extractor_name(dataset: str) -> str:
+    return f"ganbench-domain-{dataset}"
+
+
+def register_domain_extractors() -> None:
+    """Register ``ganbench-domain-<dataset>`` with torch-fidelity (idempotent)."""
+    for dataset in domain_datasets():
+        name = domain_extractor_name(dataset)
+        if name not in FEATURE_EXTRACTORS_REGISTRY:
+            register_feature_extractor(name, type(f"DomainExtractor_{dataset}", (GanbenchDomainExtractor,),
+                                                  {"dataset": dataset}))
+
+
+DOMAIN_BATCH = 500  # images per forward pass at least: the net is small, larger batches amortise the calls
+
+
+def domain_source(dataset: str, device: torch.device) -> FeatureSource:
+    register_domain_extractors()
+    model = create_feature_extractor(domain_extractor_name(dataset), ["features", "logits"], cuda=False, verbose=False)
+    model = model.to(device)
+
+    def extract(images: torch.Tensor, batch_size: int) -> dict[str, torch.Tensor]:
+        images = model.classifier._check(images)  # resized to INPUT_SIZE when a protocol resized its images
+        batch = max(batch_size, DOMAIN_BATCH)
+        out = {"features": [], "logits": []}
+        with torch.no_grad():
+            for start in range(0, len(images), batch):
+                feat, logits = model(images[start:start + batch].to(device))
+                out["features"].append(feat.cpu())
+                out["logits"].append(logits.cpu())
+        return {k: torch.cat(v) for k, v in out.items()}
+
+    return FeatureSource(domain_extractor_name(dataset), "domain", model.classifier.weights_sha256,
+                         f"none ({INPUT_SIZE}x{INPUT_SIZE} grayscale in [-1, 1])", "penultimate", extract)
+
+
+register_extractor(Extractor("domain", domain_source, lambda dataset: domain_classifier(dataset).weights_sha256,
+                             per_dataset=True, files="domain", fetch=fetch_classifiers, verify=verify_classifiers))

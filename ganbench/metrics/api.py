@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.data import get_dataset, is_points, load_split, resize_images
+from ganbench.data import get_dataset, is_points, resize_images
 from ganbench.extractors import FeatureSource, feature_source
 from ganbench.metrics.base import MetricResult, metric_name, parse_metric
 from ganbench.metrics.reference import (cached_features, check_comparable, gaussian_statistics, manifest,
@@ -73,6 +73,8 @@ class EvalContext:
         man = manifest(self.dataset, split, self.num_samples, self.protocol.eval.reference_seed, self.source(extractor))
         if self.resize_to is not None:  # only resized protocols carry the key: native cache entries keep their names
             man["image_size"] = self.resize_to
+        # a drawn dataset's draw (stored ones add nothing: their entries keep their names too)
+        man.update(get_dataset(self.dataset).provenance(self.protocol.data))
         return man
 
     def side(self, extractor: str, which: str) -> dict | None:
@@ -94,10 +96,9 @@ class EvalContext:
         def compute() -> dict:
             if which == "floor" and self.num_samples > self.split_size(split):
                 raise _SplitTooSmall
-            imgs = reference_images(self.dataset, split, self.num_samples, self.protocol.eval.reference_seed,
+            imgs = reference_images(self.protocol.data, split, self.num_samples, self.protocol.eval.reference_seed,
                                     self.data_root)
             if self.resize_to is not None:
-
                 imgs = resize_images(imgs, self.resize_to)
             return src.extract(imgs, bs)
 
@@ -111,8 +112,7 @@ class EvalContext:
         return {**side, "manifest": man}
 
     def split_size(self, split: str) -> int:
-
-        return len(load_split(self.dataset, split, self.data_root).images)
+        return get_dataset(self.dataset).split_size(self.protocol.data, split, self.data_root)
 
     @staticmethod
     def statistics(side: dict) -> dict[str, np.ndarray]:

@@ -35,7 +35,7 @@ def _result(ctx, quantity: str, reference: str | None, value: float | None, high
 
 def _labels_of(ctx, which: str) -> torch.Tensor:
     split = ctx.reference_split if which == "reference" else ctx.floor_split
-    return reference_labels(ctx.dataset, split, ctx.num_samples, ctx.protocol.eval.reference_seed, ctx.data_root)
+    return reference_labels(ctx.protocol.data, split, ctx.num_samples, ctx.protocol.eval.reference_seed, ctx.data_root)
 
 
 def _held_out_side(ctx) -> tuple[dict, torch.Tensor] | None:

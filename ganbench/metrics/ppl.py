@@ -98,8 +98,9 @@ def domain_float_features(dataset: str, device: torch.device) -> tuple[Images, s
 
     def features(x: torch.Tensor) -> torch.Tensor:
         x = x.to(clf.device, torch.float32)
-        if x.shape[-1] != 28:  # as the protocol resizes (bilinear, antialiased), without rounding to uint8
-            x = F.interpolate(x, size=(28, 28), mode="bilinear", antialias=True, align_corners=False)
+        side = clf.input_size
+        if x.shape[-1] != side:  # as the protocol resizes (bilinear, antialiased), without rounding to uint8
+            x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
         return clf.net(x)[0]
 
     return features, domain_extractor_name(dataset), clf.weights_sha256

@@ -1,7 +1,7 @@
 """Features of real splits, cached by content key, with a provenance manifest.
 
 The key covers everything that changes the stored content: dataset, split, sample count and the
-seed that picks the images, the extractor name, its weight hash, the resize path, the feature layer,
+seed that picks the images (for a drawn dataset also the size and seed of its draw), the extractor name, its weight hash, the resize path, the feature layer,
 whether the entry holds the extractor's logits, and the library versions. Each entry is one .npz written atomically holding the features (float32,
 exactly what the extractor returned), their Gaussian statistics (float64), the logits when the
 extractor has them, the manifest, and a SHA-256 of the arrays: an entry whose manifest does not
@@ -24,30 +24,46 @@ import torch_fidelity
 
 from ganbench.core.assets import atomic_write_bytes, cache_dir
 from ganbench.core.errors import GanbenchError
-from ganbench.data import load_split
-from ganbench.spec.protocol import content_hash
+from ganbench.data import ImageSet, get_dataset
+from ganbench.spec.protocol import DataSpec, content_hash
 
 ARRAYS = ("features", "logits", "mu", "sigma")
 
 
-def reference_images(dataset: str, split: str, num_samples: int, seed: int, data_root=None) -> torch.Tensor:
-    """The first ``num_samples`` images of a seeded permutation of the split (all of it when equal)."""
-    images = load_split(dataset, split, data_root).images
+def reference_images(data: DataSpec | str, split: str, num_samples: int, seed: int, data_root=None) -> torch.Tensor:
+    """The first ``num_samples`` images of a seeded permutation of the protocol's split (all of it when equal).
+    ``data``: the protocol's ``[data]`` table (a drawn dataset's split is drawn as training draws it), or a
+    dataset name for its defaults (a stored dataset's split as stored)."""
+    spec = _data_spec(data)
+    images = _whole(spec, split, data_root).images
     if num_samples > len(images):
-        raise GanbenchError(f"{dataset}/{split} has {len(images)} images; the protocol asks for {num_samples}")
+        raise GanbenchError(f"{spec.dataset}/{split} has {len(images)} images; the protocol asks for {num_samples}")
     if num_samples == len(images):
-        return images
+        return _materialised(images)
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    return images[order[:num_samples]]
+    return _materialised(images[order[:num_samples]])
 
 
-def reference_labels(dataset: str, split: str, num_samples: int, seed: int, data_root=None) -> torch.Tensor:
+def reference_labels(data: DataSpec | str, split: str, num_samples: int, seed: int, data_root=None) -> torch.Tensor:
     """The labels of :func:`reference_images` (the same seeded permutation)."""
-    labels = load_split(dataset, split, data_root).labels
+    labels = _whole(_data_spec(data), split, data_root).labels
     if num_samples >= len(labels):
         return labels[:num_samples]
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     return labels[order[:num_samples]]
+
+
+def _data_spec(data: DataSpec | str) -> DataSpec:
+    return DataSpec(data) if isinstance(data, str) else data
+
+
+def _whole(spec: DataSpec, split: str, data_root) -> ImageSet:
+    return get_dataset(spec.dataset).whole_split(spec, split, data_root)
+
+
+def _materialised(images) -> torch.Tensor:
+    """A tensor, also for lazy views (stacked MNIST gathers its channels on demand)."""
+    return images.materialise() if hasattr(images, "materialise") else images
 
 
 def manifest(dataset: str, split: str, num_samples: int, seed: int, source) -> dict:
