@@ -14,7 +14,7 @@ from ganbench.core.errors import GanbenchError
 from ganbench.losses import HingeLoss, HingeOptions, LSLoss, LSOptions, WGANLoss, WGANOptions, build_loss
 from ganbench.spec.protocol import available, load_model, load_protocol, resolve
 from ganbench.pipeline.run import training_images
-from ganbench.nets.sampling import generate
+from ganbench.nets.sampling import generate, is_translator, translate
 from ganbench.spec.seeds import fixed_z
 from ganbench.training import build_models, train
 
@@ -43,11 +43,15 @@ def test_every_zoo_model_trains_and_samples(tmp_path, model):
     assert card.paper and card.description, f"{model}: a card names its paper and says what it is"
     spec, proto = tiny_spec(model, subset=80 if card.n_critic > 1 else 48)
     data = training_images(proto)
-    res = train(spec, data.images, tmp_path, progress=False, labels=data.labels)
+    sources = getattr(data, "inputs", None)  # image-to-image models translate the task's sources
+    res = train(spec, data.images, tmp_path, progress=False, labels=data.labels, sources=sources)
     assert res.status == "finished" and res.steps >= 1
     for col in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm"):
         assert res.records[col].map(math.isfinite).all(), (model, col)
-    out = generate(res.G_eval, fixed_z(6, spec.model.z_dim, 1), as_uint8=data.images.dtype == torch.uint8)
+    if is_translator(res.G_eval):
+        out = translate(res.G_eval, sources[:6])
+    else:
+        out = generate(res.G_eval, fixed_z(6, spec.model.z_dim, 1), as_uint8=data.images.dtype == torch.uint8)
     assert out.shape[0] == 6 and out.shape[1:] == data.images.shape[1:]
 
 

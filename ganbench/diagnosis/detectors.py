@@ -294,6 +294,40 @@ def healthy_equilibrium(t: Trace, th: Thresholds) -> list[Finding]:
                     {"fraction_of_steps": covered / max(len(r), 1), "spans": len(found)}, REMEDIES["healthy"])]
 
 
+def _translation_finding(name: str, s: pd.DataFrame, a: int, b: int, summary: str) -> Finding:
+    row = s.iloc[b]
+    evidence = {k: float(row[k]) for k in ("truth_l1", "identity_l1", "target_identity_l1", "cycle_l1") if k in row}
+    return Finding(name, "failure", int(s["step"].iloc[a]), int(row["step"]), summary, evidence, REMEDIES[name])
+
+
+def _identity_flags(s: pd.DataFrame, th: Thresholds) -> pd.Series:
+    return s["identity_l1"] < th.identity_share * s["target_identity_l1"]
+
+
+@detector("identity-collapse", needs_samples=("identity_l1", "target_identity_l1"))
+def identity_collapse(t: Trace, th: Thresholds) -> list[Finding]:
+    """An image-to-image model that returns its input: at the held-out probes the translation is closer to its
+    own source than ``identity_share`` of the distance between source and truth, on consecutive probes."""
+    s = t.samples.sort_values("step").reset_index(drop=True)
+    return [_translation_finding("identity-collapse", s, a, b,
+                                 "translations stay (almost) their sources while the true targets differ")
+            for a, b in _runs(_identity_flags(s, th), th.collapse_min_probes)]
+
+
+@detector("cycle-cheating", needs_samples=("cycle_l1", "truth_l1", "identity_l1", "target_identity_l1"))
+def cycle_cheating(t: Trace, th: Thresholds) -> list[Finding]:
+    """CycleGAN's known failure: the round trip F(G(a)) returns the source (cycle error near zero) while the
+    translation G(a) is wrong, so G hides the source in the translation for F to read back (Chu et al. 2017):
+    the cycle error is below ``cheat_cycle_ratio`` of the error to the truth, and the translation is not
+    ``cheat_truth_share`` of the way from the identity mapping to the truth (and is not the identity)."""
+    s = t.samples.sort_values("step").reset_index(drop=True)
+    flags = ((s["cycle_l1"] < th.cheat_cycle_ratio * s["truth_l1"])
+             & (s["truth_l1"] > th.cheat_truth_share * s["target_identity_l1"]) & ~_identity_flags(s, th))
+    return [_translation_finding("cycle-cheating", s, a, b,
+                                 "the cycle is consistent but the translations are wrong: G hides the source for F")
+            for a, b in _runs(flags, th.collapse_min_probes)]
+
+
 @detector("critic-gap", needs=("critic_gap",))
 def critic_gap(t: Trace, th: Thresholds) -> list[Finding]:
     """WGAN critics: the gap E[f(x)] - E[f(G(z))] collapsing to <= 0 or exploding."""

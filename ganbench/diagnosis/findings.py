@@ -34,6 +34,12 @@ REMEDIES: dict[str, tuple[str, ...]] = {
     "critic-collapse": ("more critic steps (n_critic) or a higher critic learning rate", "check the gradient-penalty weight"),
     "critic-explode": ("add the gradient penalty (lambda = 10) or weight clipping", "lower the critic learning rate"),
     "gp-dominates": ("lower the penalty weight lambda (10 is the paper's)", "Adam(1e-4, betas = (0.5, 0.9)) as in WGAN-GP"),
+    "identity-collapse": ("lower the identity-loss weight (CycleGAN: 0.5 lambda, or 0)",
+                          "raise the adversarial weight: nothing pushes the translation into the target domain",
+                          "check that sources and targets differ (a task whose truth is its input needs no model)"),
+    "cycle-cheating": ("keep the adversarial terms on (a cycle loss alone is satisfied by any invertible mapping)",
+                       "lower the cycle weight lambda, or add noise to the translation before F",
+                       "check translations against the truth, not only the round trip"),
 }
 
 

@@ -16,7 +16,10 @@ from ganbench.diagnosis.detectors import diagnose
 from ganbench.diagnosis.findings import SEVERITIES, Diagnosis
 from ganbench.diagnosis.probes import FeatureSpace, feature_space, sample_statistics
 from ganbench.diagnosis.thresholds import THRESHOLDS, Thresholds
-from ganbench.nets.sampling import generate
+from ganbench.data import get_dataset
+from ganbench.data.translation import TranslationDataset
+from ganbench.metrics.translation import cycle_error, mean_l1, task_split
+from ganbench.nets.sampling import generate, is_translator, translate
 from ganbench.spec.seeds import fixed_z
 
 PROBE_SAMPLES = 128  # fixed-z samples per probe: 8128 pairs for the mean distance, ~0.1 s on 2 CPU cores
@@ -30,7 +33,8 @@ class Monitor:
     def __init__(self, z: torch.Tensor, real: torch.Tensor | None, space: FeatureSpace,
                  thresholds: Thresholds = THRESHOLDS, stop_on: str | None = None,
                  samples: pd.DataFrame | None = None, as_uint8: bool = True,
-                 on_failure: Callable[[int], None] | None = None):
+                 on_failure: Callable[[int], None] | None = None, pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 seed: int = 0):
         if stop_on not in (None, "failure", "warning"):
             raise GanbenchError(f"--stop-on must be 'failure' or 'warning', got {stop_on!r}")
         self.z, self.space, self.th, self.stop_on, self.as_uint8 = z, space, thresholds, stop_on, as_uint8
@@ -42,6 +46,7 @@ class Monitor:
         self.on_failure = on_failure  # called with the first bad step whenever it moves earlier (MLflow tag)
         self.first_bad_step: int | None = None
         self.diagnosis: Diagnosis | None = None
+        self.pairs, self.seed = pairs, seed  # image-to-image models: held-out (sources, true targets)
 
     @property
     def samples(self) -> pd.DataFrame:
@@ -57,8 +62,12 @@ class Monitor:
         """Sample the fixed z and record the batch's statistics with the real reference's at ``step``."""
         # a resumed run repeats the steps after its checkpoint: its probes there replace the stale ones
         self.rows = [r for r in self.rows if r["step"] < step]
-        samples = generate(G, self.z, as_uint8=self.as_uint8)  # images | 2D points
-        stats = sample_statistics(samples, self.space)
+        if self.pairs is not None and is_translator(G):
+            samples = translate(G, self.pairs[0], seed=self.seed)
+            stats = {**sample_statistics(samples, self.space), **translation_probe(G, samples, *self.pairs, self.seed)}
+        else:
+            samples = generate(G, self.z, as_uint8=self.as_uint8)  # images | 2D points
+            stats = sample_statistics(samples, self.space)
         real = self.real_at(G)
         self.rows.append({"step": step, **stats, "real_diversity": real["diversity"],
                           "real_class_entropy": real["class_entropy"]})
@@ -105,6 +114,15 @@ class Monitor:
         return f"stopped early (--stop-on {self.stop_on}): {f.name} from step {f.start_step}: {f.summary}"
 
 
+def translation_probe(G, translations: torch.Tensor, sources: torch.Tensor, truths: torch.Tensor,
+                      seed: int) -> dict[str, float]:
+    """What the translation detectors read: mean L1 (grey levels) of the translations to the truth and to their
+    own sources, of the truth to the sources, and of CycleGAN's round trip F(G(a)) to the sources."""
+    cycle = cycle_error(sources, translate(G, sources, seed=seed, cycle="a")) if hasattr(G, "reconstruct") else float("nan")
+    return {"truth_l1": mean_l1(translations, truths), "identity_l1": mean_l1(translations, sources),
+            "target_identity_l1": mean_l1(truths, sources), "cycle_l1": cycle}
+
+
 def health_monitor(spec, images: torch.Tensor, run_dir: Path, device, stop_on: str | None = None,
                    resume: bool = False, space: str = "auto",
                    on_failure: Callable[[int], None] | None = None) -> Monitor:
@@ -115,7 +133,12 @@ def health_monitor(spec, images: torch.Tensor, run_dir: Path, device, stop_on: s
     stats_path = Path(run_dir) / SAMPLE_STATS_FILE
     if resume and stats_path.is_file():
         previous = pd.read_parquet(stats_path)
+    pairs = None
+    if isinstance(get_dataset(spec.protocol.data.dataset), TranslationDataset):  # held-out pairs of the test split
+        test = task_split(spec.protocol.data, ev.reference_split)
+        pairs = test.inputs[:PROBE_SAMPLES], test.images[:PROBE_SAMPLES]
+        images = test.images  # the real reference of the translations: true targets
     return Monitor(fixed_z(PROBE_SAMPLES, spec.model.z_dim, ev.z_seed), images[:PROBE_SAMPLES],
                    feature_space(spec.protocol.data.dataset, space, device), stop_on=stop_on, samples=previous,
-                   as_uint8=images.dtype == torch.uint8, on_failure=on_failure)
+                   as_uint8=images.dtype == torch.uint8, on_failure=on_failure, pairs=pairs, seed=ev.z_seed)
 

@@ -155,6 +155,10 @@ class DomainClassifier:
         """10-way logits, float32 N x 10."""
         return self._run(images, batch_size)[1]
 
+    def features_and_logits(self, images: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both in one pass (the translation metrics read a class and a feature vector of every image)."""
+        return self._run(images, batch_size)
+
 
 def state_sha256(state: dict[str, torch.Tensor]) -> str:
     """Hash of every tensor of a state dict, in name order."""

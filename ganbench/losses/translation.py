@@ -42,6 +42,7 @@ class CycleGANOptions:
     cycle_weight: float = 10.0  # lambda of Zhu et al. 2017, sec. 4
     identity_weight: float = 0.5  # x lambda (sec. 5.2: 0.5 lambda for photo generation from paintings)
     pool_size: int = DEFAULT_SIZE  # 50 (sec. 4)
+    adversarial_weight: float = 1.0  # 0: "Cycle alone" of Zhu et al.'s ablation (Table 4), which fails
 
 
 def _l1(loss: Loss, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -78,8 +79,8 @@ class CycleGANLoss(Loss):
     translation = "cycle"
 
     def __init__(self, opts: CycleGANOptions, tricks=None):
-        if opts.cycle_weight < 0 or opts.identity_weight < 0 or opts.pool_size < 0:
-            raise GanbenchError("cyclegan cycle_weight, identity_weight and pool_size must be 0 or more")
+        if min(opts.cycle_weight, opts.identity_weight, opts.pool_size, opts.adversarial_weight) < 0:
+            raise GanbenchError("cyclegan cycle_weight, identity_weight, pool_size and adversarial_weight must be 0 or more")
         self.opts = opts
         self.pools: dict[str, HistoryPool] | None = None
 
@@ -108,7 +109,7 @@ class CycleGANLoss(Loss):
         out_b, out_a = D.d_b(fake["b"]), D.d_a(fake["a"])
         adv = self.mean((out_b - 1.0) ** 2) + self.mean((out_a - 1.0) ** 2)
         cycle = _l1(self, fake["rec_a"], real["a"]) + _l1(self, fake["rec_b"], real["b"])
-        loss = adv + self.opts.cycle_weight * cycle
+        loss = self.opts.adversarial_weight * adv + self.opts.cycle_weight * cycle
         stats = {"d_fake_g": self.mean(out_b), "cycle": cycle, "adv": adv}
         if self.opts.identity_weight:
             identity = _l1(self, fake["id_b"], real["b"]) + _l1(self, fake["id_a"], real["a"])

@@ -78,14 +78,14 @@ def translate(G: nn.Module, sources: torch.Tensor, *, seed: int = 0, batch_size:
               cycle: str | None = None) -> torch.Tensor:
     """uint8 translations of uint8 ``sources`` by an image-to-image generator in eval mode, on the CPU; with
     ``cycle`` a CycleGAN's round trips instead: "a" gives F(G(a)) of sources, "b" G(F(b)) of target-domain
-    images (the reconstructions stay in float between the two halves, as in training). pix2pix keeps dropout on at test time (Isola et al.
-    sec. 3.2); its masks come from the global generator, seeded here with ``seed`` inside a forked RNG state,
+    images (in float between the two halves, as in training). pix2pix keeps dropout on at test time (Isola et
+    al. sec. 3.2); its masks come from the global generator, seeded here with ``seed`` inside a forked RNG state,
     so the same sources give the same translations and the caller's random state is left alone."""
     if not is_translator(G):
         raise GanbenchError("this generator maps z to images; translations need an image-to-image model")
     if cycle is not None and not hasattr(G, "reconstruct"):
         raise GanbenchError("round trips need a model with both directions (CycleGAN); this one translates A -> B only")
-    device = next(G.parameters()).device
+    device = next(G.parameters(), torch.empty(0)).device  # a model without weights runs on the CPU
     step = {None: G.translate, "a": getattr(G, "reconstruct", None), "b": getattr(G, "reconstruct_target", None)}[cycle]
     was_training = G.training
     G.eval()

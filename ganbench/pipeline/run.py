@@ -273,7 +273,8 @@ def _train_group(specs: list[RunSpec], data: ImageSet, device: torch.device, tra
             results = train_together(specs, data.images, [op.run_dir for op in opened], device, resume=continuing,
                                      on_epoch=[op.on_epoch for op in opened], progress=progress,
                                      on_check=[_sharing(op.monitor, share) for op in opened], labels=data.labels,
-                                     fast=fast, on_phase=[op.on_phase for op in opened])
+                                     fast=fast, on_phase=[op.on_phase for op in opened],
+                                     sources=getattr(data, "inputs", None))  # image-to-image tasks: the sources
         except BaseException as err:
             return _failed(opened, err, {}, tracker)
         return [_finish(op, result, device, tracker, data_root) for op, result in zip(opened, results)]

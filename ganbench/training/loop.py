@@ -183,7 +183,8 @@ def train(spec: RunSpec, images: torch.Tensor, run_dir: Path, device: torch.devi
 def train_together(specs: list[RunSpec], images: torch.Tensor, run_dirs: list[Path], device: torch.device | str = "cpu",
                    resume: bool = False, on_epoch: list | None = None, progress: bool = True,
                    on_check: list | None = None, labels: torch.Tensor | None = None,
-                   fast: bool = True, on_phase: list | None = None) -> list[TrainResult]:
+                   fast: bool = True, on_phase: list | None = None,
+                   sources: torch.Tensor | None = None) -> list[TrainResult]:
     """Train the seeds of one model under one protocol together, batched in one process (``ganbench.spec.seeds``):
     per run the algorithm and the random draws of :func:`train` alone, up to float rounding. One run
     directory, ``on_epoch``, ``on_check`` and ``on_phase`` (or None) per spec; one TrainResult per spec. A run that
@@ -192,7 +193,7 @@ def train_together(specs: list[RunSpec], images: torch.Tensor, run_dirs: list[Pa
     none = [None] * len(specs)
     calls = [Callbacks(*c) for c in zip(on_epoch or none, on_check or none, on_phase or none)]
     return train_runs(specs, images, labels, [Path(d) for d in run_dirs], calls,
-                      TrainOptions(torch.device(device), resume, progress, fast))
+                      TrainOptions(torch.device(device), resume, progress, fast), sources)
 
 
 def train_runs(specs: list[RunSpec], images: torch.Tensor, labels: torch.Tensor | None, run_dirs: list[Path],
