@@ -77,7 +77,7 @@ def test_missing_dataset_names_the_fetch_command(tmp_path, monkeypatch):
 
 
 def test_unknown_names():
-    with pytest.raises(GanbenchError, match="Available: fashion-mnist, grid25, mnist, ring8, stacked-mnist"):
+    with pytest.raises(GanbenchError, match="Available: edges2fashion, fashion-mnist, grid25, mnist, mnist-a2b, ring8, stacked-mnist"):
         load_split("cifar", "train")
     with pytest.raises(GanbenchError, match="Unknown split"):
         load_split("mnist", "valid")

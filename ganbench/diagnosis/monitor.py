@@ -24,6 +24,9 @@ from ganbench.spec.seeds import fixed_z
 
 PROBE_SAMPLES = 128  # fixed-z samples per probe: 8128 pairs for the mean distance, ~0.1 s on 2 CPU cores
 SAMPLE_STATS_FILE = "sample_stats.parquet"
+# Noise added to CycleGAN's translation before F in the round-trip probe: 2 grey levels (std, in [-1, 1] units),
+# below what changes how a translation looks, far above the faint patterns a cheating G hides its source in.
+PROBE_NOISE = 2 / 127.5
 
 
 class Monitor:
@@ -117,10 +120,16 @@ class Monitor:
 def translation_probe(G, translations: torch.Tensor, sources: torch.Tensor, truths: torch.Tensor,
                       seed: int) -> dict[str, float]:
     """What the translation detectors read: mean L1 (grey levels) of the translations to the truth and to their
-    own sources, of the truth to the sources, and of CycleGAN's round trip F(G(a)) to the sources."""
-    cycle = cycle_error(sources, translate(G, sources, seed=seed, cycle="a")) if hasattr(G, "reconstruct") else float("nan")
+    own sources, of the truth to the sources and to its mean image (the trivial answer), and of CycleGAN's
+    round trip F(G(a)) to the sources, as it is and with faint noise on G(a) (:data:`PROBE_NOISE`)."""
+    nan = float("nan")
+    cycle = cycle_error(sources, translate(G, sources, seed=seed, cycle="a")) if hasattr(G, "reconstruct") else nan
+    noisy = (cycle_error(sources, translate(G, sources, seed=seed, cycle="a", noise=PROBE_NOISE))
+             if hasattr(G, "reconstruct") else nan)
+    mean = truths.double().mean(0, keepdim=True).round().to(torch.uint8).expand_as(truths)
     return {"truth_l1": mean_l1(translations, truths), "identity_l1": mean_l1(translations, sources),
-            "target_identity_l1": mean_l1(truths, sources), "cycle_l1": cycle}
+            "target_identity_l1": mean_l1(truths, sources), "trivial_l1": mean_l1(mean, truths), "cycle_l1": cycle,
+            "cycle_noisy_l1": noisy}
 
 
 def health_monitor(spec, images: torch.Tensor, run_dir: Path, device, stop_on: str | None = None,

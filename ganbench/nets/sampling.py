@@ -75,27 +75,34 @@ def is_translator(G: nn.Module) -> bool:
 
 @torch.no_grad()
 def translate(G: nn.Module, sources: torch.Tensor, *, seed: int = 0, batch_size: int = SAMPLE_BATCH,
-              cycle: str | None = None) -> torch.Tensor:
+              cycle: str | None = None, noise: float = 0.0) -> torch.Tensor:
     """uint8 translations of uint8 ``sources`` by an image-to-image generator in eval mode, on the CPU; with
-    ``cycle`` a CycleGAN's round trips instead: "a" gives F(G(a)) of sources, "b" G(F(b)) of target-domain
-    images (in float between the two halves, as in training). pix2pix keeps dropout on at test time (Isola et
-    al. sec. 3.2); its masks come from the global generator, seeded here with ``seed`` inside a forked RNG state,
-    so the same sources give the same translations and the caller's random state is left alone."""
+    ``cycle`` a CycleGAN's round trips instead: "a" gives F(G(a)) of sources (with ``noise``: Gaussian noise of
+    that std, in the model's [-1, 1] range, added to G(a) before F), "b" G(F(b)) of target-domain images (in
+    float between the two halves, as in training). pix2pix keeps dropout on at test time (Isola et al. sec.
+    3.2); its masks and the noise come from the global generator, seeded here with ``seed`` inside a forked RNG
+    state, so the same sources give the same translations and the caller's random state is left alone."""
     if not is_translator(G):
         raise GanbenchError("this generator maps z to images; translations need an image-to-image model")
     if cycle is not None and not hasattr(G, "reconstruct"):
         raise GanbenchError("round trips need a model with both directions (CycleGAN); this one translates A -> B only")
     device = next(G.parameters(), torch.empty(0)).device  # a model without weights runs on the CPU
-    step = {None: G.translate, "a": getattr(G, "reconstruct", None), "b": getattr(G, "reconstruct_target", None)}[cycle]
     was_training = G.training
     G.eval()
     try:
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            return torch.cat([to_uint8(step(to_model_range(sources[i:i + batch_size].to(device)))).cpu()
+            return torch.cat([to_uint8(_translate_batch(G, to_model_range(sources[i:i + batch_size].to(device)),
+                                                        cycle, noise)).cpu()
                               for i in range(0, len(sources), batch_size)])
     finally:
         G.train(was_training)
+
+
+def _translate_batch(G: nn.Module, x: torch.Tensor, cycle: str | None, noise: float) -> torch.Tensor:
+    if cycle == "a":
+        return G.reconstruct(x, noise * torch.randn_like(x) if noise else None)
+    return G.reconstruct_target(x) if cycle == "b" else G.translate(x)
 
 
 TRIPLETS_PER_ROW = 2  # a grid row shows two (source | translation | target) triplets

@@ -316,9 +316,11 @@ class CycleTranslator(nn.Module):
     def translate(self, sources: torch.Tensor) -> torch.Tensor:
         return self.g_ab(sources)
 
-    def reconstruct(self, sources: torch.Tensor) -> torch.Tensor:
-        """F(G(a)): what the cycle brings a source back to."""
-        return self.g_ba(self.g_ab(sources))
+    def reconstruct(self, sources: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """F(G(a)): what the cycle brings a source back to; ``noise`` is added to G(a) on the way (a probe of
+        information hidden in low-amplitude patterns, Chu et al. 2017)."""
+        translated = self.g_ab(sources)
+        return self.g_ba(translated if noise is None else translated + noise)
 
     def reconstruct_target(self, images: torch.Tensor) -> torch.Tensor:
         """G(F(b)): the backward cycle of a target-domain image."""

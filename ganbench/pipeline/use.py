@@ -33,7 +33,8 @@ from ganbench.metrics.samples import load_tensors, load_weights
 from ganbench.nets.stylegan import set_truncation
 from ganbench.pipeline.run import resolve_device, run_dir_for
 from ganbench.spec.protocol import Identity, RunSpec, load_protocol, resolve, runspec_from_dict
-from ganbench.nets.sampling import generate
+from ganbench.metrics.translation import task_split
+from ganbench.nets.sampling import generate, is_translator, triplets
 from ganbench.spec.seeds import fixed_z, slerp
 from ganbench.training import build_models
 
@@ -197,6 +198,8 @@ def sample(run: str, n: int = 64, label: int | None = None, seed: int | None = N
         raise GanbenchError(f"--n {n}: expected a positive number of samples")
     handle = open_run(run, tracking_uri)
     spec, G = handle.spec, _generator(handle, ema, device)
+    if is_translator(G):
+        return _translation_samples(handle, G, n, seed, npz, out, ema)
     if truncation is not None:
         set_truncation(G, truncation)
     zd = spec.model.z_dim
@@ -218,6 +221,18 @@ def sample(run: str, n: int = 64, label: int | None = None, seed: int | None = N
         extra = {"labels": labels.numpy()} if labels is not None else {}
         npz_path = _write_npz(png.with_suffix(".npz"), **{key: images.numpy()}, **extra)
     return Samples(png, npz_path, images, labels, handle.checkpoint)
+
+
+def _translation_samples(handle: RunHandle, G: nn.Module, n: int, seed: int | None, npz: bool, out, ema: bool) -> Samples:
+    """An image-to-image model's sample: a grid of (source | translation | target) triplets of the first n test
+    sources (CycleGAN: source | translation | reconstruction); ``seed`` seeds pix2pix's test-time dropout."""
+    ev = handle.spec.protocol.eval
+    test = task_split(handle.spec.protocol.data, ev.reference_split)
+    images, columns = triplets(G, test.inputs[:n], test.images[:n], seed=ev.z_seed if seed is None else seed)
+    png = Path(out) if out else _default_out(handle, "sample", seed, None, ema)
+    save_grid(images, png, nrow=columns)
+    npz_path = _write_npz(png.with_suffix(".npz"), triplets=images.numpy()) if npz else None
+    return Samples(png, npz_path, images, None, handle.checkpoint)
 
 
 def interpolate(run: str, pairs: int = 8, steps: int = 10, seed: int = 0, ema: bool = False, label: int | None = None,

@@ -184,22 +184,22 @@ def find_spec_file(kind: str, name_or_path: str) -> Path:
     raise GanbenchError(f"Unknown {what} {name_or_path!r}. Available: {', '.join(available(kind)) or 'none'}")
 
 
-def load_protocol(name_or_path: str) -> Protocol:
-    path = find_spec_file("protocols", name_or_path)
+def _load(kind: str, cls: type, validate, name_or_path: str):
+    """A protocol or zoo card by name or path: parsed strictly (named after its file unless it says) and validated."""
+    path = find_spec_file(kind, name_or_path)
     raw = _read_toml(path)
     raw.setdefault("name", path.stem)
-    proto = from_mapping(Protocol, raw, str(path))
-    _validate_protocol(proto, path)
-    return proto
+    spec = from_mapping(cls, raw, str(path))
+    validate(spec, path)
+    return spec
+
+
+def load_protocol(name_or_path: str) -> Protocol:
+    return _load("protocols", Protocol, _validate_protocol, name_or_path)
 
 
 def load_model(name_or_path: str) -> ModelSpec:
-    path = find_spec_file("zoo", name_or_path)
-    raw = _read_toml(path)
-    raw.setdefault("name", path.stem)
-    spec = from_mapping(ModelSpec, raw, str(path))
-    _validate_model(spec, path)
-    return spec
+    return _load("zoo", ModelSpec, _validate_model, name_or_path)
 
 
 def _validate_protocol(p: Protocol, path: Path) -> None:

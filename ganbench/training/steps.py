@@ -128,31 +128,45 @@ def real_batch(p: StepParts, rows: torch.Tensor, c: int) -> tuple[torch.Tensor, 
     return real, (p.targets[idx] if p.classes else None)
 
 
+def _update(net: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
+    """One optimiser step on ``loss`` (runs trained together: the sum of independent losses); the gradient norm."""
+    opt.zero_grad(set_to_none=True)
+    loss.sum().backward()
+    norm = grad_norm(net)
+    opt.step()
+    return norm
+
+
+def _freeze_d(p: StepParts, frozen: bool) -> None:
+    """G's step needs D's input gradients only; D's weight gradients would be thrown away (the fast path)."""
+    for q in p.d_trainable:
+        q.requires_grad_(not frozen)
+
+
+def _update_g(p: StepParts, g_loss: torch.Tensor) -> torch.Tensor:
+    """G's optimiser step; D's weights take gradients again before G's gradient norm is read."""
+    p.opt_g.zero_grad(set_to_none=True)
+    g_loss.sum().backward()
+    _freeze_d(p, False)
+    norm = grad_norm(p.G)
+    p.opt_g.step()
+    return norm
+
+
 def d_step_translation(p: StepParts, real: dict, draws: Generators):
     """One D update of an image-to-image model on a (source, target) batch and G's translations of it."""
     with torch.no_grad():
         fake = p.G(real)
     d_loss, d_stats = p.loss.d_loss(p.D, real, fake, draws)
-    p.opt_d.zero_grad(set_to_none=True)
-    d_loss.sum().backward()
-    d_norm = grad_norm(p.D)
-    p.opt_d.step()
-    return d_loss, d_norm, d_stats
+    return d_loss, _update(p.D, p.opt_d, d_loss), d_stats
 
 
 def g_step_translation(p: StepParts, real: dict):
     """One G update of an image-to-image model: its loss on the last D step's batch (as pix2pix and CycleGAN
     train G and D on the same batch), gradient norm and stats."""
-    for q in p.d_trainable:
-        q.requires_grad_(False)
+    _freeze_d(p, True)
     g_loss, g_stats = p.loss.g_loss(p.D, p.G(real, full=True), real)
-    p.opt_g.zero_grad(set_to_none=True)
-    g_loss.sum().backward()
-    for q in p.d_trainable:
-        q.requires_grad_(True)
-    g_norm = grad_norm(p.G)
-    p.opt_g.step()
-    return g_loss, g_norm, g_stats
+    return g_loss, _update_g(p, g_loss), g_stats
 
 
 def d_step(p: StepParts, real: torch.Tensor, y, sigma: float, draws: Generators):
@@ -163,10 +177,7 @@ def d_step(p: StepParts, real: torch.Tensor, y, sigma: float, draws: Generators)
     with torch.no_grad():
         fake = _generate(p, z, y)  # conditional: fakes of the real batch's labels
     d_loss, d_stats = p.loss.d_loss(_bind(p.D, y), _noisy(p, real, sigma, draws), _noisy(p, fake, sigma, draws), draws)
-    p.opt_d.zero_grad(set_to_none=True)
-    d_loss.sum().backward()  # runs trained together: the sum of independent losses
-    d_norm = grad_norm(p.D)
-    p.opt_d.step()
+    d_norm = _update(p.D, p.opt_d, d_loss)
     p.loss.after_d_step(p.D)
     return d_loss, d_norm, d_stats
 
@@ -199,21 +210,14 @@ def g_step(p: StepParts, real: torch.Tensor, y, sigma: float, draws: Generators)
         return g_step_translation(p, real)
     z = draws.randn(p.runs * p.batch_size, p.z_dim).to(p.device)
     y_g = draws.randint(p.classes, (p.runs * p.batch_size,)).to(p.device) if p.classes else None
-    for q in p.d_trainable:  # G's step needs D's input gradients only; D's weight gradients would be thrown away
-        q.requires_grad_(False)
+    _freeze_d(p, True)
     fake = _generate(p, z, y_g)
     g_loss, g_stats = p.loss.g_loss(_bind(p.D, y_g), _noisy(p, fake, sigma, draws))
     if p.tricks.feature_matching:
         fm = feature_matching(p.D, _noisy(p, real, sigma, draws), _noisy(p, fake, sigma, draws), y, y_g)
         g_loss = g_loss + p.tricks.feature_matching * fm
         g_stats = {**g_stats, "feature_matching": fm}
-    p.opt_g.zero_grad(set_to_none=True)
-    g_loss.sum().backward()
-    for q in p.d_trainable:
-        q.requires_grad_(True)
-    g_norm = grad_norm(p.G)
-    p.opt_g.step()
-    return g_loss, g_norm, g_stats
+    return g_loss, _update_g(p, g_loss), g_stats
 
 
 def g_phase(p: StepParts, real: torch.Tensor, y, draws: Generators, sigma: float, images_seen: int) -> dict:
