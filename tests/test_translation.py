@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+
+import ganbench
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
@@ -191,3 +193,8 @@ def test_smoke_run_of_each_model_trains_evaluates_and_draws_triplets(tmp_path, p
         assert torch.equal(shown.images[0::3], test.inputs[:4])  # source | translation | target or reconstruction
         if o.model == "pix2pix-lite":
             assert torch.equal(shown.images[2::3], test.images[:4])
+    board = ganbench.report(protocol, out=tmp_path / "reports")  # the leaderboard: new metrics beside their floors
+    md = (tmp_path / "reports" / protocol / "README.md").read_text()
+    assert "floor: identity mapping" in md and "l1_500_test" in md and "grid_pix2pix-lite_seed0.png" in md
+    rows = board.to_frame()
+    assert set(rows["model"]) == {"pix2pix-lite", "cyclegan-lite"}

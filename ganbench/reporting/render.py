@@ -16,6 +16,7 @@ import jinja2
 from ganbench.core.assets import atomic_path
 from ganbench.core.errors import GanbenchError
 from ganbench.core.version import __version__
+from ganbench.metrics import parse_metric_name
 from ganbench.reporting import figures as F
 from ganbench.reporting.leaderboard import CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons
 from ganbench.reporting.stats import Summary
@@ -70,8 +71,19 @@ def table_rows(board: Board) -> tuple[list[str], list[list[str]]]:
                   mean_std(r.compute["wall_time_s"]), fmt(r.compute["images_seen"].mean, 6)]
         rows.append(cells)
     if board.floor is not None:
-        rows.append(["", "real vs real (floor)"] + [fmt(board.floor.get(n)) for n, _ in board.metrics] + ["", "", "", ""])
+        rows.append(["", floor_label(board)] + [fmt(board.floor.get(n)) for n, _ in board.metrics] + ["", "", "", ""])
     return head, rows
+
+
+FLOOR = "real vs real (floor)"
+# An image-to-image board's floors are what a model gets for free, not real-vs-real values (metrics.translation)
+TRANSLATION_FLOOR = ("floor: identity mapping (l1, psnr, ssim), true targets (class kept), training targets "
+                     "(fid, kid), 0 (cycle)")
+
+
+def floor_label(board: Board) -> str:
+    names = [parse_metric_name(n) for n, _ in board.metrics]
+    return TRANSLATION_FLOOR if any(m is not None and m.quantity in ("l1", "psnr", "ssim") for m in names) else FLOOR
 
 
 def markdown_table(board: Board) -> str:
@@ -143,7 +155,7 @@ finished with no failure-level diagnosis. Runs with different protocol hashes ar
 <h2>Protocol hash <code>{{ sec.board.protocol_hash[:12] }}</code></h2>
 {% if sec.note %}<p class="muted">{{ sec.note }}</p>{% endif %}
 <table class="leaderboard"><thead><tr>{% for h in sec.head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
-{% for row in sec.rows %}<tr{% if row[1] == 'real vs real (floor)' %} class="floor"{% endif %}>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
+{% for row in sec.rows %}<tr{% if row[1].startswith('real vs real') or row[1].startswith('floor:') %} class="floor"{% endif %}>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table>
 {% for c in sec.comparisons %}
 <h3>{{ c.title }}</h3>
