@@ -7,6 +7,7 @@ fails keeps every artifact written so far and is tagged with its status.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import sys
@@ -141,7 +142,7 @@ class _Opened:
 
 
 def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: bool, fast: bool,
-          together: int) -> _Opened:
+          together: int, data_root=None) -> _Opened:
     """Start (or on resume reopen) the run's MLflow run and folder; the per-epoch reporting callback."""
     run_dir = run_dir_for(spec)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +180,8 @@ def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: b
             tracker.log_artifact(run_id, _save_grid(G, spec, grid_z, run_dir / "grids" / f"epoch_{epoch:03d}.png"), "grids")
         # progressive growing (progan): the resolution and fade-in alpha the epoch's grid was drawn at
         phase = G.progress_info() if hasattr(G, "progress_info") else {}
-        tracker.log_metrics(run_id, {**{k: v for k, v in summary.items() if k != "epoch"}, **phase}, step=epoch)
+        curve = curve_point(G, spec, device, data_root)
+        tracker.log_metrics(run_id, {**{k: v for k, v in summary.items() if k != "epoch"}, **phase, **curve}, step=epoch)
 
     def on_phase(k: int, G, info: dict) -> None:
         """The end of phase k of a growing model: its grid (as drawn then) and its numbers, MLflow step = k."""
@@ -189,6 +191,21 @@ def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: b
 
     op.on_epoch, op.on_phase = on_epoch, on_phase
     return op
+
+
+def curve_point(G, spec: RunSpec, device: torch.device, data_root=None) -> dict[str, float]:
+    """The protocol's ``eval.curve`` metrics of G now, on its first ``eval.curve_samples`` fixed-z samples (no
+    floor), named by the one naming rule (``domain_fid_2k_test``): the per-epoch curve of a run."""
+    ev = spec.protocol.eval
+    if not ev.curve or is_translator(G):
+        return {}
+    classes = num_classes(spec)
+    labels = fixed_labels(ev.curve_samples, classes) if classes else None
+    samples = generate(G, fixed_z(ev.curve_samples, spec.model.z_dim, ev.z_seed), labels=labels,
+                       as_uint8=not is_points(spec.protocol.data.dataset))
+    protocol = dataclasses.replace(spec.protocol, eval=dataclasses.replace(
+        ev, num_samples=ev.curve_samples, metrics=ev.curve, floor=False))
+    return mlflow_metrics(list(evaluate(samples, protocol, device, data_root, labels=labels).values()))
 
 
 def _save_grid(G, spec: RunSpec, grid_z: torch.Tensor, path: Path) -> Path:
@@ -264,7 +281,7 @@ def _train_group(specs: list[RunSpec], data: ImageSet, device: torch.device, tra
     for spec in specs if continuing else []:  # refuse an unreadable checkpoint before its MLflow run is reopened
         _check_checkpoint(checkpoint_path(run_dir_for(spec)))
     with ThreadShare(threads) as share:
-        opened = [_open(spec, device, tracker, resume, fast, len(specs)) for spec in specs]
+        opened = [_open(spec, device, tracker, resume, fast, len(specs), data_root) for spec in specs]
         try:
             for op in opened:
                 op.monitor = health_monitor(op.spec, data.images, op.run_dir, device, stop_on, continuing,

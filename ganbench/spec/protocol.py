@@ -28,6 +28,9 @@ from ganbench.core.errors import GanbenchError
 from ganbench.core.options import from_mapping
 from ganbench.core.registry import DATASETS, EXTRACTORS, INITS, LOSSES, METRICS, NETS, check_net_pair
 
+PRECISIONS = ("fp32", "bf16")  # train.precision: the training step's arithmetic
+CURVE_METRICS = ("fid", "kid")  # eval.curve: distances of the samples to the reference, cheap in a small extractor
+
 # --------------------------------------------------------------------------- dataclasses
 
 
@@ -47,6 +50,7 @@ class TrainSpec:
     batch_size: int = 128
     drop_last: bool = True  # BatchNorm statistics of a tiny last batch are noise
     check_every: int = 50  # steps between NaN/Inf checks and log lines
+    precision: str = "fp32"  # "bf16": the training step under bfloat16 autocast (part of the identity)
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class EvalSpec:
     z_seed: int = 20240  # the fixed z of grids and evaluation samples, shared by every run
     batch_size: int = 100
     floor: bool = True  # also report each metric's real-vs-real floor (the other split, same sample count)
+    curve: tuple[str, ...] = ()  # metrics measured after every epoch (MLflow step = epoch), e.g. ("fid@domain",)
+    curve_samples: int = 2000  # the samples of each epoch's curve point (the first of the fixed z)
 
 
 @dataclass(frozen=True)
@@ -218,6 +224,7 @@ def _validate_protocol(p: Protocol, path: Path) -> None:
         need(8 <= p.data.image_size <= 256, "data.image_size", "a size in [8, 256] (images are resized to it)")
     need(p.train.epochs > 0, "train.epochs", "a positive integer")
     need(p.train.batch_size > 0, "train.batch_size", "a positive integer")
+    need(p.train.precision in PRECISIONS, "train.precision", f"one of {list(PRECISIONS)}, got {p.train.precision!r}")
     need(p.eval.num_samples >= 2, "eval.num_samples", "at least 2 samples")
     need(len(p.models) > 0, "models", "at least one zoo model name")
     need(len(p.seeds) > 0, "seeds", "at least one seed")
@@ -228,6 +235,13 @@ def _validate_protocol(p: Protocol, path: Path) -> None:
         name, _, extractor = m.partition("@")
         need(name in METRICS and extractor in ("", *EXTRACTORS), "eval.metrics",
              f"names from {sorted(METRICS)}, optionally as name@extractor with an extractor from {extractors}, got {m!r}")
+    for m in p.eval.curve:
+        name, _, extractor = m.partition("@")
+        need(name in CURVE_METRICS and extractor in ("", *EXTRACTORS), "eval.curve",
+             f"names from {list(CURVE_METRICS)} (metrics of the samples alone, cheap enough for every epoch), "
+             f"optionally as name@extractor, got {m!r}")
+    need(not p.eval.curve or 2 <= p.eval.curve_samples <= p.eval.num_samples, "eval.curve_samples",
+         f"a sample count in [2, eval.num_samples = {p.eval.num_samples}]")
     if any(m.partition("@")[0] == "memorisation" for m in p.eval.metrics):  # it calibrates on held-out images
         need(p.eval.reference_split != p.data.split, "eval.reference_split",
              f"a split other than data.split ({p.data.split!r}, the images memorisation searches for copies)")
@@ -415,6 +429,12 @@ def _protocol_fields(protocol: Protocol) -> dict:
     for key in ("seeds", "description", "models"):
         plain.pop(key)
     plain["eval"].pop("extractor_weights_sha256")
+    # fields added later leave the identity of a protocol that keeps their defaults unchanged
+    if plain["train"]["precision"] == TrainSpec.precision:
+        plain["train"].pop("precision")
+    if not plain["eval"]["curve"]:
+        for key in ("curve", "curve_samples"):
+            plain["eval"].pop(key)
     return plain
 
 

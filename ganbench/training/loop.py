@@ -295,7 +295,7 @@ def _prepare(specs, run_dirs, calls, gens, data, targets, opts: TrainOptions,
                       m.z_dim, m.n_critic, num_classes(specs[0]),
                       hooked=tuple(x for x in (G, D, G_ema, loss) if hasattr(x, "set_progress")),
                       d_trainable=tuple(p for p in D.parameters() if p.requires_grad) if opts.fast else (),
-                      sources=sources)
+                      sources=sources, precision=specs[0].protocol.train.precision)
     runs = [_Run(s, d, c, st) for s, d, c, st in zip(specs, run_dirs, calls, states)]
     return parts, runs
 

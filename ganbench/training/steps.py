@@ -44,6 +44,7 @@ class StepParts:
     hooked: tuple = ()  # nets and losses with a training-progress schedule (``set_progress``)
     d_trainable: tuple = ()  # D's parameters, frozen during G's step on the fast path
     sources: torch.Tensor | None = None  # image-to-image: the source images, one per row of ``data`` (the targets)
+    precision: str = "fp32"  # "bf16": the step's forward passes under bfloat16 autocast (``train.precision``)
 
     @property
     def device(self) -> torch.device:
@@ -237,9 +238,13 @@ def g_phase(p: StepParts, real: torch.Tensor, y, draws: Generators, sigma: float
 
 def train_step(p: StepParts, rows: torch.Tensor, draws: Generators, sigma: float, images_seen: int) -> dict:
     """One G step after ``n_critic`` D steps on the data ``rows`` (runs x n_critic * batch), every random
-    draw from ``draws``: the step's stats by name, each a scalar or one value per run."""
-    acc, real, y = d_phase(p, rows, draws, sigma, images_seen)
-    acc.update(g_phase(p, real, y, draws, sigma, images_seen))
+    draw from ``draws``: the step's stats by name, each a scalar or one value per run. Under
+    ``precision`` "bf16" the forward passes run in bfloat16 autocast (weights, optimiser state and the
+    stats stay float32). The cast cache is off: it would keep the bfloat16 copy of D's weights from before
+    D's update for G's step (and for the later of ``n_critic`` D steps)."""
+    with torch.autocast(p.device.type, dtype=torch.bfloat16, enabled=p.precision == "bf16", cache_enabled=False):
+        acc, real, y = d_phase(p, rows, draws, sigma, images_seen)
+        acc.update(g_phase(p, real, y, draws, sigma, images_seen))
     return acc
 
 
