@@ -1,7 +1,8 @@
-"""The image-to-image failures the diagnostics flag, each induced: a translator that returns its input
-(identity collapse), one that hides its source in a faint pattern for F to read back while its translation is
-wrong (cycle cheating, Chu et al. 2017), and a real CycleGAN run trained on the cycle loss alone (Zhu et al.
-2017's "Cycle alone" ablation); a faithful translator and a healthy CycleGAN run are not flagged."""
+"""The image-to-image failures the diagnostics flag, each induced: a translator that returns its input and
+a real pix2pix run trained on pairs mis-wired to their own sources, which learns to copy its input (identity
+collapse); one that hides its source in a faint pattern for F to read back while its translation is wrong
+(cycle cheating, Chu et al. 2017), and a real CycleGAN run trained on the cycle loss alone (Zhu et al. 2017's
+"Cycle alone" ablation); a faithful translator and correctly wired runs are not flagged."""
 
 import dataclasses
 
@@ -22,11 +23,12 @@ from ganbench.training import train
 TRANSLATION_DETECTORS = ("identity-collapse", "cycle-cheating")
 
 
-def spec_for(protocol: str = "mnist-a2b-smoke", overrides=None, epochs: int = 1, subset: int = 512):
+def spec_for(protocol: str = "mnist-a2b-smoke", overrides=None, epochs: int = 1, subset: int = 512,
+             model: str = "cyclegan-lite"):
     base = load_protocol(protocol)
     proto = dataclasses.replace(base, data=dataclasses.replace(base.data, subset=subset),
                                 train=dataclasses.replace(base.train, epochs=epochs, batch_size=32, check_every=8))
-    return resolve(proto, "0" * 64, ["cyclegan-lite"], [0], overrides=overrides)[0], proto
+    return resolve(proto, "0" * 64, [model], [0], overrides=overrides)[0], proto
 
 
 def probed_findings(G: nn.Module, tmp_path, probes: int = 3):
@@ -103,3 +105,22 @@ def test_a_cyclegan_trained_on_the_cycle_loss_alone_is_flagged_consistent_but_wr
     assert cheat.severity == "warning" and cheat.end_step == res.steps
     assert cheat.evidence["cycle_l1"] < 0.25 * cheat.evidence["truth_l1"]
     assert cheat.evidence["truth_l1"] > 1.5 * cheat.evidence["trivial_l1"]
+
+
+def test_a_pix2pix_trained_on_pairs_miswired_to_their_own_sources_is_an_identity_collapse(tmp_path):
+    """A loader bug that hands each source digit back as its own target: pix2pix's U-Net (whose outermost skip
+    carries the input to the output) learns to copy its input (identity L1 109 -> 17 grey levels in 128 steps,
+    5 s). The monitor probes held-out pairs with their true targets (T of the digit, 222 grey levels from the
+    input), so the copies are flagged although nothing in the training losses says so. The same run wired
+    correctly is not flagged."""
+    spec, proto = spec_for(epochs=4, subset=1024, model="pix2pix-lite")
+    data = training_images(proto)
+    found = {}
+    for wiring, targets in (("miswired", data.inputs), ("correct", data.images)):
+        mon = health_monitor(spec, targets, tmp_path / wiring, "cpu")
+        res = train(spec, targets, tmp_path / wiring, progress=False, sources=data.inputs, on_check=mon)
+        found[wiring] = {f.name: f for f in diagnose(res.records, mon.samples).findings}
+    collapse = found["miswired"]["identity-collapse"]
+    assert collapse.severity == "failure" and collapse.end_step == res.steps
+    assert collapse.evidence["identity_l1"] < 0.2 * collapse.evidence["target_identity_l1"]
+    assert "identity-collapse" not in found["correct"]
