@@ -15,6 +15,7 @@ import signal
 import sys
 
 from ganbench import api
+from ganbench.core import track
 from ganbench.core.errors import GanbenchError
 from ganbench.data import check_data_root
 from ganbench.diagnosis import format_report
@@ -276,7 +277,24 @@ def cmd_run(args) -> int:
         if o.message:
             print(f"    {o.message}")
         print(f"    artifacts: {o.run_dir}")
+    if outcomes:
+        print(where_to_look(args.protocol, outcomes, args.tracking_uri))
     return 0 if all(o.status == "finished" for o in outcomes) else 1
+
+
+def where_to_look(protocol: str, outcomes, tracking_uri: str | None) -> str:
+    """Where a run's pictures and numbers are: the newest grid of each run, the report command, the MLflow UI."""
+    lines = ["where to look:"]
+    for o in outcomes:
+        pictures = sorted(o.run_dir.glob("grids/*.png")) or sorted(o.run_dir.glob("scatter/*.png"))
+        if pictures:
+            lines.append(f"  {o.model} seed {o.seed}, last grid: {pictures[-1]}")
+    lines.append(f"  leaderboard: ganbench report --protocol {protocol}  (writes reports/<protocol>/index.html)")
+    uri = track.tracking_uri(tracking_uri)
+    ui = f"mlflow ui --backend-store-uri {shlex.quote(uri)}  (then open http://127.0.0.1:5000)" \
+        if track.sqlite_path(uri) is not None else uri
+    lines.append(f"  MLflow UI: {ui}")
+    return "\n".join(lines)
 
 
 def _show_cell(args):

@@ -17,12 +17,13 @@ REPO = Path(__file__).resolve().parent.parent
 W = "a" * 64
 
 
-def protocol_copy(folder: Path, name: str, source: str = "fashion-smoke", models: list[str] | None = None,
+def protocol_copy(folder: Path, name: str, source: str = "fashion-smoke", models: list[str] | None = ("dcgan", "wgan-gp"),
                   **replace: str) -> str:
-    """A shipped protocol under another name, with its model list and ``key = value`` lines replaced."""
+    """A shipped protocol under another name, with its model list (default: two models) and ``key = value``
+    lines replaced."""
     text = (REPO / "protocols" / f"{source}.toml").read_text()
     if models is not None:
-        text, n = re.subn(r"(?m)^models = \[.*\]$", "models = " + str(models).replace("'", '"'), text)
+        text, n = re.subn(r"(?m)^models = \[.*\]$", "models = " + str(list(models)).replace("'", '"'), text)
         assert n == 1
     for key, value in replace.items():
         text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
