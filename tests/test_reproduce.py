@@ -314,3 +314,17 @@ def test_api_plan_only_runs_nothing(tmp_path):
     assert out.result is None and not out.ok and [c.state for c in out.plan.cells] == ["todo", "todo"]
     assert not (tmp_path / "reports").exists()
     assert MlflowClient(tracking_uri()).get_experiment_by_name("ganbench/rep-api") is None
+
+
+def test_concurrent_entries_train_each_models_seeds_together_unless_overridden(tmp_path):
+    path = ring(tmp_path, "rep-together")
+    tiers = tiers_file(tmp_path, f'protocol = "{path.name}"\nseeds = [0, 1]\nconcurrent_seeds = true\nwhy = "together"')
+    pairs = reproduce.cell_specs(reproduce.load_tiers(tiers).entries("cpu"))
+    cells = [(s.model.name, s.seed) for s, _ in pairs]
+    assert [[cells[i] for i in u] for u in reproduce.units(pairs, range(4), None)] == [cells[:2], cells[2:]]
+    assert reproduce.units(pairs, [1, 3], None) == [[1], [3]]  # only what is left of each group
+    assert reproduce.units(pairs, range(4), False) == [[0], [1], [2], [3]]  # --no-concurrent-seeds
+    result = reproduce.run("cpu", tiers=tiers, device="cpu", progress=False, say=lambda line: None)
+    assert result.ok and [c.action for c in result.sweep.cells] == ["ran"] * 4
+    client = MlflowClient(tracking_uri())
+    assert {client.get_run(c.run_id).data.params["concurrent_seeds"] for c in result.sweep.cells} == {"2"}
