@@ -303,15 +303,11 @@ def units(pairs: Sequence[tuple[RunSpec, Entry]], todo: Sequence[int], concurren
     """The runs to make, each one :func:`run_group` call: one cell each, or the cells of one model under one
     protocol together where the entry (or ``concurrent_seeds``, when not None) asks for concurrent seeds."""
     out: list[list[int]] = []
-    by_entry: dict[int, dict[int, RunSpec]] = {}
+    by_entry: dict[Entry, dict[int, RunSpec]] = {}  # in the order of the tiers file
     for i in todo:
         spec, entry = pairs[i]
-        by_entry.setdefault(id(entry), {})[i] = spec
-    for i in todo:
-        entry = pairs[i][1]
-        cells = by_entry.pop(id(entry), None)
-        if cells is None:
-            continue
+        by_entry.setdefault(entry, {})[i] = spec
+    for entry, cells in by_entry.items():
         together = entry.concurrent_seeds if concurrent_seeds is None else concurrent_seeds
         out.extend(list(unit) for unit in tasks(cells, together))
     return out
