@@ -17,7 +17,7 @@ not fill the tracking store; ``train`` always tracks, since a run's artifacts li
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from ganbench.core.track import Tracker
 from ganbench.diagnosis import Diagnosis, Finding, diagnose_run
 from ganbench.extractors import data_names, fetch_named, verify_named
 from ganbench.metrics import MetricResult
+from ganbench.pipeline import reproduce as reproduction
 from ganbench.pipeline.evaluate import evaluate_source
 from ganbench.pipeline.run import RunOutcome, run_protocol
 from ganbench.pipeline.use import load_generator_from_run
@@ -282,6 +283,57 @@ def compare(protocol: str, model_a: str, model_b: str, *, tracking_uri: str | No
         raise GanbenchError(f"no protocol hash of {protocol!r} has runs of both {model_a!r} and {model_b!r}; "
                             f"run `ganbench run --protocol {protocol} --models {model_a} {model_b}`")
     return compare_rows(boards[0], model_a, model_b)
+
+
+# --------------------------------------------------------------------------- reproduce the published reports
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """What ``reproduce`` did: the plan it started from, the result of each cell (None for a plan only),
+    the reports it rendered (protocol -> README.md) and the protocols it could not render (protocol -> why)."""
+
+    plan: reproduction.Plan
+    result: reproduction.ReproduceResult | None = None
+    reports: Mapping[str, Path] = dataclasses.field(default_factory=dict)
+    unrendered: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Every cell of the tier done (finished, or diverged: a result too) and every report rendered."""
+        return self.result is not None and self.result.ok and not self.unrendered
+
+
+def reproduce(tier: str, *, plan_only: bool = False, out: str | Path = "reports", render: bool = True,
+              tiers: str | Path | None = None, tracking_uri: str | None = None, device: str = "auto",
+              concurrent_seeds: bool | None = None, data_root: str | Path | None = None, progress: bool = True,
+              say: Callable[[str], None] = print) -> Reproduction:
+    """Run every cell of a tier of the published reports that is not done yet (``reports/tiers.toml``, or
+    ``tiers``), then render the report of each of its protocols under ``out``, as ``ganbench reproduce``.
+    ``plan_only``: the cells, their states and estimates, nothing run. ``concurrent_seeds``: None follows
+    each entry of the tiers file. Rendering covers what finished even when a cell failed."""
+    planned = reproduction.plan(tier, tracking_uri, tiers)
+    if plan_only:
+        return Reproduction(planned)
+    result = reproduction.run(tier, tiers=tiers, tracking_uri=tracking_uri, device=device, data_root=data_root,
+                              concurrent_seeds=concurrent_seeds, progress=progress, say=say)
+    if not render:
+        return Reproduction(planned, result)
+    reports, unrendered = _render(result.protocols, out, tracking_uri)
+    return Reproduction(planned, result, reports, unrendered)
+
+
+def _render(protocols: Sequence[str], out: str | Path, tracking_uri: str | None) -> tuple[dict[str, Path], dict[str, str]]:
+    """Each protocol's report under ``out`` (protocol -> its README.md), and those with nothing to render
+    (protocol -> why: no tracked run)."""
+    reports, unrendered = {}, {}
+    for protocol in protocols:
+        try:
+            rep = write_report(protocol, out, tracking_uri)
+            reports[rep.protocol] = rep.markdown
+        except GanbenchError as err:  # a protocol none of whose cells ran: the others are still rendered
+            unrendered[Path(protocol).stem if protocol.endswith(".toml") else protocol] = str(err)
+    return reports, unrendered
 
 
 # --------------------------------------------------------------------------- runs, catalogue, data

@@ -64,7 +64,8 @@ def common(p: argparse.ArgumentParser, *names: str, **helps: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganbench", description="Train reference GANs under fixed protocols and measure them.")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_sweep, _add_data, _add_lookup, _add_eval, _add_report, _add_gate, _add_use, _add_card):
+    for add in (_add_run, _add_sweep, _add_reproduce, _add_data, _add_lookup, _add_eval, _add_report, _add_gate,
+                _add_use, _add_card):
         add(sub)
     return p
 
@@ -117,6 +118,22 @@ def _add_sweep(sub) -> None:
                          "protocol; each seed stays its own cell and MLflow run (models that cannot batch their "
                          "seeds train them one after another)")
     common(sw, "json", json="machine-readable summary")
+
+
+def _add_reproduce(sub) -> None:
+    rp = sub.add_parser("reproduce", help="run every cell of the published reports not done yet (finished cells are "
+                                          "skipped, killed ones continued), then render the reports")
+    rp.add_argument("--tier", required=True, help="the set of cells: cpu (2 CPU cores) or gpu (one device), as "
+                                                  "the tiers file names them")
+    rp.add_argument("--plan", action="store_true",
+                    help="print each cell's state (finished, diverged, interrupted, todo) and estimated time, run nothing")
+    rp.add_argument("--out", default="reports", help="where the reports go (default: reports)")
+    rp.add_argument("--no-render", action="store_true", help="run the cells, render nothing")
+    rp.add_argument("--tiers", metavar="FILE", help="the tiers file (default: the repository's reports/tiers.toml)")
+    common(rp, "tracking_uri", "device", "data_root")
+    rp.add_argument("--concurrent-seeds", action=argparse.BooleanOptionalAction, default=None,
+                    help="train each model's seeds together in one process (default: as each entry of the tiers "
+                         "file says; the gpu tier does)")
 
 
 def _add_data(sub) -> None:
@@ -310,6 +327,21 @@ def cmd_sweep(args) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_reproduce(args) -> int:
+    out = api.reproduce(args.tier, plan_only=args.plan, out=args.out, render=not args.no_render, tiers=args.tiers,
+                        tracking_uri=args.tracking_uri, device=args.device, concurrent_seeds=args.concurrent_seeds,
+                        data_root=args.data_root, say=lambda line: print(line, flush=True))
+    if out.result is None:
+        print(out.plan.table())
+        return 0
+    print("\n" + out.result.sweep.table())
+    for protocol, path in out.reports.items():
+        print(f"report {protocol}: {path}")
+    for protocol, why in out.unrendered.items():
+        print(f"no report for {protocol}: {why}")
+    return 0 if out.result.ok else 1
+
+
 def cmd_data(args) -> int:
     if args.data_command == "verify":
         for checks in api.verify_data(args.names, args.data_root):  # every file printed, then an error for bad ones
@@ -418,8 +450,8 @@ def cmd_style_mix(args) -> int:
     return 0
 
 
-HANDLERS = {"run": cmd_run, "sweep": cmd_sweep, "data": cmd_data, "list": cmd_list, "show": cmd_show,
-            "diagnose": cmd_diagnose, "eval": cmd_eval, "report": cmd_report, "compare": cmd_compare,
+HANDLERS = {"run": cmd_run, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "data": cmd_data, "list": cmd_list,
+            "show": cmd_show, "diagnose": cmd_diagnose, "eval": cmd_eval, "report": cmd_report, "compare": cmd_compare,
             "check": cmd_check, "baseline": cmd_baseline, "sample": cmd_sample, "interpolate": cmd_interpolate,
             "card": cmd_card, "style-mix": cmd_style_mix}
 
@@ -458,8 +490,8 @@ def interrupted(command: str, argv: list[str]) -> str:
     if command == "run":
         return ("interrupted; each run keeps its last checkpoint (MLflow status KILLED, ganbench.status stopped). "
                 f"Resume with:\n  {resume_command(argv)}")
-    if command == "sweep":
-        return f"interrupted; run the same command again to continue the sweep:\n  {command_line(argv)}"
+    if command in ("sweep", "reproduce"):
+        return f"interrupted; run the same command again to continue the {command}:\n  {command_line(argv)}"
     return "interrupted"
 
 

@@ -16,7 +16,7 @@ def ganbench(*args, env=None):
 
 
 def test_help_everywhere():
-    for args in ([], ["run"], ["data"], ["data", "fetch"], ["list"], ["show"], ["sweep"]):
+    for args in ([], ["run"], ["data"], ["data", "fetch"], ["list"], ["show"], ["sweep"], ["reproduce"]):
         res = ganbench(*args, "--help")
         assert res.returncode == 0 and "usage: ganbench" in res.stdout
 

@@ -112,7 +112,11 @@ def expand(protocols: Sequence[str], models: list[str] | None = None, seeds: lis
 
 def cell_runs(tracker: track.Tracker, spec: RunSpec):
     """The MLflow runs of one cell (same protocol hash, model, seed) as rows of ``Tracker.search``."""
-    runs = tracker.search([track.experiment_name(spec.protocol.name)])
+    return of_cell(tracker.search([track.experiment_name(spec.protocol.name)]), spec)
+
+
+def of_cell(runs, spec: RunSpec):
+    """The rows of ``runs`` (a ``Tracker.search`` frame) that belong to the cell of ``spec``."""
     if runs.empty:
         return runs
     return runs[(runs["protocol_hash"] == spec.protocol_hash) & (runs["model"] == spec.model.name)
@@ -173,28 +177,48 @@ class _Plan:
     epoch: int = 0
 
 
+@dataclass(frozen=True)
+class CellState:
+    """What the tracking store and the run folder say of one cell, read without changing either: its
+    finished run (if any), its killed attempts, and whether the newest of them (the one the run folder
+    names) can continue from the folder's ``checkpoints/last.pt``, which has ``epoch`` epochs done."""
+
+    finished: str | None
+    killed: tuple[str, ...] = ()
+    resume: bool = False
+    epoch: int = 0
+    previous: str | None = None  # the MLflow run the run folder belongs to
+
+
+def inspect_cell(spec: RunSpec, runs) -> CellState:
+    """The state of the cell of ``spec`` from its rows of ``Tracker.search`` (see :func:`of_cell`)."""
+    done = finished_run(runs)
+    if done is not None:
+        return CellState(done)
+    run_dir = run_dir_for(spec)
+    id_file = run_dir / "mlflow_run_id"
+    previous = id_file.read_text().strip() if id_file.is_file() else None
+    killed = tuple(interrupted_runs(runs))
+    ckpt = checkpoint_path(run_dir)
+    resume = previous in killed and ckpt.is_file()
+    epoch = int(torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]) if resume else 0
+    return CellState(None, killed, resume, epoch, previous)
+
+
 def plan_cell(spec: RunSpec, tracker: track.Tracker) -> CellResult | _Plan:
     """A finished cell's result (skipped), or the plan of a cell that needs work. Killed attempts that
     cannot be continued are discarded here, and a fresh start removes a stale checkpoint."""
-    run_dir = run_dir_for(spec)
-    runs = cell_runs(tracker, spec)
-    done = finished_run(runs)
-    if done is not None:
-        return CellResult(**_cell_fields(spec), status="finished", action="skipped", run_id=done)
-    id_file = run_dir / "mlflow_run_id"
-    previous = id_file.read_text().strip() if id_file.is_file() else None
-    killed = interrupted_runs(runs)
-    ckpt = checkpoint_path(run_dir)
-    resume = previous in killed and ckpt.is_file()
-    for run_id in killed:
-        if not (resume and run_id == previous):
+    state = inspect_cell(spec, cell_runs(tracker, spec))
+    if state.finished is not None:
+        return CellResult(**_cell_fields(spec), status="finished", action="skipped", run_id=state.finished)
+    for run_id in state.killed:
+        if not (state.resume and run_id == state.previous):
             discard_attempt(tracker, run_id, "a killed attempt with no checkpoint to continue; the cell started again")
-    if not resume:  # a fresh start: a checkpoint left by an older attempt must not be continued later
-        ckpt.unlink(missing_ok=True)
-    note = ("continued the killed attempt's run from its last checkpoint" if resume else
-            "the killed attempt left no checkpoint: started again" if killed else "")
-    epoch = int(torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"]) if resume else 0
-    return _Plan(resume, bool(killed), note, epoch)
+    if not state.resume:  # a fresh start: a checkpoint left by an older attempt must not be continued later
+        checkpoint_path(run_dir_for(spec)).unlink(missing_ok=True)
+    note = ("continued the killed attempt's run from its last checkpoint" if state.resume else
+            "the killed attempt left no checkpoint: started again" if state.killed else "")
+    return _Plan(state.resume, bool(state.killed), note, state.epoch)
 
 
 def _cell_fields(spec: RunSpec) -> dict:
