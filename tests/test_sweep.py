@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 
 from ganbench.cli import main
 from ganbench.core.errors import GanbenchError
-from ganbench.pipeline.run import run_dir_for, training_images
+from ganbench.pipeline.run import run_dir_for, run_protocol, training_images
 from ganbench.pipeline.sweep import expand, run_group, sweep, tasks, why_not_together
 from ganbench.core.track import TAG_MODEL, TAG_PROTOCOL_HASH, TAG_SEED, TAG_STATUS, Tracker, tracking_uri
 
@@ -141,6 +141,37 @@ def test_attempt_killed_before_its_first_checkpoint_is_replaced_not_kept(tmp_pat
     assert [r.info.run_id for r in active] == [cell.run_id] and active[0].info.status == "FINISHED"
     gone = client.get_run(killed)  # ended and deleted: one run per cell, no RUNNING leftover
     assert gone.info.lifecycle_stage == "deleted" and gone.info.status == "KILLED"
+
+
+def test_a_cell_another_live_process_trains_is_left_alone(tmp_path, one_thread_module):
+    """A killed-looking attempt (MLflow says running) whose run folder's training lock is held by a live process
+    is that process's run, not a killed one: the sweep neither discards nor continues it, and a direct run of
+    the same cell is refused before its MLflow run is touched. Once the process is gone the cell is resumable."""
+    proto = ring8_copy(tmp_path, "ring8-live", epochs=1, subset=2560)
+    (spec,) = expand([proto], ["gan-mlp2d"], [0])
+    tracker = Tracker()
+    live = tracker.start("ganbench/ring8-live", "gan-mlp2d-seed0", {},
+                         {TAG_PROTOCOL_HASH: spec.protocol_hash, TAG_MODEL: "gan-mlp2d", TAG_SEED: "0"})
+    run_dir = run_dir_for(spec)
+    run_dir.mkdir(parents=True)
+    (run_dir / "mlflow_run_id").write_text(live)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from ganbench.core.concurrency import training_lock\n"
+                               "with training_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
+                               str(run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        (cell,) = sweep(proto, models=["gan-mlp2d"], seeds=[0], progress=False).cells
+        assert (cell.status, cell.action) == ("training elsewhere", "skipped") and f"pid {holder.pid}" in cell.note
+        with pytest.raises(GanbenchError, match=f"being trained by another live process \\(pid {holder.pid}\\)"):
+            run_protocol(proto, ["gan-mlp2d"], [0], resume=True, progress=False)
+        run = MlflowClient(tracking_uri()).get_run(live)
+        assert run.info.status == "RUNNING" and run.info.lifecycle_stage == "active"  # untouched
+    finally:
+        holder.kill()
+        holder.wait()
+    (cell,) = sweep(proto, models=["gan-mlp2d"], seeds=[0], progress=False).cells
+    assert (cell.status, cell.action) == ("finished", "retried")  # the dead holder's lock is gone
 
 
 def test_sweep_user_errors_exit_2(tmp_path, capsys, monkeypatch):

@@ -51,6 +51,53 @@ def file_lock(path: Path) -> Iterator[None]:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 
+TRAINING_LOCK = "training.lock"  # in a run folder: held by the process that trains the run
+
+
+@contextmanager
+def training_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's training lock while the block runs: a second process that would train the same
+    run (a sweep started twice, a resume beside a live run) is refused instead of writing the same
+    checkpoint and MLflow run. The kernel drops the lock of a process that dies."""
+    path = Path(run_dir) / TRAINING_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        if fcntl is not None:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise GanbenchError(f"{run_dir} is being trained by another live process (pid {_holder(path)}): "
+                                    "wait for it to end, or stop it and resume") from None
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def training_elsewhere(run_dir: Path) -> int | None:
+    """The pid of the live process that holds ``run_dir``'s training lock (None when no process does)."""
+    path = Path(run_dir) / TRAINING_LOCK
+    if fcntl is None or not path.is_file():
+        return None
+    with open(path) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(path) or -1
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
+
+
+def _holder(path: Path) -> int:
+    text = path.read_text().strip()
+    return int(text) if text.isdigit() else 0
+
+
 def live_folder() -> Path:
     """Where live runs register: per user and per machine (the temporary directory is node-local)."""
     uid = os.getuid() if hasattr(os, "getuid") else 0

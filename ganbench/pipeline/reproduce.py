@@ -27,7 +27,8 @@ import pandas as pd
 from ganbench.core import track
 from ganbench.core.errors import GanbenchError
 from ganbench.pipeline.run import resolve_device, run_dir_for, training_images
-from ganbench.pipeline.sweep import CellResult, SweepResult, inspect_cell, of_cell, run_group, tasks
+from ganbench.pipeline.sweep import (TRAINING_ELSEWHERE, CellResult, SweepResult, inspect_cell, of_cell, run_group,
+                                     tasks)
 from ganbench.spec.protocol import RunSpec, load_protocol, resolve
 
 TIERS_FILE = Path(__file__).resolve().parents[2] / "reports" / "tiers.toml"  # the published cells
@@ -167,6 +168,11 @@ class PlannedCell:
         return self.state in DONE
 
     @property
+    def left_alone(self) -> bool:
+        """Not run here: done, or being trained by another live process (not done: ``ok`` stays false)."""
+        return self.done or self.state == TRAINING_ELSEWHERE
+
+    @property
     def cell(self) -> str:
         return f"{self.protocol} {self.model} seed {self.seed}"
 
@@ -250,6 +256,9 @@ def planned_cell(spec: RunSpec, runs: pd.DataFrame) -> PlannedCell:
     if not diverged.empty:
         run_id = str(diverged.sort_values("start_time")["run_id"].iloc[-1])
         return PlannedCell(**head, state="diverged", epoch=0, estimate_s=0.0, estimate_from="", run_id=run_id)
+    if state.live is not None:
+        return PlannedCell(**head, state=TRAINING_ELSEWHERE, epoch=0, estimate_s=0.0,
+                           estimate_from=f"another live process (pid {state.live}) is training it", run_id="")
     seconds, source = estimate(spec, runs, state.epoch)
     return PlannedCell(**head, state="interrupted" if state.resume else "todo", epoch=state.epoch,
                        estimate_s=seconds, estimate_from=source, run_id=state.previous if state.resume else "")
@@ -325,9 +334,9 @@ def run(tier: str, *, tiers: str | Path | None = None, tracking_uri: str | None 
     tracker = track.Tracker(tracking_uri)
     dev = resolve_device(device)
     planned = plan_cells(pairs, tracker)
-    cells: dict[int, CellResult] = {i: _skipped(spec, c) for i, ((spec, _), c) in enumerate(zip(pairs, planned)) if c.done}
+    cells: dict[int, CellResult] = {i: _skipped(spec, c) for i, ((spec, _), c) in enumerate(zip(pairs, planned)) if c.left_alone}
     todo = [i for i in range(len(pairs)) if i not in cells]
-    say(f"tier {tier}: {len(pairs)} cells; {len(cells)} done (skipped), {len(todo)} to run")
+    say(f"tier {tier}: {len(pairs)} cells; {len(cells)} left alone (done, or trained by another process), {len(todo)} to run")
     data: dict[str, object] = {}
     k = 0
     for unit in units(pairs, todo, concurrent_seeds):

@@ -7,6 +7,7 @@ fails keeps every artifact written so far and is tagged with its status.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import platform
@@ -23,7 +24,7 @@ import torch_fidelity
 
 from ganbench.core import track
 from ganbench.core.assets import atomic_torch_save, atomic_write_bytes, ganbench_home
-from ganbench.core.concurrency import ThreadShare, fixed_threads
+from ganbench.core.concurrency import ThreadShare, fixed_threads, training_lock
 from ganbench.core.errors import GanbenchError
 from ganbench.core.plots import loss_plot, save_grid, scatter_2d
 from ganbench.core.version import __version__
@@ -280,7 +281,9 @@ def _train_group(specs: list[RunSpec], data: ImageSet, device: torch.device, tra
     continuing = resume and any(checkpoint_path(run_dir_for(s)).is_file() for s in specs)
     for spec in specs if continuing else []:  # refuse an unreadable checkpoint before its MLflow run is reopened
         _check_checkpoint(checkpoint_path(run_dir_for(spec)))
-    with ThreadShare(threads) as share:
+    with ThreadShare(threads) as share, contextlib.ExitStack() as locks:
+        for spec in specs:  # refused, before its MLflow run is touched, when another process trains it
+            locks.enter_context(training_lock(run_dir_for(spec)))
         opened = [_open(spec, device, tracker, resume, fast, len(specs), data_root) for spec in specs]
         try:
             for op in opened:

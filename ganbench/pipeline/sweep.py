@@ -38,6 +38,7 @@ import torch
 
 from ganbench.core import track
 from ganbench.core.assets import atomic_write_bytes, cache_root, ganbench_home
+from ganbench.core.concurrency import training_elsewhere
 from ganbench.core.errors import GanbenchError
 from ganbench.pipeline.run import resolve_device, run_dir_for, run_one, run_together, training_images
 from ganbench.spec.protocol import RunSpec, load_protocol, resolve
@@ -46,6 +47,7 @@ from ganbench.training import batch_blockers, build_models, checkpoint_path
 EXECUTORS = ("local", "ray")
 RAY_GCS_PORT = 6379  # `ray start --head` defaults: the GCS port and the Ray Client server port
 RAY_CLIENT_PORT = 10001
+TRAINING_ELSEWHERE = "training elsewhere"  # a cell another live process is training now
 INTERRUPTED = "running"  # the ganbench status tag of an attempt whose process died without ending its run
 
 
@@ -188,6 +190,7 @@ class CellState:
     resume: bool = False
     epoch: int = 0
     previous: str | None = None  # the MLflow run the run folder belongs to
+    live: int | None = None  # the pid of another live process training the cell now (its attempt is not killed)
 
 
 def inspect_cell(spec: RunSpec, runs) -> CellState:
@@ -196,6 +199,9 @@ def inspect_cell(spec: RunSpec, runs) -> CellState:
     if done is not None:
         return CellState(done)
     run_dir = run_dir_for(spec)
+    live = training_elsewhere(run_dir)
+    if live is not None:
+        return CellState(None, live=live)
     id_file = run_dir / "mlflow_run_id"
     previous = id_file.read_text().strip() if id_file.is_file() else None
     killed = tuple(interrupted_runs(runs))
@@ -211,6 +217,9 @@ def plan_cell(spec: RunSpec, tracker: track.Tracker) -> CellResult | _Plan:
     state = inspect_cell(spec, cell_runs(tracker, spec))
     if state.finished is not None:
         return CellResult(**_cell_fields(spec), status="finished", action="skipped", run_id=state.finished)
+    if state.live is not None:
+        return CellResult(**_cell_fields(spec), status=TRAINING_ELSEWHERE, action="skipped",
+                          note=f"being trained by another live process (pid {state.live}): left alone")
     for run_id in state.killed:
         if not (state.resume and run_id == state.previous):
             discard_attempt(tracker, run_id, "a killed attempt with no checkpoint to continue; the cell started again")
