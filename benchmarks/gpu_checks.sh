@@ -11,6 +11,11 @@
 #      precision only if FID moves by < 0.1);
 # 4.   the whole evaluation of one fashion-50ep run: 10k samples of a DCGAN, every metric of the protocol
 #      (goal: < 30 s), the reference statistics cached first as after any earlier run.
+# 5.   the GPU tier of the reference results (reports/tiers.toml [[gpu]]): `ganbench reproduce --tier gpu --plan`
+#      (the cells and their estimated time), then as many cells as fit in TIER_S seconds (default 300): the
+#      command is ended there (SIGTERM: the cell in training keeps its checkpoint and the next call continues
+#      it), so one call stays under the device's 10-minute limit. GANBENCH_HOME (default: the usual home)
+#      holds the runs and the MLflow store: copy it back to render and commit reports/ from it.
 # Each part runs even if an earlier one failed (a GPU hour is scarce); the exit status says whether all passed.
 # A dry run of every part on the CPU, at small sizes: DEVICE=cpu IMAGES=1280 FID_N=200 EVAL_N=200 bash benchmarks/gpu_checks.sh
 set -uo pipefail
@@ -53,4 +58,6 @@ for run in range(2):
     print(f"  evaluation of one fashion-50ep run ({len(samples)} samples, {', '.join(results)}): "
           f"{time.perf_counter() - t0:.1f} s (goal < 30 s)")
 PY
+part $PY -m ganbench.cli reproduce --tier gpu --plan --device "$DEVICE"
+part timeout --signal=TERM "${TIER_S:-300}" $PY -m ganbench.cli reproduce --tier gpu --device "$DEVICE" --no-render
 exit $failed
