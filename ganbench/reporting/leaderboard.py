@@ -75,15 +75,24 @@ def _tags(row: pd.Series) -> dict[str, str]:
     return {k[len("tags."):]: v for k, v in row.items() if k.startswith("tags.") and isinstance(v, str)}
 
 
+def is_curve_only(name: str, tags: dict[str, str]) -> bool:
+    """A metric a run logged only per epoch (``eval.curve``, e.g. ``domain_fid_2k_test``): the final evaluation
+    tags each of its metrics with its provenance, so a run that has provenance tags but none for ``name``
+    logged it as a curve point. Its last value is the last epoch's point, not a headline result."""
+    own = [k for k in tags if k.startswith("ganbench.metric.")]
+    return bool(own) and f"ganbench.metric.{name}" not in tags
+
+
 def headline_metrics(runs: pd.DataFrame) -> list[tuple[str, bool]]:
-    """(name, higher_is_better) of every quality metric present, FID first, then by name."""
+    """(name, higher_is_better) of every quality metric of a final evaluation present (per-epoch curve
+    metrics are not headline metrics), FID first, then by name."""
     found: dict[str, bool] = {}
     for _, row in runs.iterrows():
         tags = _tags(row)
         for col in runs.columns:
             if col.startswith("metrics.") and pd.notna(row[col]):
                 name = col[len("metrics."):]
-                if name not in found and not name.endswith((STD_SUFFIX, FLOOR_SUFFIX)):
+                if name not in found and not name.endswith((STD_SUFFIX, FLOOR_SUFFIX)) and not is_curve_only(name, tags):
                     direction = metric_direction(name, tags)
                     if direction is not None:
                         found[name] = direction
