@@ -15,6 +15,7 @@ one naming rule (``fid256_test``) are read under the current names (``fid_256_te
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -76,11 +77,20 @@ def _tags(row: pd.Series) -> dict[str, str]:
 
 
 def is_curve_only(name: str, tags: dict[str, str]) -> bool:
-    """A metric a run logged only per epoch (``eval.curve``, e.g. ``domain_fid_2k_test``): the final evaluation
-    tags each of its metrics with its provenance, so a run that has provenance tags but none for ``name``
-    logged it as a curve point. Its last value is the last epoch's point, not a headline result."""
-    own = [k for k in tags if k.startswith("ganbench.metric.")]
-    return bool(own) and f"ganbench.metric.{name}" not in tags
+    """A metric a run logged only per epoch (``eval.curve``: ``domain_fid_2k_test`` beside the final evaluation's
+    ``domain_fid_10k_test``). The final evaluation tags each of its metrics with its provenance; an untagged
+    metric whose recipe (quantity, feature space, reference, k) the final evaluation measured at another sample
+    count is a curve, and its last value is the last epoch's point, not a headline result."""
+    parsed = parse_metric_name(name)
+    if parsed is None or f"ganbench.metric.{name}" in tags:
+        return False
+    recipe = dataclasses.replace(parsed, num_samples=0)
+    for key in tags:
+        if key.startswith("ganbench.metric."):
+            other = parse_metric_name(key[len("ganbench.metric."):])
+            if other is not None and dataclasses.replace(other, num_samples=0) == recipe:
+                return True
+    return False
 
 
 def headline_metrics(runs: pd.DataFrame) -> list[tuple[str, bool]]:
