@@ -37,6 +37,7 @@ from ganbench.pipeline.evaluate import evaluate_source
 from ganbench.pipeline.run import RunOutcome, run_protocol
 from ganbench.pipeline.use import load_generator_from_run
 from ganbench.reporting.leaderboard import Board, Comparison, build_boards, compare as compare_rows
+from ganbench.reporting.publish import Published, publish as publish_reports
 from ganbench.reporting.render import write_report
 from ganbench.spec.protocol import ModelSpec, Protocol, available, load_model, load_protocol
 
@@ -272,6 +273,14 @@ def report(protocol: str, *, out: str | Path | None = None, tracking_uri: str | 
         raise GanbenchError(f"no tracked runs of protocol {name!r} in {tracker.uri}; run `ganbench run --protocol "
                             f"{protocol}` first")
     return Leaderboard(name, tuple(boards))
+
+
+def publish(protocols: Sequence[str] | None = None, *, out: str | Path = "reports",
+            tracking_uri: str | None = None) -> Published:
+    """Every listed protocol's report (default: every protocol of the catalogue), the index ``<out>/README.md``
+    and the DCGAN vs WGAN-GP stability page, as ``ganbench publish``; protocols without runs are skipped."""
+    names = list(protocols) if protocols else list(available("protocols"))
+    return publish_reports(names, out, tracking_uri)
 
 
 def compare(protocol: str, model_a: str, model_b: str, *, tracking_uri: str | None = None) -> Comparison:
