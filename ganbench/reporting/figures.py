@@ -78,9 +78,11 @@ def _draw_per_seed(df: pd.DataFrame, board: Board, name: str, higher: bool, out:
         title = f"{name} over training, one line per seed ({direction})"
     else:
         order = [r.model for r in board.rows]
-        sns.pointplot(df, x="model", y="value", order=order, errorbar=("ci", 95), color="black",
+        # a seeded bootstrap and no jitter (stripplot draws it from numpy's global generator): re-rendering the
+        # same runs gives the same image, so a republished report has no spurious diff
+        sns.pointplot(df, x="model", y="value", order=order, errorbar=("ci", 95), seed=0, color="black",
                       linestyle="none", capsize=0.15, ax=ax)
-        sns.stripplot(df, x="model", y="value", order=order, hue="model", size=8, alpha=0.7, legend=False, ax=ax)
+        sns.stripplot(df, x="model", y="value", order=order, hue="model", size=8, jitter=False, alpha=0.7, legend=False, ax=ax)
         ax.set_xlabel("")
         title = f"final {name} per seed, mean and 95% interval ({direction})"
     ax.set_ylabel(name)
