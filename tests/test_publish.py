@@ -115,6 +115,8 @@ def store(tmp_path_factory):
                 log_run(tracker, "synth", model, seed, {k: v[seed] for k, v in values.items()})
         log_run(tracker, "single", "dcgan", 0, {SYNTH_FID: 30.0})  # one seed a side: no test possible
         log_run(tracker, "single", "wgan-gp", 0, {SYNTH_FID: 25.0})
+        for seed in (0, 1):  # e.g. a reverse KL with a mode never hit (MLflow stores inf as the largest float)
+            log_run(tracker, "single", "lsgan", seed, {SYNTH_FID: float("inf")})
     assert all(o.status == "finished" for o in outs), [(o.model, o.message) for o in outs]
     return {"uri": uri, "files": files, "runs": {(o.model, o.seed): o.run_id for o in outs}, "root": root}
 
@@ -254,6 +256,15 @@ def test_files_are_small_and_republishing_changes_nothing(store, published, tmp_
     assert firsts == sorted(f.relative_to(again) for f in second.files)
     changed = [f for f in firsts if not filecmp.cmp(published.out_root / f, again / f, shallow=False)]
     assert changed == [], changed
+
+
+def test_infinite_values_are_published_as_inf(published):
+    """The mean of two runs at MLflow's largest float overflows to inf: JSON (which has no infinity) says "inf"."""
+    data = json.loads((published.out_root / "single" / "leaderboard.json").read_text())
+    (model,) = [m for m in data["boards"][0]["models"] if m["model"] == "lsgan"]
+    assert model["metrics"][SYNTH_FID]["mean"] == "inf"
+    csv = pd.read_csv(published.out_root / "single" / "leaderboard.csv")
+    assert csv[csv["model"] == "lsgan"]["mean"].tolist() == [float("inf")]
 
 
 def test_cli_publish_reports_skipped_protocols(store, tmp_path, capsys):

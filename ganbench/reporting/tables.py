@@ -46,10 +46,13 @@ def model_devices(board: Board, devices: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _num(x) -> float | None:
-    """A JSON-safe number: None for missing and NaN values."""
-    if x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x):
+def _num(x) -> float | str | None:
+    """A JSON-safe number: None for missing and NaN values, "inf" / "-inf" for infinite ones (JSON has no
+    infinity, and an infinite value is a result: a reverse KL with a mode never hit)."""
+    if x is None or pd.isna(x):
         return None
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
     return float(x)
 
 
@@ -101,6 +104,7 @@ def board_record(board: Board, devices: dict[str, str]) -> dict:
 def write_tables(protocol: str, boards: list[Board], devices: dict[str, str], out: Path) -> list[Path]:
     """``leaderboard.csv`` and ``leaderboard.json`` of a protocol's boards (newest first) under ``out``."""
     csv = pd.DataFrame([row for b in boards for row in csv_rows(b, devices)], columns=CSV_COLUMNS)
+    csv = csv.replace({"inf": math.inf, "-inf": -math.inf})  # CSV readers parse inf themselves
     data = {"protocol": protocol, "boards": [board_record(b, devices) for b in boards]}
     paths = [out / "leaderboard.csv", out / "leaderboard.json"]
     with atomic_path(paths[0]) as tmp:
