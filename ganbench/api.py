@@ -38,6 +38,7 @@ from ganbench.pipeline.evaluate import evaluate_source
 from ganbench.pipeline.run import RunOutcome, run_protocol
 from ganbench.pipeline.use import load_generator_from_run
 from ganbench.reporting.leaderboard import Board, Comparison, build_boards, compare as compare_rows
+from ganbench.reporting.publish import Published, publish as publish_reports
 from ganbench.reporting.render import write_report
 from ganbench.spec.protocol import ModelSpec, Protocol, available, load_model, load_protocol
 
@@ -275,6 +276,14 @@ def report(protocol: str, *, out: str | Path | None = None, tracking_uri: str | 
     return Leaderboard(name, tuple(boards))
 
 
+def publish(protocols: Sequence[str] | None = None, *, out: str | Path = "reports",
+            tracking_uri: str | None = None) -> Published:
+    """Every listed protocol's report (default: every protocol of the catalogue), the index ``<out>/README.md``
+    and the DCGAN vs WGAN-GP stability page, as ``ganbench publish``; protocols without runs are skipped."""
+    names = list(protocols) if protocols else list(available("protocols"))
+    return publish_reports(names, out, tracking_uri)
+
+
 def compare(protocol: str, model_a: str, model_b: str, *, tracking_uri: str | None = None) -> Comparison:
     """Two models side by side under the newest protocol hash that has runs of both, as ``ganbench compare``."""
     boards = [b for b in build_boards(Tracker(tracking_uri).search(), protocol)
@@ -324,16 +333,15 @@ def reproduce(tier: str, *, plan_only: bool = False, out: str | Path = "reports"
 
 
 def _render(protocols: Sequence[str], out: str | Path, tracking_uri: str | None) -> tuple[dict[str, Path], dict[str, str]]:
-    """Each protocol's report under ``out`` (protocol -> its README.md), and those with nothing to render
-    (protocol -> why: no tracked run)."""
-    reports, unrendered = {}, {}
-    for protocol in protocols:
-        try:
-            rep = write_report(protocol, out, tracking_uri)
-            reports[rep.protocol] = rep.markdown
-        except GanbenchError as err:  # a protocol none of whose cells ran: the others are still rendered
-            unrendered[Path(protocol).stem if protocol.endswith(".toml") else protocol] = str(err)
-    return reports, unrendered
+    """Publish every protocol of the catalogue that has runs (so that the index and the stability page cover
+    every tier rendered into ``out``, not only this one); returns the reports (protocol -> README.md) and the
+    protocols of ``protocols`` with nothing to render (protocol -> why)."""
+    names = [Path(p).stem if p.endswith(".toml") else p for p in protocols]
+    catalogue = list(dict.fromkeys([*available("protocols"), *protocols]))
+    published = publish_reports(catalogue, out, tracking_uri)
+    reports = {r.protocol: r.markdown for r in published.reports}
+    skipped = set(published.skipped)
+    return reports, {n: f"no tracked run of protocol {n!r}" for n in names if n in skipped or n not in reports}
 
 
 # --------------------------------------------------------------------------- runs, catalogue, data

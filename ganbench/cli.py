@@ -182,6 +182,11 @@ def _add_report(sub) -> None:
     rep.add_argument("--protocol", required=True, help="protocol name or .toml file whose tracked runs to report")
     rep.add_argument("--out", default="reports", help="output folder (default: reports)")
     common(rep, "tracking_uri")
+    pub = sub.add_parser("publish", help="render every listed protocol's report, the index reports/README.md and the "
+                                         "DCGAN vs WGAN-GP stability page; protocols without runs are listed as skipped")
+    pub.add_argument("protocols", nargs="*", help="protocol names or .toml files (default: every protocol of the catalogue)")
+    pub.add_argument("--out", default="reports", help="output folder (default: reports; literature.toml is read from it)")
+    common(pub, "tracking_uri")
     cmp_ = sub.add_parser("compare", help="two models side by side: metric deltas, Welch's t-test over seeds, stability, verdict")
     cmp_.add_argument("model_a")
     cmp_.add_argument("model_b")
@@ -393,6 +398,16 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_publish(args) -> int:
+    done = api.publish(args.protocols or None, out=args.out, tracking_uri=args.tracking_uri)
+    for rep in done.reports:
+        print(f"{rep.protocol}: {rep.markdown}")
+    if done.skipped:
+        print(f"skipped (no tracked runs): {', '.join(done.skipped)}")
+    print(f"index: {done.index}\nstability: {done.stability}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     c = api.compare(args.protocol, args.model_a, args.model_b, tracking_uri=args.tracking_uri)
     head, rows = comparison_rows(c)
@@ -451,7 +466,8 @@ def cmd_style_mix(args) -> int:
 
 
 HANDLERS = {"run": cmd_run, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "data": cmd_data, "list": cmd_list,
-            "show": cmd_show, "diagnose": cmd_diagnose, "eval": cmd_eval, "report": cmd_report, "compare": cmd_compare,
+            "show": cmd_show, "diagnose": cmd_diagnose, "eval": cmd_eval, "report": cmd_report, "publish": cmd_publish,
+            "compare": cmd_compare,
             "check": cmd_check, "baseline": cmd_baseline, "sample": cmd_sample, "interpolate": cmd_interpolate,
             "card": cmd_card, "style-mix": cmd_style_mix}
 

@@ -15,7 +15,7 @@ from cycler import cycler
 from matplotlib.figure import Figure as PlotFigure
 
 from ganbench.core.assets import atomic_path
-from ganbench.reporting.leaderboard import Board, ModelRow
+from ganbench.reporting.leaderboard import FLOOR_SUFFIX, STD_SUFFIX, Board, ModelRow, metric_direction
 from ganbench.core.track import Tracker
 
 SEVERITY_COLORS = {"failure": "tab:red", "warning": "tab:orange"}  # info-level findings are not shaded
@@ -78,9 +78,11 @@ def _draw_per_seed(df: pd.DataFrame, board: Board, name: str, higher: bool, out:
         title = f"{name} over training, one line per seed ({direction})"
     else:
         order = [r.model for r in board.rows]
-        sns.pointplot(df, x="model", y="value", order=order, errorbar=("ci", 95), color="black",
+        # a seeded bootstrap and no jitter (stripplot draws it from numpy's global generator): re-rendering the
+        # same runs gives the same image, so a republished report has no spurious diff
+        sns.pointplot(df, x="model", y="value", order=order, errorbar=("ci", 95), seed=0, color="black",
                       linestyle="none", capsize=0.15, ax=ax)
-        sns.stripplot(df, x="model", y="value", order=order, hue="model", size=8, alpha=0.7, legend=False, ax=ax)
+        sns.stripplot(df, x="model", y="value", order=order, hue="model", size=8, jitter=False, alpha=0.7, legend=False, ax=ax)
         ax.set_xlabel("")
         title = f"final {name} per seed, mean and 95% interval ({direction})"
     ax.set_ylabel(name)
@@ -194,4 +196,62 @@ def extra_figures(board: Board, row: ModelRow, tracker: Tracker, out: Path, tmp:
             dest = out / f"extra_{row.model}_seed{seed}_{art.replace('/', '_')}"
             shutil.copyfile(tracker.download(run_id, art, tmp / run_id), dest)
             figs.append(Figure(f"{row.model}, seed {seed}: {Path(art).stem.replace('_', ' ')}", dest, art))
+    return figs
+
+
+# --------------------------------------------------------------------------- per-epoch curves
+
+CURVE_FIRST_STEP = 1  # eval.curve logs epoch k at MLflow step k; the final evaluation logs its metrics at step 0
+LOSS_SERIES = ("d_loss", "g_loss")  # the trainer's per-epoch mean losses (MLflow step = epoch)
+
+
+def curve_history(board: Board, tracker: Tracker, models: list[str] | None = None,
+                  names: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Per-epoch values (MLflow steps >= 1) of the finished runs of a board: columns ``model``, ``seed``,
+    ``run_id``, ``metric``, ``step``, ``value``. ``names`` picks the series; by default every quality metric a
+    run logged per epoch (the ``eval.curve`` metrics)."""
+    frames = []
+    for row in board.rows:
+        if models is not None and row.model not in models:
+            continue
+        for seed, run_id in zip(row.seeds, row.run_ids):
+            run = tracker.get(run_id)
+            keys = names if names is not None else sorted(
+                k for k in run.data.metrics if not k.endswith((STD_SUFFIX, FLOOR_SUFFIX))
+                and metric_direction(k, run.data.tags) is not None)
+            for key in keys:
+                h = tracker.metric_history(run_id, key)
+                h = h[h["step"] >= CURVE_FIRST_STEP]
+                if len(h):
+                    frames.append(h.assign(model=row.model, seed=int(seed), run_id=run_id, metric=key))
+    cols = ["model", "seed", "run_id", "metric", "step", "value"]
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True)[cols].sort_values(["metric", "model", "seed", "step"], ignore_index=True)
+
+
+def draw_curves(history: pd.DataFrame, metric: str, title: str, path: Path) -> Path:
+    """One line per (model, seed) of one series over epochs: colour = model, line style = seed."""
+    df = history[history["metric"] == metric].assign(seed=lambda d: "seed " + d["seed"].astype(str))
+    with matplotlib.rc_context(THEME):
+        fig, ax = _axes((6.4, 3.4))
+        sns.lineplot(df, x="step", y="value", hue="model", style="seed", estimator=None, units="run_id",
+                     marker="o", markersize=3, linewidth=1.2, ax=ax)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7, ncols=2)
+        return _save(fig, path)
+
+
+def curve_figures(board: Board, tracker: Tracker, out: Path, history: pd.DataFrame | None = None) -> list[Figure]:
+    """A figure per per-epoch curve metric of a board's runs (none when no run logged a curve)."""
+    history = curve_history(board, tracker) if history is None else history
+    figs = []
+    for metric in sorted(history["metric"].unique()):
+        higher = metric_direction(metric, {})
+        direction = {True: "higher is better", False: "lower is better"}.get(higher, "")
+        title = f"{metric} after every epoch, one line per seed ({direction})"
+        figs.append(Figure(title, draw_curves(history, metric, title, out / f"curve_{metric}.png"),
+                           "the per-epoch curve (eval.curve): the first samples of the fixed z after each epoch"))
     return figs

@@ -15,6 +15,7 @@ one naming rule (``fid256_test``) are read under the current names (``fid_256_te
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -75,15 +76,33 @@ def _tags(row: pd.Series) -> dict[str, str]:
     return {k[len("tags."):]: v for k, v in row.items() if k.startswith("tags.") and isinstance(v, str)}
 
 
+def is_curve_only(name: str, tags: dict[str, str]) -> bool:
+    """A metric a run logged only per epoch (``eval.curve``: ``domain_fid_2k_test`` beside the final evaluation's
+    ``domain_fid_10k_test``). The final evaluation tags each of its metrics with its provenance; an untagged
+    metric whose recipe (quantity, feature space, reference, k) the final evaluation measured at another sample
+    count is a curve, and its last value is the last epoch's point, not a headline result."""
+    parsed = parse_metric_name(name)
+    if parsed is None or f"ganbench.metric.{name}" in tags:
+        return False
+    recipe = dataclasses.replace(parsed, num_samples=0)
+    for key in tags:
+        if key.startswith("ganbench.metric."):
+            other = parse_metric_name(key[len("ganbench.metric."):])
+            if other is not None and dataclasses.replace(other, num_samples=0) == recipe:
+                return True
+    return False
+
+
 def headline_metrics(runs: pd.DataFrame) -> list[tuple[str, bool]]:
-    """(name, higher_is_better) of every quality metric present, FID first, then by name."""
+    """(name, higher_is_better) of every quality metric of a final evaluation present (per-epoch curve
+    metrics are not headline metrics), FID first, then by name."""
     found: dict[str, bool] = {}
     for _, row in runs.iterrows():
         tags = _tags(row)
         for col in runs.columns:
             if col.startswith("metrics.") and pd.notna(row[col]):
                 name = col[len("metrics."):]
-                if name not in found and not name.endswith((STD_SUFFIX, FLOOR_SUFFIX)):
+                if name not in found and not name.endswith((STD_SUFFIX, FLOOR_SUFFIX)) and not is_curve_only(name, tags):
                     direction = metric_direction(name, tags)
                     if direction is not None:
                         found[name] = direction

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
+import pandas as pd
 
 from ganbench.core.assets import atomic_path
 from ganbench.core.errors import GanbenchError
@@ -20,7 +21,8 @@ from ganbench.metrics import parse_metric_name
 from ganbench.reporting import figures as F
 from ganbench.reporting.leaderboard import CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons
 from ganbench.reporting.stats import Summary
-from ganbench.core.track import Tracker
+from ganbench.core.track import Tracker, sqlite_path
+from ganbench.reporting.tables import model_devices, run_devices, write_tables
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class Section:
     comparisons: list[Comparison]
     figures: list[F.Figure] = field(default_factory=list)
     note: str = ""
+    devices: dict[str, str] = field(default_factory=dict)  # model -> the device(s) its runs trained on
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Report:
     html: Path
     markdown: Path
     sections: list[Section]
+    files: list[Path] = field(default_factory=list)  # every file written (pages, data files, images)
 
 
 def fmt(x: float | None, digits: int = 4) -> str:
@@ -57,10 +61,12 @@ def ci(s: Summary) -> str:
     return "" if math.isnan(s.ci_low) else f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]"
 
 
-def table_rows(board: Board) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a leaderboard (plain strings, shared by the Markdown and the HTML)."""
+def table_rows(board: Board, devices: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a leaderboard (plain strings, shared by the Markdown and the HTML); ``devices`` maps a
+    model to the device its runs trained on. The identity column is the model's identity hash (protocol and card)."""
     arrow = {True: "↑", False: "↓"}
-    head = ["#", "model"] + [f"{n} {arrow[h]}" for n, h in board.metrics] + ["seeds", "stability", "wall time (s)", "images seen"]
+    head = ["#", "model"] + [f"{n} {arrow[h]}" for n, h in board.metrics] + [
+        "seeds", "stability", "wall time (s)", "images seen", "device", "identity"]
     rows = []
     for i, r in enumerate(board.rows, 1):
         cells = [str(i), r.model]
@@ -68,13 +74,15 @@ def table_rows(board: Board) -> tuple[list[str], list[list[str]]]:
             s = r.metrics[name]
             cells.append(f"{mean_std(s)} {ci(s)}".strip())
         cells += [str(len(r.seeds)), f"{r.healthy}/{r.runs} ({fmt(100 * r.stability, 3)}%)",
-                  mean_std(r.compute["wall_time_s"]), fmt(r.compute["images_seen"].mean, 6)]
+                  mean_std(r.compute["wall_time_s"]), fmt(r.compute["images_seen"].mean, 6),
+                  (devices or {}).get(r.model, "n/a"), f"`{r.identity[:IDENTITY_CHARS]}`"]
         rows.append(cells)
     if board.floor is not None:
-        rows.append(["", floor_label(board)] + [fmt(board.floor.get(n)) for n, _ in board.metrics] + ["", "", "", ""])
+        rows.append(["", floor_label(board)] + [fmt(board.floor.get(n)) for n, _ in board.metrics] + [""] * 6)
     return head, rows
 
 
+IDENTITY_CHARS = 12  # hash prefix shown in tables (the full hash is in leaderboard.json)
 FLOOR = "real vs real (floor)"
 # An image-to-image board's floors are what a model gets for free, not real-vs-real values (metrics.translation)
 TRANSLATION_FLOOR = ("floor: identity mapping (l1, psnr, ssim), true targets (class kept), training targets "
@@ -86,8 +94,8 @@ def floor_label(board: Board) -> str:
     return TRANSLATION_FLOOR if any(m is not None and m.quantity in ("l1", "psnr", "ssim") for m in names) else FLOOR
 
 
-def markdown_table(board: Board) -> str:
-    head, rows = table_rows(board)
+def markdown_table(board: Board, devices: dict[str, str] | None = None) -> str:
+    head, rows = table_rows(board, devices)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -105,7 +113,7 @@ def comparison_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
 
 
 def markdown(protocol: str, sections: list[Section], out: Path) -> str:
-    parts = [f"# Leaderboard: {protocol}", "",
+    parts = [f"# Leaderboard: {protocol}", "", generated_line(), "",
              f"Mean ± standard deviation over seeds, [{CI_LEVEL:.0%} percentile-bootstrap interval of the mean]; "
              "stability = runs that finished with no failure-level diagnosis. Runs with different protocol hashes are "
              "never mixed in one table.", ""]
@@ -114,7 +122,7 @@ def markdown(protocol: str, sections: list[Section], out: Path) -> str:
         parts += [f"## Protocol hash `{b.protocol_hash[:12]}`", ""]
         if sec.note:
             parts += [sec.note, ""]
-        parts += [markdown_table(b), ""]
+        parts += [markdown_table(b, sec.devices), ""]
         for c in sec.comparisons:
             head, rows = comparison_rows(c)
             parts += [f"### {c.a.model} vs {c.b.model}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -147,7 +155,7 @@ TEMPLATE = """<!DOCTYPE html>
 <title>ganbench leaderboard: {{ protocol }}</title><style>{{ css }}</style></head>
 <body>
 <h1>Leaderboard: {{ protocol }}</h1>
-<p class="muted">Generated {{ generated }} by ganbench {{ version }} from {{ uri }}. Mean ± standard deviation over seeds,
+<p class="muted">{{ generated }} From {{ uri }}. Mean ± standard deviation over seeds,
 [{{ ci_level }} percentile-bootstrap interval of the mean]; ↑ higher is better, ↓ lower is better. Stability = runs that
 finished with no failure-level diagnosis. Runs with different protocol hashes are never mixed in one table.</p>
 {% for sec in sections %}
@@ -178,7 +186,9 @@ seeds a side.</p>
 def html(protocol: str, sections: list[Section], uri: str) -> str:
     view = []
     for sec in sections:
-        head, rows = table_rows(sec.board)
+        head, rows = table_rows(sec.board, sec.devices)
+        for row in rows:
+            row[-1] = row[-1].strip("`")
         comps = []
         for c in sec.comparisons:
             ch, cr = comparison_rows(c)
@@ -188,13 +198,26 @@ def html(protocol: str, sections: list[Section], uri: str) -> str:
                                  for f in sec.figures]})
     env = jinja2.Environment(autoescape=True)
     return env.from_string(TEMPLATE).render(
-        protocol=protocol, sections=view, css=CSS, uri=uri.split("?")[0], version=__version__, ci_level=f"{CI_LEVEL:.0%}",
-        significance=SIGNIFICANCE, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        protocol=protocol, sections=view, css=CSS, uri=store_label(uri), ci_level=f"{CI_LEVEL:.0%}",
+        significance=SIGNIFICANCE, generated=generated_line())
+
+
+def generated_line() -> str:
+    """The one line of a page that changes when nothing else did (the day, not the minute: re-rendering an
+    unchanged store on the same day changes no byte)."""
+    return f"Generated {datetime.now(timezone.utc):%Y-%m-%d} by ganbench {__version__}."
+
+
+def store_label(uri: str) -> str:
+    """The tracking store a page was rendered from, without the directories of the machine that rendered it."""
+    db = sqlite_path(uri)
+    return f"the MLflow SQLite store {db.name}" if db is not None else uri.split("?")[0]
 
 
 def section_figures(board: Board, tracker: Tracker, img: Path, tmp: Path) -> list[F.Figure]:
     artifacts = {r: tracker.artifacts(r) for r in board.runs["run_id"]}
     figs = [f for f in [F.metric_per_seed(board, tracker, img)] if f]
+    figs += F.curve_figures(board, tracker, img)
     for row in board.rows:
         figs += [f for f in [F.loss_curves(board, row, tracker, img, tmp, artifacts)] if f]
     for row in board.rows:
@@ -204,13 +227,21 @@ def section_figures(board: Board, tracker: Tracker, img: Path, tmp: Path) -> lis
     return figs
 
 
-def write_report(protocol: str, out_root: Path | str = "reports", tracking_uri: str | None = None) -> Report:
-    """Render the leaderboard of one protocol (a name, or a protocol file for its name) from the tracked runs.
+def protocol_name(protocol: str) -> str:
+    """A protocol's name from its name or its protocol file."""
+    return Path(protocol).stem if protocol.endswith(".toml") else protocol
 
-    Every protocol hash with runs gets its own table (newest first); the newest one also gets figures."""
-    name = Path(protocol).stem if protocol.endswith(".toml") else protocol
+
+def write_report(protocol: str, out_root: Path | str = "reports", tracking_uri: str | None = None,
+                 runs: pd.DataFrame | None = None) -> Report:
+    """Render the leaderboard of one protocol (a name, or a protocol file for its name) from the tracked runs:
+    ``README.md``, ``index.html``, ``leaderboard.csv``/``.json`` and ``img/``.
+
+    Every protocol hash with runs gets its own table (newest first); the newest one also gets figures.
+    ``runs`` is the store's ``Tracker.search()`` when the caller already has it (one search for many reports)."""
+    name = protocol_name(protocol)
     tracker = Tracker(tracking_uri)
-    boards = build_boards(tracker.search(), name)
+    boards = build_boards(tracker.search() if runs is None else runs, name)
     if not boards:
         raise GanbenchError(f"no tracked runs of protocol {name!r} in {tracker.uri}; run `ganbench run --protocol {protocol}` first")
     out = Path(out_root) / name
@@ -218,17 +249,19 @@ def write_report(protocol: str, out_root: Path | str = "reports", tracking_uri: 
     if img.is_dir():
         shutil.rmtree(img)
     img.mkdir(parents=True)
+    devices = run_devices(tracker, [r for b in boards for r in b.runs["run_id"]])
     sections = []
     with tempfile.TemporaryDirectory(prefix="ganbench-report-") as tmp:
         for i, board in enumerate(boards):
             note = "" if i == 0 else ("An earlier version of this protocol or of a model card (another identity): "
                                       "not comparable with the tables above.")
             figs = section_figures(board, tracker, img, Path(tmp)) if i == 0 else []
-            sections.append(Section(board, comparisons(board), figs, note))
+            sections.append(Section(board, comparisons(board), figs, note, model_devices(board, devices)))
     md_path, html_path = out / "README.md", out / "index.html"
     for path, text in ((md_path, markdown(name, sections, out)), (html_path, html(name, sections, tracker.uri))):
         with atomic_path(path) as t:
             t.write_text(text)
-    for path in [md_path, html_path, *img.iterdir()]:
+    files = [md_path, html_path, *write_tables(name, boards, devices, out), *sorted(img.iterdir())]
+    for path in files:
         path.chmod(0o644)  # a report is for reading by others (temporary files start private)
-    return Report(name, html_path, md_path, sections)
+    return Report(name, html_path, md_path, sections, files)

@@ -1,0 +1,218 @@
+"""DCGAN vs WGAN-GP stability across protocols: ``reports/stability.md`` (+ ``.html``).
+
+For every protocol where both models have finished runs under one protocol identity (the newest such):
+the final metrics per seed, their spread over seeds (std, range), Welch's t-test per headline metric
+(``leaderboard.compare``; Welch 1947), the per-epoch curve of every seed of both models overlaid (the
+``eval.curve`` metric, else the per-epoch D and G losses), the diagnosis findings each run logged, and a
+plain-language verdict that says how confident it can be; then one verdict across protocols.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ganbench.core.assets import atomic_path
+from ganbench.core.track import Tracker
+from ganbench.diagnosis.findings import Diagnosis
+from ganbench.diagnosis.tracked import DIAGNOSIS_FILE
+from ganbench.reporting import figures as F
+from ganbench.reporting import pages as P
+from ganbench.reporting.leaderboard import SIGNIFICANCE, Board, Comparison, build_boards, compare
+from ganbench.reporting.render import fmt
+
+PAIR = ("dcgan", "wgan-gp")  # the comparison users ask for: the non-saturating DCGAN and its WGAN-GP counterpart
+PAGE = "stability"
+MIN_SEEDS_FOR_TEST = 2  # Welch's test needs a variance on each side
+
+
+@dataclass(frozen=True)
+class Case:
+    """One protocol's comparison of the pair."""
+
+    protocol: str
+    board: Board
+    comparison: Comparison
+    curves: pd.DataFrame  # curve_history of both models (eval.curve metric or per-epoch losses)
+    curve_kind: str  # "curve" | "loss" | ""
+    findings: dict[str, str]  # run id -> the run's logged findings, one line
+    verdict: str
+
+
+def pair_board(runs: pd.DataFrame, protocol: str, pair: tuple[str, str] = PAIR) -> Board | None:
+    """The newest board of ``protocol`` on which both models have finished runs."""
+    for board in build_boards(runs, protocol):
+        models = {r.model: r for r in board.rows}
+        if all(m in models and models[m].seeds for m in pair):
+            return board
+    return None
+
+
+def run_findings(tracker: Tracker, run_id: str, tmp: Path) -> str:
+    """A run's diagnosis as it was logged when the run ended (``diagnosis.json``, what the health tag and
+    ``ganbench diagnose`` report), one line: ``severity name (steps a-b)`` per finding."""
+    if DIAGNOSIS_FILE not in tracker.artifacts(run_id):
+        return f"no diagnosis logged (health tag: {tracker.get(run_id).data.tags.get('ganbench.health', 'none')})"
+    diag = Diagnosis.from_dict(json.loads(tracker.download(run_id, DIAGNOSIS_FILE, tmp / run_id).read_text()))
+    if not diag.findings:
+        return "no findings"
+    return "; ".join(f"{f.severity} {f.name} (steps {f.start_step}-{f.end_step})"
+                     for f in sorted(diag.findings, key=lambda f: (f.start_step, f.name)))
+
+
+def _spread_ratio(sa: float, sb: float) -> float:
+    return sa / sb if sb > 0 and not math.isnan(sa) and not math.isnan(sb) else math.nan
+
+
+def case_verdict(c: Comparison) -> str:
+    """How the pair compares on the board's first headline metric, and how sure that is."""
+    a, b = c.a, c.b
+    parts = []
+    if c.deltas:
+        d = c.deltas[0]
+        word = "higher" if d.higher_is_better else "lower"
+        lead, trail = (b, a) if (d.test.delta > 0) == d.higher_is_better else (a, b)
+        ml, mt = (d.b.mean, d.a.mean) if lead is b else (d.a.mean, d.b.mean)
+        if len(a.seeds) < MIN_SEEDS_FOR_TEST or len(b.seeds) < MIN_SEEDS_FOR_TEST or math.isnan(d.test.p_value):
+            parts.append(f"With {len(a.seeds)} seed(s) of {a.model} and {len(b.seeds)} of {b.model} no test is possible: "
+                         f"the comparison is anecdotal. {lead.model}'s {d.name} is {word} ({fmt(ml)} vs {fmt(mt)}).")
+        elif d.test.p_value < SIGNIFICANCE:
+            parts.append(f"p = {d.test.p_value:.2g} with {len(a.seeds)} vs {len(b.seeds)} seeds: {lead.model}'s {d.name} is "
+                         f"{word} ({fmt(ml)} vs {fmt(mt)}), a difference larger than the seed-to-seed spread.")
+        else:
+            parts.append(f"p = {d.test.p_value:.2g} with {len(a.seeds)} vs {len(b.seeds)} seeds: no significant difference "
+                         f"in {d.name} ({lead.model} {fmt(ml)} vs {trail.model} {fmt(mt)}, within the spread over seeds).")
+        ratio = _spread_ratio(d.a.std, d.b.std)
+        if not math.isnan(ratio) and ratio > 0:
+            steadier, r = (b, ratio) if ratio > 1 else (a, 1 / ratio)
+            parts.append(f"{steadier.model}'s spread over seeds is {r:.2g}x smaller (std {fmt(d.a.std, 3)} for {a.model}, "
+                         f"{fmt(d.b.std, 3)} for {b.model}).")
+    parts.append(f"Healthy runs: {a.model} {a.healthy}/{a.runs}, {b.model} {b.healthy}/{b.runs}.")
+    return " ".join(parts)
+
+
+def overall_verdict(cases: list[Case]) -> str:
+    """One paragraph over every protocol: where each model won on its first headline metric, and how sure."""
+    if not cases:
+        return f"No protocol has finished runs of both {PAIR[0]} and {PAIR[1]} yet: nothing to compare."
+    wins: dict[str, list[str]] = {m: [] for m in PAIR}
+    untested, ties = [], []
+    for case in cases:
+        d = case.comparison.deltas[0] if case.comparison.deltas else None
+        if d is None or math.isnan(d.test.p_value):
+            untested.append(case.protocol)
+        elif d.better is None:
+            ties.append(case.protocol)
+        else:
+            wins[case.comparison.a.model if d.better == "a" else case.comparison.b.model].append(case.protocol)
+    parts = [f"Across {len(cases)} protocol(s) with runs of both:"]
+    parts += [f"{m} is significantly better (p < {SIGNIFICANCE}) on {len(w)} ({', '.join(w)})." for m, w in wins.items() if w]
+    if ties:
+        parts.append(f"No significant difference on {len(ties)} ({', '.join(ties)}).")
+    if untested:
+        parts.append(f"Too few seeds to test on {len(untested)} ({', '.join(untested)}): anecdotal only.")
+    winners = [m for m, w in wins.items() if w]
+    if len(winners) == 1 and not ties:
+        parts.append(f"The evidence points one way: {winners[0]} is the better of the two where a test was possible.")
+    elif len(winners) == 1:
+        parts.append(f"{winners[0]} wins where a difference is measurable, but not everywhere: the verdict depends on the protocol.")
+    elif len(winners) == 2:
+        parts.append("The two models win on different protocols: neither is better in general.")
+    else:
+        parts.append("No protocol shows a significant difference yet: more seeds would be needed to call one.")
+    return " ".join(parts)
+
+
+def build_case(protocol: str, board: Board, tracker: Tracker, tmp: Path) -> Case:
+    comparison = compare(board, *PAIR)
+    curves = F.curve_history(board, tracker, list(PAIR))
+    kind = "curve" if len(curves) else ""
+    if not len(curves):
+        curves = F.curve_history(board, tracker, list(PAIR), F.LOSS_SERIES)
+        kind = "loss" if len(curves) else ""
+    run_ids = sorted(board.runs[board.runs["model"].isin(PAIR)]["run_id"])
+    findings = {r: run_findings(tracker, r, tmp) for r in run_ids}
+    return Case(protocol, board, comparison, curves, kind, findings, case_verdict(comparison))
+
+
+def seed_table(case: Case) -> P.Table:
+    names = [n for n, _ in case.board.metrics]
+    runs = case.board.runs[case.board.runs["model"].isin(PAIR)].sort_values(["model", "seed", "run_id"])
+    rows = []
+    for _, r in runs.iterrows():
+        rows.append([r["model"], str(int(r["seed"])), str(r["status"])] + [fmt(r.get(f"metrics.{n}")) for n in names]
+                    + [case.findings[r["run_id"]]])
+    return P.Table(["model", "seed", "status", *names, "diagnosis findings"], rows)
+
+
+def spread_table(case: Case) -> P.Table:
+    rows = []
+    by_model = {case.comparison.a.model: case.comparison.a, case.comparison.b.model: case.comparison.b}
+    for d in case.comparison.deltas:
+        for model in PAIR:
+            vals = by_model[model].values[d.name]
+            rng = f"{fmt(min(vals))} – {fmt(max(vals))}" if vals else "n/a"
+            s = d.a if model == case.comparison.a.model else d.b
+            rows.append([d.name, model, str(s.n), fmt(s.mean), fmt(s.std, 3), rng])
+    return P.Table(["metric", "model", "seeds", "mean", "std", "range"], rows)
+
+
+def welch_table(case: Case) -> P.Table:
+    c = case.comparison
+    rows = []
+    for d in c.deltas:
+        better = {"a": c.a.model, "b": c.b.model}.get(d.better) or ("not testable" if math.isnan(d.test.p_value)
+                                                                   else "no significant difference")
+        rows.append([d.name, fmt(d.test.delta), fmt(d.test.t, 3), fmt(d.test.df, 3), fmt(d.test.p_value, 3), better])
+    return P.Table(["metric", f"Δ ({c.b.model} − {c.a.model})", "t", "df", "Welch p", "better"], rows)
+
+
+def case_blocks(case: Case, img: Path) -> list[P.Block]:
+    blocks: list[P.Block] = [
+        P.Heading(case.protocol), P.Para(case.verdict, "verdict"),
+        P.Para(f"Protocol hash `{case.board.protocol_hash[:12]}`; identities: " + ", ".join(
+            f"{r.model} `{r.identity[:12]}`" for r in (case.comparison.a, case.comparison.b)) + ".", "muted"),
+        P.Heading("Final metrics per seed", 3), seed_table(case),
+        P.Heading("Spread over seeds", 3), spread_table(case),
+        P.Heading(f"Welch's t-test (two-sided, level {SIGNIFICANCE})", 3), welch_table(case)]
+    for metric in sorted(case.curves["metric"].unique()) if len(case.curves) else []:
+        what = "after every epoch" if case.curve_kind == "curve" else "per-epoch mean"
+        title = f"{case.protocol}: {metric} {what}, every seed of both models"
+        path = F.draw_curves(case.curves, metric, title, img / f"{case.protocol}_{metric}.png")
+        blocks.append(P.Image(title, path))
+    if not len(case.curves):
+        blocks.append(P.Para("No per-epoch curve was logged by these runs.", "muted"))
+    return blocks
+
+
+def write_stability(protocols: list[str], runs: pd.DataFrame, out_root: Path, tracker: Tracker) -> tuple[list[Case], list[Path]]:
+    """Write ``stability.md`` and ``stability.html`` (images under ``stability/``) for the listed protocols."""
+    img = out_root / PAGE
+    if img.is_dir():
+        for old in img.iterdir():
+            old.unlink()
+    img.mkdir(parents=True, exist_ok=True)
+    cases = []
+    with tempfile.TemporaryDirectory(prefix="ganbench-stability-") as tmp:
+        for protocol in sorted(protocols):
+            board = pair_board(runs, protocol)
+            if board is not None:
+                cases.append(build_case(protocol, board, tracker, Path(tmp)))
+    blocks: list[P.Block] = [
+        P.Para(f"{PAIR[0]} and {PAIR[1]} on every published protocol where both have finished runs under the same "
+               "protocol identity. Seeds are independent replicates; Welch's unequal-variance t-test (Welch 1947) "
+               "compares the per-seed values, and with fewer than two seeds a side no test is possible."),
+        P.Heading("Verdict across protocols"), P.Para(overall_verdict(cases), "verdict")]
+    for case in cases:
+        blocks += case_blocks(case, img)
+    title = f"Stability: {PAIR[0]} vs {PAIR[1]}"
+    md, html = out_root / f"{PAGE}.md", out_root / f"{PAGE}.html"
+    for path, text in ((md, P.to_markdown(title, blocks, out_root)), (html, P.to_html(title, blocks))):
+        with atomic_path(path) as t:
+            t.write_text(text)
+    return cases, [md, html, *sorted(img.iterdir())]
