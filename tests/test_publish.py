@@ -75,8 +75,9 @@ metrics = ["modes2d"]
 """
 SYNTH_FID = "fid_20_test"
 # Set per-seed values: "good" is far better than "bad" on FID (a winner); on KID the two overlap (a tie).
-SYNTH = {"good": {SYNTH_FID: [10.0, 11.0, 12.0], "kid_20_test": [0.10, 0.30, 0.20]},
-         "bad": {SYNTH_FID: [20.0, 21.5, 22.0], "kid_20_test": [0.25, 0.15, 0.22]}}
+# A trivial answer's score, the same for every model and seed (as l1_mean_target_* of an image-to-image task).
+SYNTH = {"good": {SYNTH_FID: [10.0, 11.0, 12.0], "kid_20_test": [0.10, 0.30, 0.20], "l1_mean_target_20_test": [50.0] * 3},
+         "bad": {SYNTH_FID: [20.0, 21.5, 22.0], "kid_20_test": [0.25, 0.15, 0.22], "l1_mean_target_20_test": [50.0] * 3}}
 
 
 def log_run(tracker: track.Tracker, protocol: str, model: str, seed: int, metrics: dict[str, float]) -> str:
@@ -207,6 +208,8 @@ def test_index_lists_protocols_skips_those_without_runs_and_names_winners(publis
     assert f"| synth | {SYNTH_FID} | good | ahead of bad (11 vs 21.17), Welch p = {p_fid:.2g} |" in index
     assert "| synth | kid_20_test | tie | good ahead of bad (0.2 vs 0.2067)" in index and f"Welch p = {p_kid:.2g}: not significant" in index
     assert "| single | fid_20_test | tie | wgan-gp ahead of dcgan (25 vs 30), not testable" in index
+    # a metric every model scores the same describes the task: no winner row
+    assert "| synth | l1_mean_target_20_test |" not in index and "l1_mean_target_20_test" in (published.out_root / "synth" / "README.md").read_text()
 
 
 def test_literature_rows_sit_beside_our_values(store, published):

@@ -141,7 +141,15 @@ def duration(seconds: float) -> str:
 
 
 def winner_rows(protocol: str, board: Board) -> list[list[str]]:
-    return [[protocol_name(protocol), name, *winner(board, name, higher)] for name, higher in board.metrics]
+    """One row per headline metric that tells the models apart: a metric every model has with the same values
+    (an image-to-image task's trivial answer, ``l1_mean_target_*``) describes the task, not a model."""
+    return [[protocol_name(protocol), name, *winner(board, name, higher)] for name, higher in board.metrics
+            if not same_for_every_model(board, name)]
+
+
+def same_for_every_model(board: Board, name: str) -> bool:
+    values = [tuple(r.values[name]) for r in board.rows if r.metrics[name].n]
+    return len(values) > 1 and len({v[0] for v in values}) == 1 and all(len(set(v)) == 1 for v in values)
 
 
 def _ours(fig: Figure, boards: dict[str, Board]) -> str:
