@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import re
 import time
 from pathlib import Path
 
@@ -244,7 +245,9 @@ def test_stability_page_tests_with_welch_and_says_how_sure(store, published):
             line = case.findings[run_id]
             assert (line == "no findings") == (names == []) and all(n in line for n in names)
     html = (published.out_root / "stability.html").read_text()
-    assert "<script" not in html and "data:image/png;base64," in html
+    srcs = re.findall(r'<img src="([^"]+)"', html)
+    assert "<script" not in html and "data:" not in html and srcs
+    assert all((published.out_root / src).is_file() for src in srcs)  # each image once, beside the page
 
 
 def test_files_are_small_and_republishing_changes_nothing(store, published, tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jinja2
 
-from ganbench.reporting.render import CSS, data_uri, generated_line
+from ganbench.reporting.render import CSS, generated_line, image_src, shrink_png
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,8 @@ def _html_link(link: str) -> str:
     return link[:-len("README.md")] + "index.html" if link.endswith("README.md") else link.replace(".md", ".html")
 
 
-def to_html(title: str, blocks: list[Block]) -> str:
+def to_html(title: str, blocks: list[Block], base: Path) -> str:
+    """The page as HTML, its images addressed relative to ``base`` (the page's folder) and re-encoded small."""
     view = []
     for b in blocks:
         if isinstance(b, Heading):
@@ -96,6 +97,7 @@ def to_html(title: str, blocks: list[Block]) -> str:
                      for j, c in enumerate(row)] for i, row in enumerate(b.rows)]
             view.append({"type": "table", "head": b.head, "rows": rows})
         else:
-            view.append({"type": "image", "title": b.title, "src": data_uri(b.path)})
+            shrink_png(b.path)
+            view.append({"type": "image", "title": b.title, "src": image_src(b.path, base)})
     env = jinja2.Environment(autoescape=True)
     return env.from_string(TEMPLATE).render(title=title, blocks=view, css=CSS, generated=generated_line())

@@ -226,7 +226,7 @@ def publish(protocols: Sequence[str], out_root: Path | str = "reports", tracking
     blocks = index_blocks(newest, skipped, devices, figures)
     title = "ganbench reference results"
     index, html = out / "README.md", out / "index.html"
-    for path, text in ((index, P.to_markdown(title, blocks, out)), (html, P.to_html(title, blocks))):
+    for path, text in ((index, P.to_markdown(title, blocks, out)), (html, P.to_html(title, blocks, out))):
         with atomic_path(path) as t:
             t.write_text(text)
     files = [index, html, *files, *(f for r in reports for f in r.files)]

@@ -1,10 +1,10 @@
-"""``ganbench report``: boards -> ``reports/<protocol>/index.html`` (static, self-contained: images are
-embedded as data URIs, no script, no network) and ``README.md`` (a Markdown table, images beside it)."""
+"""``ganbench report``: boards -> ``reports/<protocol>/index.html`` (static: no script, no network; images
+beside it in ``img/``, re-encoded small) and ``README.md`` (a Markdown table, the same images)."""
 
 from __future__ import annotations
 
-import base64
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
+from PIL import Image
 import pandas as pd
 
 from ganbench.core.assets import atomic_path
@@ -133,8 +134,30 @@ def markdown(protocol: str, sections: list[Section], out: Path) -> str:
     return "\n".join(parts)
 
 
-def data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+def image_src(path: Path, page_dir: Path) -> str:
+    """An image's address in a page: its path relative to the page's folder (the images sit beside the pages
+    in ``img/``, so a folder of reports moves and is committed as a whole, each image stored once)."""
+    return Path(os.path.relpath(path, page_dir)).as_posix()
+
+
+# Report images are re-encoded small: plots as 256-colour palettes, grey grids as 8-bit grey, both lossless
+# for what they hold (a matplotlib figure has few colours; a grid's channels are equal), typically 3-5x smaller.
+PALETTE_COLOURS = 256
+
+
+def shrink_png(path: Path) -> None:
+    """Re-encode ``path`` in place as the smallest exact-enough PNG: grey when its channels are equal, else a
+    256-colour adaptive palette; optimised."""
+    with Image.open(path) as im:
+        im.load()
+    rgb = im.convert("RGB")
+    r, g, b = rgb.split()
+    if r.tobytes() == g.tobytes() == b.tobytes():
+        small = r
+    else:
+        small = rgb.quantize(PALETTE_COLOURS, method=Image.Quantize.MEDIANCUT)
+    with atomic_path(path) as tmp:
+        small.save(tmp, format="PNG", optimize=True)
 
 
 CSS = """
@@ -183,7 +206,7 @@ seeds a side.</p>
 """
 
 
-def html(protocol: str, sections: list[Section], uri: str) -> str:
+def html(protocol: str, sections: list[Section], uri: str, out: Path) -> str:
     view = []
     for sec in sections:
         head, rows = table_rows(sec.board, sec.devices)
@@ -194,7 +217,7 @@ def html(protocol: str, sections: list[Section], uri: str) -> str:
             ch, cr = comparison_rows(c)
             comps.append({"title": f"{c.a.model} vs {c.b.model}", "head": ch, "rows": cr, "verdict": c.verdict})
         view.append({"board": sec.board, "note": sec.note, "head": head, "rows": rows, "comparisons": comps,
-                     "figures": [{"title": f.title, "caption": f.caption, "kind": f.kind, "src": data_uri(f.path)}
+                     "figures": [{"title": f.title, "caption": f.caption, "kind": f.kind, "src": image_src(f.path, out)}
                                  for f in sec.figures]})
     env = jinja2.Environment(autoescape=True)
     return env.from_string(TEMPLATE).render(
@@ -258,7 +281,9 @@ def write_report(protocol: str, out_root: Path | str = "reports", tracking_uri: 
             figs = section_figures(board, tracker, img, Path(tmp)) if i == 0 else []
             sections.append(Section(board, comparisons(board), figs, note, model_devices(board, devices)))
     md_path, html_path = out / "README.md", out / "index.html"
-    for path, text in ((md_path, markdown(name, sections, out)), (html_path, html(name, sections, tracker.uri))):
+    for png in img.glob("*.png"):
+        shrink_png(png)
+    for path, text in ((md_path, markdown(name, sections, out)), (html_path, html(name, sections, tracker.uri, out))):
         with atomic_path(path) as t:
             t.write_text(text)
     files = [md_path, html_path, *write_tables(name, boards, devices, out), *sorted(img.iterdir())]

@@ -212,7 +212,7 @@ def write_stability(protocols: list[str], runs: pd.DataFrame, out_root: Path, tr
         blocks += case_blocks(case, img)
     title = f"Stability: {PAIR[0]} vs {PAIR[1]}"
     md, html = out_root / f"{PAGE}.md", out_root / f"{PAGE}.html"
-    for path, text in ((md, P.to_markdown(title, blocks, out_root)), (html, P.to_html(title, blocks))):
+    for path, text in ((md, P.to_markdown(title, blocks, out_root)), (html, P.to_html(title, blocks, out_root))):
         with atomic_path(path) as t:
             t.write_text(text)
     return cases, [md, html, *sorted(img.iterdir())]
