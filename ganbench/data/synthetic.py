@@ -66,6 +66,11 @@ class StackedView:
     def __len__(self) -> int:
         return len(self.triples)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the images are gathered (the trainer asks its data where it lives)."""
+        return self.base.device
+
     def __getitem__(self, idx) -> torch.Tensor:
         t = self.triples[idx]
         if t.dim() == 1:
