@@ -18,14 +18,20 @@
 #      holds the runs and the MLflow store: copy it back to render and commit reports/ from it.
 # Each part runs even if an earlier one failed (a GPU hour is scarce); the exit status says whether all passed.
 # A dry run of every part on the CPU, at small sizes: DEVICE=cpu IMAGES=1280 FID_N=200 EVAL_N=200 bash benchmarks/gpu_checks.sh
+# PARTS picks parts (default all: PARTS="1 2 3 4 5"), e.g. to spread them over several short sessions on a device;
+# IMAGES (training images per loop, default 60000) and FID_N (default 10000) shrink parts 1-3 to fit a budget.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
+PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 DEVICE=${DEVICE:-cuda}
+PARTS=" ${PARTS:-1 2 3 4 5} "
 failed=0
+n=0
 part() {
+  n=$((n + 1))
+  case "$PARTS" in *" $n "*) ;; *) return 0 ;; esac
   local t0=$SECONDS
-  echo "== $*"
+  echo "== part $n: $*"
   "$@" || { echo "== FAILED (exit $?): $*"; failed=1; }
   echo "== $((SECONDS - t0)) s"
 }
@@ -58,6 +64,12 @@ for run in range(2):
     print(f"  evaluation of one fashion-50ep run ({len(samples)} samples, {', '.join(results)}): "
           f"{time.perf_counter() - t0:.1f} s (goal < 30 s)")
 PY
-part $PY -m ganbench.cli reproduce --tier gpu --plan --device "$DEVICE"
-part timeout --signal=TERM "${TIER_S:-300}" $PY -m ganbench.cli reproduce --tier gpu --device "$DEVICE" --no-render
+tier() {  # the plan, then as many cells as fit in TIER_S seconds (ended by SIGTERM: the cell in training keeps its checkpoint)
+  $PY -m ganbench.cli reproduce --tier gpu --plan --device "$DEVICE" || return
+  timeout --signal=TERM "${TIER_S:-300}" $PY -m ganbench.cli reproduce --tier gpu --device "$DEVICE" --no-render
+  local rc=$?
+  [ $rc -eq 124 ] && { echo "  (ended after TIER_S=${TIER_S:-300} s; the next call continues)"; return 0; }
+  return $rc
+}
+part tier
 exit $failed
