@@ -67,6 +67,28 @@ def test_gate_refuses_another_identity_and_says_the_model_card_changed(gated, ca
     assert "dcgan (model card changed): changed since the baseline" in allowed.table()
 
 
+def test_a_baseline_of_several_models_keeps_only_the_metrics_each_model_logged(tmp_path):
+    """A conditional model logs a metric the unconditional one does not: the unconditional model's entry must
+    not list it, or every later check of that model fails on a metric it can never have."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = track.Tracker(uri)
+    specs = resolve(load_protocol(protocol_copy(tmp_path, "p", models=["dcgan", "cdcgan"])), W, ["dcgan", "cdcgan"],
+                    [0, 1, 2, 3])
+    ids = {}
+    for spec in specs:
+        run_id = log_run(tracker, spec, 400.0 + spec.seed)
+        if spec.model.name == "cdcgan":
+            tracker.log_metrics(run_id, {"label_acc": 0.5 + spec.seed / 100})
+            tracker.set_tags(run_id, {"ganbench.metric.label_acc": "extractor=x higher_is_better=True"})
+        ids[spec.model.name, spec.seed] = run_id
+    data = save_baseline([ids[m, s] for m in ("dcgan", "cdcgan") for s in (0, 1, 2)], tmp_path / "base.json", uri)
+    assert set(data["models"]["dcgan"]["metrics"]) == {FID}
+    assert set(data["models"]["cdcgan"]["metrics"]) == {FID, "label_acc"}
+    result = check([ids["dcgan", 3], ids["cdcgan", 3]], tmp_path / "base.json", uri)
+    assert {(r.model, r.metric) for r in result.rows} == {("dcgan", FID), ("cdcgan", FID), ("cdcgan", "label_acc")}
+    assert result.ok, result.table()
+
+
 def test_format_1_baseline_is_migrated_when_its_hash_holds_and_refused_otherwise(tmp_path):
     """A format-1 baseline holds one hash over the protocol and all its models (the old formula, written out here
     from today's protocol, cards and Inception weights): migration keeps its numbers and adds today's identities."""

@@ -63,9 +63,12 @@ def save_baseline(refs: list[str], path: Path | str, tracking_uri: str | None = 
         if len(row.seeds) < MIN_BASELINE_SEEDS:
             raise GanbenchError(f"model {row.model!r} has {len(row.seeds)} finished seed(s); a baseline needs at least "
                                 f"{MIN_BASELINE_SEEDS} to measure its spread: run more with `ganbench run --seeds ...`")
+        # Only the metrics this model's runs logged: a board of several models lists the union (a conditional
+        # model's label accuracy, say), which a model without it would read as "missing in the new runs".
         models[row.model] = {"identity": row.identity, "identity_parts": _parts(board.runs, row.identity),
                              "seeds": row.seeds, "run_ids": row.run_ids, "metrics": {
-            name: {"higher_is_better": higher, "values": row.values[name]} for name, higher in board.metrics}}
+            name: {"higher_is_better": higher, "values": row.values[name]} for name, higher in board.metrics
+            if len(row.values[name]) >= MIN_BASELINE_SEEDS}}
     data = {"format": BASELINE_FORMAT, "protocol": board.protocol, "protocol_hash": board.protocol_hash,
             "confidence": confidence, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "ganbench": __version__, "models": models}
