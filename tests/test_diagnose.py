@@ -122,6 +122,7 @@ def test_mode_collapse_needs_a_drop_against_its_own_history_and_the_real_data():
     f = only(dg.diagnose(rec, collapse), "mode-collapse")
     assert f.severity == "failure" and (f.start_step, f.end_step) == (70, 100)
     assert f.evidence["diversity"] == 2 and f.evidence["diversity_max_before"] == 10
+    assert f.summary.startswith("sample diversity fell to 20% of its maximum and 17% of the real data's")
     # Low from the start (an untrained G) is not a collapse: no drop against its own history.
     assert "mode-collapse" not in names(dg.diagnose(rec, samples_trace([2, 2.2, 2.1, 2, 2.3, 2.2])))
     # A drop that stays above half the real diversity is not a collapse either.
@@ -134,6 +135,7 @@ def test_mode_collapse_by_class_entropy_alone():
     ent = [1.0, 2.0, 2.2, 2.2, 0.3, 0.2, 0.2]  # one class dominates from step 50
     f = only(dg.diagnose(healthy_bce(), samples_trace([10] * 7, entropy=ent)), "mode-collapse")
     assert (f.start_step, f.end_step) == (50, 70) and f.evidence["class_entropy"] == 0.2
+    assert f.summary.startswith("class entropy fell to 0.2 (real data: 2.3); sample diversity at 100% of its maximum")
     # An early G whose blobs all land in one class from the first probe never had varied classes: no collapse
     # (the trace of a wgan-gp at 96 G steps: entropy 0 with one blip of 0.08, real 2.24).
     early = [0.0, 0.08, 0.0, 0.0, 0.0, 0.0, 0.0]
@@ -411,7 +413,9 @@ def test_mode_collapse_from_modes_covered_on_a_mixture_protocol():
     f = only(dg.diagnose(healthy_bce(), mon.samples), "mode-collapse")
     assert (f.start_step, f.end_step) == (80, 100)
     assert f.evidence["modes_covered"] == 2 and f.evidence["modes_covered_max_before"] == 8
-    assert "modes covered 2 (best before: 8)" in f.summary
+    # the summary names the signal that collapsed: the modes, not the diversity, which held
+    assert "modes covered fell to 2 (best before: 8)" in f.summary
+    assert "diversity fell" not in f.summary and "sample diversity at " in f.summary
     # a drop to 5 of 8 modes stays above half of the best: no finding from modes alone
     mon = dg.Monitor(torch.randn(128, 3, generator=torch.Generator().manual_seed(0)), real, space, as_uint8=False)
     for step, modes in zip(range(10, 110, 10), [every] * 7 + [[0, 1, 3, 4, 6]] * 3):

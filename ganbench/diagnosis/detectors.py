@@ -168,22 +168,31 @@ def g_dominance(t: Trace, th: Thresholds) -> list[Finding]:
             for a, b in spans(r["step"], flags, th)]
 
 
-def _collapse_flags(s: pd.DataFrame, th: Thresholds) -> pd.Series:
-    """Per-probe collapse flags: diversity, class entropy or modes covered fallen below the thresholds' shares."""
+def _collapse_signals(s: pd.DataFrame, th: Thresholds) -> dict[str, pd.Series]:
+    """Per-probe collapse flags of each signal: diversity, class entropy or modes covered fallen below the
+    thresholds' shares (a probe collapses when any of them is set)."""
     div = s["diversity"].astype(float)
-    flags = (div < th.collapse_own_ratio * div.cummax()) & (div < th.collapse_real_ratio * s["real_diversity"])
+    out = {"diversity": (div < th.collapse_own_ratio * div.cummax()) & (div < th.collapse_real_ratio * s["real_diversity"])}
     if "class_entropy" in s and s["class_entropy"].notna().all() and s.get("real_class_entropy") is not None:
         ent = s["class_entropy"].astype(float)
         real_ent, best = th.collapse_entropy_ratio * s["real_class_entropy"], ent.cummax()
         # a collapse falls from a varied state: the run's best entropy must once have reached the same share of
         # the real data's (an early G draws one blurry blob of one class from the start: not learned yet)
-        low_ent = (ent < th.collapse_entropy_ratio * best) & (ent < real_ent) & (best >= real_ent)
-        flags = flags | low_ent
+        out["class_entropy"] = (ent < th.collapse_entropy_ratio * best) & (ent < real_ent) & (best >= real_ent)
     if _has_modes(s):
         modes = s["modes_covered"].astype(float)
         # only while the samples are less spread than the real data: samples scattered wider than the data miss the
         # modes' 3-sigma discs (an early WGAN-GP on grid25: 6 -> 1 modes at 118% of the real diversity), not collapsed
-        flags = flags | ((modes < th.collapse_modes_ratio * modes.cummax()) & (div < s["real_diversity"]))
+        out["modes"] = (modes < th.collapse_modes_ratio * modes.cummax()) & (div < s["real_diversity"])
+    return out
+
+
+def _collapse_flags(s: pd.DataFrame, th: Thresholds) -> pd.Series:
+    """Per-probe collapse flags: any signal of ``_collapse_signals`` set."""
+    signals = list(_collapse_signals(s, th).values())
+    flags = signals[0]
+    for f in signals[1:]:
+        flags = flags | f
     return flags
 
 
@@ -204,20 +213,33 @@ def _runs(flags: pd.Series, min_length: int) -> list[tuple[int, int]]:
     return out
 
 
-def _collapse_finding(s: pd.DataFrame, a: int, b: int) -> Finding:
-    """The finding of probes ``a``..``b`` (row indices): the last probe's statistics against the best before."""
+def _collapse_finding(s: pd.DataFrame, th: Thresholds, a: int, b: int) -> Finding:
+    """The finding of probes ``a``..``b`` (row indices): the last probe's statistics against the best before,
+    the signals that collapsed in the span first (a span flagged by its modes alone says so, not that its
+    diversity 'fell')."""
     div = s["diversity"].astype(float)
     ev = {"diversity": float(div[b]), "diversity_max_before": float(div[: a + 1].max()),
           "real_diversity": float(s["real_diversity"][b])}
     if "class_entropy" in s:
         ev.update(class_entropy=float(s["class_entropy"][b]),
                   real_class_entropy=float(s.get("real_class_entropy", pd.Series([np.nan] * len(s)))[b]))
-    summary = (f"sample diversity fell to {ev['diversity'] / max(ev['diversity_max_before'], BASE_FLOOR):.0%} of "
-               f"its maximum and {ev['diversity'] / max(ev['real_diversity'], BASE_FLOOR):.0%} of the real data's")
+    fired = {name for name, f in _collapse_signals(s, th).items() if bool(f[a: b + 1].any())}
+    diversity = (f"{ev['diversity'] / max(ev['diversity_max_before'], BASE_FLOOR):.0%} of its maximum and "
+                 f"{ev['diversity'] / max(ev['real_diversity'], BASE_FLOOR):.0%} of the real data's")
+    collapsed, held = [], []
+    if "diversity" in fired:
+        collapsed.append(f"sample diversity fell to {diversity}")
+    else:
+        held.append(f"sample diversity at {diversity}")
+    if "class_entropy" in fired:
+        collapsed.append(f"class entropy fell to {ev['class_entropy']:.3g} "
+                         f"(real data: {ev['real_class_entropy']:.3g})")
     if _has_modes(s):
         modes = s["modes_covered"].astype(float)
         ev.update(modes_covered=int(modes[b]), modes_covered_max_before=int(modes[: a + 1].max()))
-        summary += f"; modes covered {ev['modes_covered']} (best before: {ev['modes_covered_max_before']})"
+        text = f"{ev['modes_covered']} (best before: {ev['modes_covered_max_before']})"
+        (collapsed.append(f"modes covered fell to {text}") if "modes" in fired else held.append(f"modes covered {text}"))
+    summary = "; ".join(collapsed) + ("; " + "; ".join(held) if held else "")
     return Finding("mode-collapse", "failure", int(s["step"][a]), int(s["step"][b]), summary, ev, REMEDIES["collapse"])
 
 
@@ -226,7 +248,7 @@ def mode_collapse(t: Trace, th: Thresholds) -> list[Finding]:
     """The fixed batch's diversity drops sharply below its own running maximum and below the real data's,
     or its class entropy (or the modes it covers, where the modes are known) collapses the same way."""
     s = t.samples.sort_values("step").reset_index(drop=True)
-    return [_collapse_finding(s, a, b) for a, b in _runs(_collapse_flags(s, th), th.collapse_min_probes)]
+    return [_collapse_finding(s, th, a, b) for a, b in _runs(_collapse_flags(s, th), th.collapse_min_probes)]
 
 
 def _is_classifier(r: pd.DataFrame) -> bool:
