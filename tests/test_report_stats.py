@@ -9,7 +9,7 @@ from scipy import stats as st
 
 import pandas as pd
 
-from ganbench.reporting.leaderboard import headline_metrics, is_healthy, metric_direction
+from ganbench.reporting.leaderboard import MetricDelta, headline_metrics, is_healthy, metric_direction, model_row, verdict
 from ganbench.reporting.stats import bootstrap_ci, regression_bound, summarise, welch_test
 
 
@@ -92,3 +92,38 @@ def test_health_needs_a_finished_run_without_failure_findings():
     assert is_healthy(pd.Series({"status": "finished", "tags.ganbench.health": "warning"}))
     assert not is_healthy(pd.Series({"status": "finished", "tags.ganbench.health": "failure"}))
     assert not is_healthy(pd.Series({"status": "diverged"}))
+
+
+def _row(model: str, fids: list[float]):
+    runs = pd.DataFrame({"seed": range(len(fids)), "status": "finished", "metrics.fid_10k_test": fids,
+                         "metrics.wall_time_s": 100.0, "metrics.images_seen": 1e6, "protocol_hash": "h",
+                         "run_id": [f"{model}-{i}" for i in range(len(fids))], "tags.ganbench.health": "none"})
+    return model_row(model, runs, [("fid_10k_test", False)])
+
+
+def _verdict(a, b) -> str:
+    d = MetricDelta("fid_10k_test", False, a.metrics["fid_10k_test"], b.metrics["fid_10k_test"],
+                    welch_test(a.values["fid_10k_test"], b.values["fid_10k_test"]))
+    return verdict("p", a, b, [d])
+
+
+def test_the_verdict_says_not_established_when_no_metric_could_be_tested():
+    # one seed a side: no test, so not 'no significant difference' (which would read as a tested null result)
+    one = _verdict(_row("dcgan", [13.6]), _row("wgan-gp", [33.8]))
+    assert "Overall, not established" in one and "no significant difference" not in one
+    # three seeds a side within each other's spread: a test ran and found no difference
+    three = _verdict(_row("dcgan", [13.0, 20.0, 16.0]), _row("wgan-gp", [15.0, 19.0, 14.0]))
+    assert "Overall, no significant difference" in three
+    # clearly apart: the better model is named
+    apart = _verdict(_row("dcgan", [13.0, 13.5, 14.0]), _row("wgan-gp", [33.0, 34.0, 35.0]))
+    assert "Overall, dcgan is the better model" in apart
+
+
+def test_a_findings_line_groups_a_recurring_kind_with_its_count_and_span():
+    from ganbench.diagnosis.findings import Finding
+    from ganbench.reporting.stability import findings_line
+    fs = [Finding("oscillation", "warning", a, a + 19, "") for a in (300, 100, 5000)]
+    fs += [Finding("d-dominance", "warning", 7, 51, ""), Finding("healthy-equilibrium", "info", 900, 4000, "")]
+    assert findings_line(fs) == ("warning d-dominance (steps 7-51); warning oscillation x3 (steps 100-5019, "
+                                 "60 steps in all); info healthy-equilibrium (steps 900-4000)")
+    assert findings_line([]) == "no findings"

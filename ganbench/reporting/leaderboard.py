@@ -290,8 +290,11 @@ def verdict(protocol: str, a: ModelRow, b: ModelRow, deltas: list[MetricDelta]) 
     elif wins["a"] and wins["b"]:
         parts.append(f"Overall, the metrics disagree: {a.model} wins on {', '.join(wins['a'])}, "
                      f"{b.model} on {', '.join(wins['b'])}.")
-    else:
+    elif any(not math.isnan(d.test.p_value) for d in deltas):
         parts.append("Overall, no significant difference in quality between the two on this protocol.")
+    else:
+        parts.append("Overall, not established: no metric could be tested (fewer than two seeds on a side, or no "
+                     "spread); run more seeds with `ganbench run --seeds ...`.")
     return " ".join(parts)
 
 

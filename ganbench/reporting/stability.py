@@ -59,10 +59,27 @@ def run_findings(tracker: Tracker, run_id: str, tmp: Path) -> str:
     if DIAGNOSIS_FILE not in tracker.artifacts(run_id):
         return f"no diagnosis logged (health tag: {tracker.get(run_id).data.tags.get('ganbench.health', 'none')})"
     diag = Diagnosis.from_dict(json.loads(tracker.download(run_id, DIAGNOSIS_FILE, tmp / run_id).read_text()))
-    if not diag.findings:
+    return findings_line(diag.findings)
+
+
+def findings_line(findings) -> str:
+    """Findings as one line, ``severity name (steps a-b)`` in order of their first step; a kind that recurs
+    (a long DCGAN run's hundred short oscillation spans) is one entry with its count, first to last step and
+    the steps it covers, so the line stays readable."""
+    if not findings:
         return "no findings"
-    return "; ".join(f"{f.severity} {f.name} (steps {f.start_step}-{f.end_step})"
-                     for f in sorted(diag.findings, key=lambda f: (f.start_step, f.name)))
+    kinds: dict[tuple[str, str], list] = {}
+    for f in sorted(findings, key=lambda f: (f.start_step, f.name)):
+        kinds.setdefault((f.severity, f.name), []).append(f)
+    out = []
+    for (severity, name), fs in kinds.items():
+        if len(fs) == 1:
+            out.append(f"{severity} {name} (steps {fs[0].start_step}-{fs[0].end_step})")
+        else:
+            covered = sum(f.end_step - f.start_step + 1 for f in fs)
+            out.append(f"{severity} {name} x{len(fs)} (steps {fs[0].start_step}-{max(f.end_step for f in fs)}, "
+                       f"{covered} steps in all)")
+    return "; ".join(out)
 
 
 def _spread_ratio(sa: float, sb: float) -> float:
