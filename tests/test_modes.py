@@ -173,7 +173,34 @@ def test_stacked_images_give_the_statistics_of_their_channels_predictions(held_o
     assert via_images["modes_corrected"] == 10
     from ganbench.diagnosis import mode_counter
 
-    assert mode_counter("stacked-mnist")(images) == 10 < via_images["modes_pacgan"]  # the probes' count is the corrected one
+    assert mode_counter("stacked-mnist")(images) == via_images["modes_pacgan"]  # the probes count distinct modes
+
+
+def test_the_probe_count_of_real_stacked_batches_never_reads_as_a_collapse(held_out_digits):
+    """The health monitor probes 128 samples; over 20 real batches its mode count must stay put (the
+    confusion-corrected count read 2 to 19 there), and a G of 10 modes must read far below it."""
+    import pandas as pd
+
+    from ganbench.data.synthetic import StackedView
+    from ganbench.diagnosis import PROBE_SAMPLES, diagnose, mode_counter
+
+    h, count = held_out_digits, mode_counter("stacked-mnist")
+    n = len(h["labels"])
+    gen = torch.Generator().manual_seed(3)
+    real = [count(StackedView(h["images"], torch.randint(n, (PROBE_SAMPLES, 3), generator=gen)).materialise())
+            for _ in range(20)]
+    assert min(real) > 0.85 * PROBE_SAMPLES, real  # ~1000 modes: nearly every sample its own
+    index, _ = k_mode_generator(h["labels"], 10, PROBE_SAMPLES, seed=4)
+    collapsed = count(StackedView(h["images"], index).materialise())
+    assert 10 <= collapsed < 0.3 * min(real), collapsed  # a misread digit may add a mode, never 60 of them
+
+    def trace(modes):
+        return pd.DataFrame({"step": [50 * (i + 1) for i in range(len(modes))], "modes_covered": modes,
+                             "diversity": 17.0, "real_diversity": 17.7})
+
+    records = pd.DataFrame({"step": range(1, 1001), "d_loss": 0.6, "g_loss": 1.0})
+    assert not [f for f in diagnose(records, trace(real)).findings if f.name == "mode-collapse"]
+    assert [f for f in diagnose(records, trace(real[:10] + [collapsed] * 3)).findings if f.name == "mode-collapse"]
 
 
 def test_em_recovers_true_counts_from_noise_free_hits():
