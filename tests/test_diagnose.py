@@ -410,6 +410,7 @@ def test_mode_collapse_from_modes_covered_on_a_mixture_protocol():
     div = mon.samples["diversity"]
     assert div.iloc[-1] > 0.5 * div.max()  # the diversity rule alone would not fire
     assert list(mon.samples["modes_covered"]) == [8] * 7 + [2] * 3
+    assert set(mon.samples["real_modes_covered"]) == {8}  # the real batch covers every mode
     f = only(dg.diagnose(healthy_bce(), mon.samples), "mode-collapse")
     assert (f.start_step, f.end_step) == (80, 100)
     assert f.evidence["modes_covered"] == 2 and f.evidence["modes_covered_max_before"] == 8
@@ -427,6 +428,12 @@ def test_mode_collapse_from_modes_covered_on_a_mixture_protocol():
                           "diversity": [3.9, 3.9, 3.9, 3.9, 3.9]})
     assert "mode-collapse" not in names(dg.diagnose(healthy_bce(), trace))
     trace["diversity"] = [3.9, 3.9, 3.0, 3.0, 3.0]
+    assert only(dg.diagnose(healthy_bce(), trace), "mode-collapse").start_step == 75
+    # with the real batch's count recorded (the monitor does), a fall counts only from a varied state: 6 of 25 modes
+    # was never half of the real data's, 14 was
+    trace["real_modes_covered"] = 25.0
+    assert "mode-collapse" not in names(dg.diagnose(healthy_bce(), trace))
+    trace["modes_covered"] = [14, 14, 1, 1, 1]
     assert only(dg.diagnose(healthy_bce(), trace), "mode-collapse").start_step == 75
 
 

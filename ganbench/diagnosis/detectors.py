@@ -181,9 +181,15 @@ def _collapse_signals(s: pd.DataFrame, th: Thresholds) -> dict[str, pd.Series]:
         out["class_entropy"] = (ent < th.collapse_entropy_ratio * best) & (ent < real_ent) & (best >= real_ent)
     if _has_modes(s):
         modes = s["modes_covered"].astype(float)
+        best = modes.cummax()
         # only while the samples are less spread than the real data: samples scattered wider than the data miss the
         # modes' 3-sigma discs (an early WGAN-GP on grid25: 6 -> 1 modes at 118% of the real diversity), not collapsed
-        out["modes"] = (modes < th.collapse_modes_ratio * modes.cummax()) & (div < s["real_diversity"])
+        fell = (modes < th.collapse_modes_ratio * best) & (div < s["real_diversity"])
+        if "real_modes_covered" in s and s["real_modes_covered"].notna().all():
+            # and from a varied state, as for the class entropy: the run's best must once have reached the same share
+            # of the real batch's count (an untrained G on stacked MNIST: 3 -> 1 of the real batch's ~120 modes)
+            fell &= best >= th.collapse_modes_ratio * s["real_modes_covered"].astype(float)
+        out["modes"] = fell
     return out
 
 

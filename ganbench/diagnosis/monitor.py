@@ -72,8 +72,10 @@ class Monitor:
             samples = generate(G, self.z, as_uint8=self.as_uint8)  # images | 2D points
             stats = sample_statistics(samples, self.space)
         real = self.real_at(G)
-        self.rows.append({"step": step, **stats, "real_diversity": real["diversity"],
-                          "real_class_entropy": real["class_entropy"]})
+        row = {"step": step, **stats, "real_diversity": real["diversity"], "real_class_entropy": real["class_entropy"]}
+        if "modes_covered" in real:
+            row["real_modes_covered"] = real["modes_covered"]
+        self.rows.append(row)
 
     def real_at(self, G) -> dict:
         """The real reference at the resolution G draws now. A growing G (ProGAN-lite: ``progress_info``) at 8x8

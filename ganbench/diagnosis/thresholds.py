@@ -40,7 +40,7 @@ class Thresholds:
 
     # Mode collapse (sample statistics, checked at each probe).
     collapse_modes_ratio: float = 0.5  # modes covered by the probe batch / the run's own running maximum below this,
-    # while the samples' diversity is below the real data's
+    # while the samples' diversity is below the real data's, after the run's best reached this share of the real batch's count
     # (protocols with known modes; the same "half of its best" rule as diversity, not calibrated separately)
     collapse_own_ratio: float = 0.5  # diversity / the run's own running maximum below this ...
     collapse_real_ratio: float = 0.5  # ... and diversity / the real data's diversity below this
