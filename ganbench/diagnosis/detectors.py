@@ -10,7 +10,9 @@ numbers that triggered it and the standard remedies. Adding a detector = one dec
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import operator
 from dataclasses import dataclass
 from typing import Callable
 
@@ -193,15 +195,6 @@ def _collapse_signals(s: pd.DataFrame, th: Thresholds) -> dict[str, pd.Series]:
     return out
 
 
-def _collapse_flags(s: pd.DataFrame, th: Thresholds) -> pd.Series:
-    """Per-probe collapse flags: any signal of ``_collapse_signals`` set."""
-    signals = list(_collapse_signals(s, th).values())
-    flags = signals[0]
-    for f in signals[1:]:
-        flags = flags | f
-    return flags
-
-
 def _has_modes(s: pd.DataFrame) -> bool:
     return "modes_covered" in s and bool(s["modes_covered"].notna().all())
 
@@ -219,7 +212,7 @@ def _runs(flags: pd.Series, min_length: int) -> list[tuple[int, int]]:
     return out
 
 
-def _collapse_finding(s: pd.DataFrame, th: Thresholds, a: int, b: int) -> Finding:
+def _collapse_finding(s: pd.DataFrame, signals: dict[str, pd.Series], a: int, b: int) -> Finding:
     """The finding of probes ``a``..``b`` (row indices): the last probe's statistics against the best before,
     the signals that collapsed in the span first (a span flagged by its modes alone says so, not that its
     diversity 'fell')."""
@@ -229,7 +222,7 @@ def _collapse_finding(s: pd.DataFrame, th: Thresholds, a: int, b: int) -> Findin
     if "class_entropy" in s:
         ev.update(class_entropy=float(s["class_entropy"][b]),
                   real_class_entropy=float(s.get("real_class_entropy", pd.Series([np.nan] * len(s)))[b]))
-    fired = {name for name, f in _collapse_signals(s, th).items() if bool(f[a: b + 1].any())}
+    fired = {name for name, f in signals.items() if bool(f[a: b + 1].any())}
     diversity = (f"{ev['diversity'] / max(ev['diversity_max_before'], BASE_FLOOR):.0%} of its maximum and "
                  f"{ev['diversity'] / max(ev['real_diversity'], BASE_FLOOR):.0%} of the real data's")
     collapsed, held = [], []
@@ -244,7 +237,10 @@ def _collapse_finding(s: pd.DataFrame, th: Thresholds, a: int, b: int) -> Findin
         modes = s["modes_covered"].astype(float)
         ev.update(modes_covered=int(modes[b]), modes_covered_max_before=int(modes[: a + 1].max()))
         text = f"{ev['modes_covered']} (best before: {ev['modes_covered_max_before']})"
-        (collapsed.append(f"modes covered fell to {text}") if "modes" in fired else held.append(f"modes covered {text}"))
+        if "modes" in fired:
+            collapsed.append(f"modes covered fell to {text}")
+        else:
+            held.append(f"modes covered {text}")
     summary = "; ".join(collapsed) + ("; " + "; ".join(held) if held else "")
     return Finding("mode-collapse", "failure", int(s["step"][a]), int(s["step"][b]), summary, ev, REMEDIES["collapse"])
 
@@ -254,7 +250,9 @@ def mode_collapse(t: Trace, th: Thresholds) -> list[Finding]:
     """The fixed batch's diversity drops sharply below its own running maximum and below the real data's,
     or its class entropy (or the modes it covers, where the modes are known) collapses the same way."""
     s = t.samples.sort_values("step").reset_index(drop=True)
-    return [_collapse_finding(s, th, a, b) for a, b in _runs(_collapse_flags(s, th), th.collapse_min_probes)]
+    signals = _collapse_signals(s, th)
+    flags = functools.reduce(operator.or_, signals.values())  # a probe collapses when any signal is set
+    return [_collapse_finding(s, signals, a, b) for a, b in _runs(flags, th.collapse_min_probes)]
 
 
 def _is_classifier(r: pd.DataFrame) -> bool:
