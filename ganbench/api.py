@@ -31,10 +31,11 @@ from ganbench.core.assets import FileCheck, raise_for_bad
 from ganbench.core.errors import GanbenchError
 from ganbench.core.track import Tracker
 from ganbench.diagnosis import Diagnosis, Finding, diagnose_run
-from ganbench.extractors import data_names, fetch_named, verify_named
+from ganbench.extractors import data_names, domain, fetch_named, verify_named
 from ganbench.metrics import MetricResult
 from ganbench.pipeline import reproduce as reproduction
 from ganbench.pipeline.evaluate import evaluate_source
+from ganbench.pipeline.reevaluate import Reevaluated, reevaluate as reevaluate_runs
 from ganbench.pipeline.run import RunOutcome, run_protocol
 from ganbench.pipeline.use import load_generator_from_run
 from ganbench.reporting.leaderboard import Board, Comparison, build_boards, compare as compare_rows
@@ -54,7 +55,7 @@ class Results:
     """What ``evaluate`` measured: each metric's result (value, spread, floor, recipe) and its provenance."""
 
     protocol: str
-    identity: str  # the protocol side of the identity hash (data, evaluation recipe, weights' hashes)
+    identity: str  # the evaluation identity (evaluation recipe, reference data, weights' hashes) of every number
     source: str  # what was measured, as the MLflow tag ``ganbench.source`` says
     metrics: Mapping[str, MetricResult]
     eval_time_s: float
@@ -172,7 +173,7 @@ def evaluate(samples_or_generator: torch.Tensor | np.ndarray | str | Path | nn.M
     out = evaluate_source(protocol, samples_or_generator, source, z_dim, device, tracking_uri, name, track,
                           data_root, value_range, metrics)
     proto_name = protocol.name if isinstance(protocol, Protocol) else load_protocol(str(protocol)).name
-    return Results(proto_name, out.identity.hash, out.source, out.results, out.eval_time_s, out.run_id)
+    return Results(proto_name, out.identity.eval_hash, out.source, out.results, out.eval_time_s, out.run_id)
 
 
 def _source_label(obj: Any) -> str:
@@ -332,6 +333,15 @@ def reproduce(tier: str, *, plan_only: bool = False, out: str | Path = "reports"
     return Reproduction(planned, result, reports, unrendered)
 
 
+def reevaluate(protocol: str, *, models: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+               device: str = "auto", tracking_uri: str | None = None, data_root: str | Path | None = None,
+               say: Callable[[str], None] = print) -> list[Reevaluated]:
+    """Every finished run of ``protocol`` trained under its current training identity, evaluated again under its
+    current evaluation where its numbers were measured under another one (``ganbench reevaluate``); trains nothing."""
+    return reevaluate_runs(protocol, list(models) if models else None, list(seeds) if seeds else None, device,
+                           tracking_uri, data_root, say)
+
+
 def _render(protocols: Sequence[str], out: str | Path, tracking_uri: str | None) -> tuple[dict[str, Path], dict[str, str]]:
     """Publish every protocol of the catalogue that has runs (so that the index and the stability page cover
     every tier rendered into ``out``, not only this one); returns the reports (protocol -> README.md) and the
@@ -401,6 +411,20 @@ def fetch_data(names: Sequence[str] = ()) -> Iterator[str]:
     thing fetched, as it is done."""
     for name in _check_data_names(names):
         yield "\n".join(fetch_named(name))
+
+
+def train_domain_classifier(dataset: str, out: str | Path, data_root: str | Path | None = None,
+                            progress: bool = True) -> Path:
+    """Train ``dataset``'s domain classifier with the shipped recipe and write ``<out>/domain-<dataset>.pt``
+    (``ganbench data train-domain``); used in place of the shipped one when GANBENCH_DOMAIN_WEIGHTS=<out>, and
+    then every number measured in its feature space carries its weights hash: a new identity."""
+    if dataset not in domain.domain_datasets():
+        raise GanbenchError(f"no domain classifier can be trained for {dataset!r}; datasets that have one: "
+                            f"{', '.join(domain.domain_datasets())}")
+    path = Path(out) / f"domain-{dataset}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    domain.write_classifier(dataset, path, data_root=data_root, progress=progress)
+    return path
 
 
 def verify_data(names: Sequence[str] = (), data_root: str | Path | None = None) -> Iterator[list[FileCheck]]:

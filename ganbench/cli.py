@@ -64,7 +64,7 @@ def common(p: argparse.ArgumentParser, *names: str, **helps: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganbench", description="Train reference GANs under fixed protocols and measure them.")
     sub = p.add_subparsers(dest="command", required=True)
-    for add in (_add_run, _add_sweep, _add_reproduce, _add_data, _add_lookup, _add_eval, _add_report, _add_gate,
+    for add in (_add_run, _add_sweep, _add_reproduce, _add_reevaluate, _add_data, _add_lookup, _add_eval, _add_report, _add_gate,
                 _add_use, _add_card):
         add(sub)
     return p
@@ -136,6 +136,15 @@ def _add_reproduce(sub) -> None:
                          "file says; the gpu tier does)")
 
 
+def _add_reevaluate(sub) -> None:
+    re_ = sub.add_parser("reevaluate", help="measure finished runs again under their protocol's current evaluation "
+                                            "(a metric added, other weights): the final weights, nothing trained")
+    re_.add_argument("--protocol", required=True, help="protocol name or .toml path")
+    re_.add_argument("--models", nargs="+", help="only these models (default: the protocol's)")
+    re_.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: the protocol's)")
+    common(re_, "tracking_uri", "device", "data_root")
+
+
 def _add_data(sub) -> None:
     d = sub.add_parser("data", help="fetch or verify datasets and weights")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -144,6 +153,11 @@ def _add_data(sub) -> None:
     v = dsub.add_parser("verify", help="re-check cached files against their pinned hashes")
     v.add_argument("names", nargs="*", help=f"what to verify (default: all): {', '.join(DATA_NAMES)}")
     common(v, "data_root")
+    t = dsub.add_parser("train-domain", help="train a domain classifier anew into a folder (use it with "
+                                             "GANBENCH_DOMAIN_WEIGHTS=FOLDER: a new identity); ganbench ships them")
+    t.add_argument("dataset", help="mnist or fashion-mnist")
+    t.add_argument("--out", required=True, metavar="FOLDER", help="where domain-<dataset>.pt is written")
+    common(t, "data_root")
 
 
 def _add_lookup(sub) -> None:
@@ -347,7 +361,20 @@ def cmd_reproduce(args) -> int:
     return 0 if out.result.ok else 1
 
 
+def cmd_reevaluate(args) -> int:
+    done = api.reevaluate(args.protocol, models=args.models, seeds=args.seeds, device=args.device,
+                          tracking_uri=args.tracking_uri, data_root=args.data_root,
+                          say=lambda line: print(line, flush=True))
+    again = sum(d.action == "re-evaluated" for d in done)
+    print(f"{len(done)} finished runs: {again} re-evaluated, {len(done) - again} already current")
+    return 0
+
+
 def cmd_data(args) -> int:
+    if args.data_command == "train-domain":
+        path = api.train_domain_classifier(args.dataset, args.out, args.data_root)
+        print(f"wrote {path}; use it with GANBENCH_DOMAIN_WEIGHTS={path.parent} (a new identity for what it measures)")
+        return 0
     if args.data_command == "verify":
         for checks in api.verify_data(args.names, args.data_root):  # every file printed, then an error for bad ones
             print("\n".join(c.line() for c in checks), flush=True)
@@ -465,7 +492,8 @@ def cmd_style_mix(args) -> int:
     return 0
 
 
-HANDLERS = {"run": cmd_run, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "data": cmd_data, "list": cmd_list,
+HANDLERS = {"run": cmd_run, "sweep": cmd_sweep, "reproduce": cmd_reproduce, "reevaluate": cmd_reevaluate,
+            "data": cmd_data, "list": cmd_list,
             "show": cmd_show, "diagnose": cmd_diagnose, "eval": cmd_eval, "report": cmd_report, "publish": cmd_publish,
             "compare": cmd_compare,
             "check": cmd_check, "baseline": cmd_baseline, "sample": cmd_sample, "interpolate": cmd_interpolate,

@@ -54,7 +54,23 @@ def test_baseline_stores_each_models_identity_and_parts(gated):
     spec = gated["spec"]
     assert data["models"]["dcgan"]["identity"] == spec.protocol_hash
     assert data["models"]["dcgan"]["identity_parts"] == spec.identity.parts
-    assert data["protocol_hash"] == spec.identity.shared_hash
+    assert data["protocol_hash"] == spec.identity.board_hash
+    assert data["models"]["dcgan"]["eval_identity"] == spec.identity.eval_hash
+    assert data["models"]["dcgan"]["eval_identity_parts"] == spec.identity.eval_parts
+
+
+def test_gate_refuses_runs_evaluated_under_another_evaluation_and_names_reevaluate(gated, tmp_path, monkeypatch):
+    """Runs of the baseline's training identity whose numbers come from another evaluation (a metric added to the
+    protocol since) are not gated against it: the error says what changed and that re-evaluation fixes it."""
+    spec = gated["spec"]
+    monkeypatch.delenv("GANBENCH_ZOO_PATH")  # the baseline's card
+    path = protocol_copy(tmp_path / "more", "p", metrics='["fid", "kid", "fid@domain", "memorisation"]')
+    (more,) = resolve(load_protocol(path), W, ["dcgan"], [4])
+    assert more.protocol_hash == spec.protocol_hash and more.identity.eval_hash != spec.identity.eval_hash
+    run = log_run(track.Tracker(gated["uri"]), more, 404.0)
+    with pytest.raises(GanbenchError, match=r"trained under the baseline's identity .* evaluated under another "
+                                            r"evaluation \(protocol's evaluation changed.*ganbench reevaluate --protocol p"):
+        check([run], gated["baseline"], gated["uri"])
 
 
 def test_gate_refuses_another_identity_and_says_the_model_card_changed(gated, capsys):
@@ -134,7 +150,7 @@ def test_leaderboard_ranks_models_of_one_protocol_identity_and_sets_an_older_car
     (wgan,) = resolve(load_protocol(path), W, ["wgan-gp"], [0])
     log_run(tracker, wgan, 450.0)  # logged after the card change: wgan-gp's identity did not move
     newest, older = build_boards(tracker.search(), "p")
-    assert newest.protocol_hash == older.protocol_hash == gated["spec"].identity.shared_hash
+    assert newest.protocol_hash == older.protocol_hash == gated["spec"].identity.board_hash
     assert {r.model: len(r.seeds) for r in newest.rows} == {"dcgan": 1, "wgan-gp": 1}
     assert newest.row("dcgan").identity != gated["spec"].protocol_hash  # the changed card
     assert [(r.model, r.seeds, r.identity) for r in older.rows] == [("dcgan", [0, 1, 2, 3], gated["spec"].protocol_hash)]

@@ -27,9 +27,11 @@ from ganbench.core.errors import GanbenchError
 
 TAG_STATUS = "ganbench.status"  # finished | diverged | failed | running
 TAG_PROTOCOL = "ganbench.protocol"
-TAG_PROTOCOL_HASH = "ganbench.protocol_hash"  # the run's identity hash (of its protocol and model; historical name)
-TAG_SHARED_HASH = "ganbench.shared_hash"  # the identity without the model: runs a leaderboard may rank together
-TAG_IDENTITY = "ganbench.identity"  # JSON: the identity's parts (part -> SHA-256), to say what changed
+TAG_PROTOCOL_HASH = "ganbench.protocol_hash"  # the run's training identity (protocol's training side, model, data)
+TAG_SHARED_HASH = "ganbench.shared_hash"  # the training identity without the model: runs a leaderboard may rank together
+TAG_IDENTITY = "ganbench.identity"  # JSON: the training identity's parts (part -> SHA-256), to say what changed
+TAG_EVAL_HASH = "ganbench.eval_hash"  # the evaluation identity its numbers were measured under (changes on re-evaluation)
+TAG_EVAL_IDENTITY = "ganbench.eval_identity"  # JSON: the evaluation identity's parts
 TAG_MODEL = "ganbench.model"
 TAG_SEED = "ganbench.seed"
 TAG_MESSAGE = "ganbench.message"
@@ -70,7 +72,12 @@ def flatten(d: dict, prefix: str = "") -> dict[str, str]:
 def identity_tags(ident) -> dict[str, str]:
     """The tags that carry a ``protocol.Identity``."""
     return {TAG_PROTOCOL_HASH: ident.hash, TAG_SHARED_HASH: ident.shared_hash,
-            TAG_IDENTITY: json.dumps(ident.parts, sort_keys=True)}
+            TAG_IDENTITY: json.dumps(ident.parts, sort_keys=True), **eval_identity_tags(ident)}
+
+
+def eval_identity_tags(ident) -> dict[str, str]:
+    """The tags that carry the evaluation side of a ``protocol.Identity`` (rewritten by a re-evaluation)."""
+    return {TAG_EVAL_HASH: ident.eval_hash, TAG_EVAL_IDENTITY: json.dumps(ident.eval_parts, sort_keys=True)}
 
 
 def experiment_name(protocol: str) -> str:
@@ -221,7 +228,8 @@ class Tracker:
     def search(self, experiments: list[str] | None = None, run_ids: list[str] | None = None):
         """Runs as a pandas DataFrame, one row per run: ``run_id``, ``experiment``, ``run_name``, ``start_time``,
         ``status`` (the ganbench status tag), ``protocol``, ``protocol_hash`` (the run's identity), ``shared_hash``
-        (the identity without the model; older runs: their protocol hash), ``model``, ``seed``, then
+        (the identity without the model; older runs: their protocol hash), ``eval_hash`` (the evaluation identity
+        of its numbers; "" for runs made before it was recorded), ``model``, ``seed``, then
         ``metrics.<name>`` (final values) and ``tags.<name>`` columns, as ``mlflow.search_runs`` names them.
 
         ``experiments`` are experiment names (default: every ``ganbench/...`` experiment); ``run_ids`` picks runs."""
@@ -248,11 +256,13 @@ class Tracker:
                          "status": tags.get(TAG_STATUS, run.info.status.lower()),
                          "protocol": tags.get(TAG_PROTOCOL), "protocol_hash": tags.get(TAG_PROTOCOL_HASH),
                          "shared_hash": tags.get(TAG_SHARED_HASH, tags.get(TAG_PROTOCOL_HASH)),
+                         "eval_hash": tags.get(TAG_EVAL_HASH, ""),
                          "model": tags.get(TAG_MODEL), "seed": int(seed) if seed is not None else None,
                          **{f"metrics.{k}": v for k, v in run.data.metrics.items()},
                          **{f"tags.{k}": v for k, v in tags.items() if k.startswith("ganbench.")}})
         return pd.DataFrame(rows, columns=None if rows else ["run_id", "experiment", "run_name", "start_time", "status",
-                                                             "protocol", "protocol_hash", "shared_hash", "model", "seed"])
+                                                             "protocol", "protocol_hash", "shared_hash", "eval_hash", "model",
+                                                             "seed"])
 
     def resolve_runs(self, ref: str) -> list[str]:
         """Run ids named by ``ref``: a run id, an experiment name, or a protocol name (experiment ``ganbench/<ref>``)."""

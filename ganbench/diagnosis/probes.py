@@ -72,20 +72,15 @@ def pixel_space() -> FeatureSpace:
     return FeatureSpace("pixels", lambda x: (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).flatten(1))
 
 
-def domain_classifier_cached(dataset: str) -> bool:
-    """Whether the default domain classifier of ``dataset`` is already trained and in the cache."""
-    return has_domain_classifier(dataset) and domain.classifier_path(dataset, domain.DomainRecipe()).is_file()
-
-
 def feature_space(dataset: str, choice: str = "auto", device: torch.device | str = "cpu") -> FeatureSpace:
     """``pixels``; ``domain`` (the dataset's domain classifier: penultimate features + class predictions);
-    ``auto``: domain when that classifier is already trained and cached, else pixels (so that a run never
-    waits minutes for a classifier; the diagnosis records which space it used)."""
+    ``auto``: domain when that classifier's weights are there (shipped with ganbench for MNIST and
+    Fashion-MNIST, or the user's), else pixels (the diagnosis records which space it used)."""
     if choice not in FEATURE_SPACES:
         raise GanbenchError(f"feature space must be auto, pixels or domain, got {choice!r}")
     if choice == "domain" and not has_domain_classifier(dataset):
         raise GanbenchError(f"no domain classifier for {dataset!r}; use --features pixels")
-    if choice == "pixels" or (choice == "auto" and not domain_classifier_cached(dataset)):
+    if choice == "pixels" or (choice == "auto" and not domain.classifier_available(dataset)):
         return dataclasses.replace(pixel_space(), modes=mode_counter(dataset, device))
     clf = domain.domain_classifier(dataset, device=device)
     return FeatureSpace(f"domain-{dataset}", clf.features, clf.logits, mode_counter(dataset, device))

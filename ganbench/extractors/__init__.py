@@ -2,7 +2,7 @@
 
 ``base``: what an extractor is (:class:`Extractor`, :class:`FeatureSource`, :func:`register_extractor`);
 ``inception``: torch-fidelity's InceptionV3 and its pinned weights (``inception-v3-compat``); ``domain``: a
-small classifier per MNIST-like dataset, trained by ganbench (``domain``); ``files``: what ``ganbench data
+small classifier per MNIST-like dataset, shipped with ganbench (``domain``); ``files``: what ``ganbench data
 fetch``/``verify`` know by name (stored datasets and extractor weights). A new extractor is one
 :func:`register_extractor` call in one module of this package.
 """

@@ -8,10 +8,11 @@ classifier trained on the domain itself. The classifier gives:
 - ``features``: the penultimate layer (``FEATURE_DIM``), for domain FID/KID/precision/recall;
 - ``logits``: 10-way logits, for the classifier-based Inception Score and mode coverage.
 
-Training is deterministic (fixed seed, fixed data order, scoped RNG) and the result is cached
-under the cache dir, keyed by a content hash of everything that determines the weights (the
-dataset files' pinned hashes, the architecture version and the recipe), and written atomically.
-The test accuracy, measured on the 10k test split right after training, is stored with it.
+The weights ship with ganbench, pinned by SHA-256 (``SHIPPED``): training is deterministic on one machine
+(fixed seed, fixed data order, scoped RNG), but float reductions differ between CPUs, so the same recipe
+trained elsewhere gives other weights and another identity. The training code stays
+(``ganbench data train-domain``, for anyone who rebuilds them); the test accuracy, measured on the 10k
+test split right after training, is stored with the weights.
 
 The classifier never sees the test split (``HELD_OUT_SPLIT``), so only test images tell how it errs on
 images it was not fitted to (its training-split accuracy flatters it: 99.6% against 99.4% on MNIST,
@@ -28,11 +29,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
+import os
 import time
 from dataclasses import dataclass
 import copy
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -41,14 +43,13 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 from torch_fidelity.utils import create_feature_extractor
 
-from ganbench.core.assets import FileCheck, atomic_torch_save, atomic_write_bytes, cache_dir
+from ganbench.core.assets import FileCheck, atomic_torch_save, atomic_write_bytes, cache_dir, sha256_file
 from ganbench.core.errors import GanbenchError
 from ganbench.data import DATASETS, StoredDataset, get_dataset, load_split, resize_images
 from ganbench.data.idx import SPLIT_FILES
 from ganbench.extractors.base import Extractor, FeatureSource, register_extractor
 from ganbench.spec.protocol import content_hash
 
-ARCH_VERSION = 2  # bump when DomainNet changes: the cache key includes it
 INPUT_SIZE = 28  # DomainNet's input side (the MNIST-like datasets' own): other sizes are resized to it
 FEATURE_DIM = 128
 NUM_LOGITS = 10
@@ -171,13 +172,6 @@ def state_sha256(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def cache_key(dataset: str, recipe: DomainRecipe) -> str:
-    """Content hash of everything that determines the weights: the dataset's files, the architecture, the recipe."""
-    pins = {k: v[1] for k, v in sorted(get_dataset(dataset).pins.items())}
-    return content_hash({"dataset": dataset, "pins": pins, "arch_version": ARCH_VERSION,
-                         "recipe": dataclasses.asdict(recipe), "torch": torch.__version__.split("+")[0]})
-
-
 @torch.no_grad()
 def accuracy(net: DomainNet, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
     net.eval()
@@ -226,38 +220,102 @@ def train_domain_net(dataset: str, recipe: DomainRecipe = DomainRecipe(), data_r
     return net.eval(), acc, seconds
 
 
-def classifier_path(dataset: str, recipe: DomainRecipe):
-    return cache_dir("domain") / f"{dataset}-{cache_key(dataset, recipe)[:24]}.pt"
+# --------------------------------------------------------------------------- the shipped classifiers
+# The weights are files of the project (``ganbench/extractors/weights/domain-<dataset>.pt``), pinned here by the
+# SHA-256 of the file and of its tensors: float reductions differ between CPUs, so training the recipe again on
+# another machine gives other weights (same accuracy), and with them another identity for every number measured
+# in their feature space. They are never retrained behind the user's back: ``ganbench data train-domain`` trains a
+# new file on request, used through GANBENCH_DOMAIN_WEIGHTS (a folder of ``domain-<dataset>.pt`` files), and
+# every run measured with it names its weights hash, a new identity.
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+DOMAIN_WEIGHTS_ENV = "GANBENCH_DOMAIN_WEIGHTS"
+
+
+@dataclass(frozen=True)
+class ShippedClassifier:
+    file_sha256: str  # the file's bytes
+    weights_sha256: str  # its tensors (state_sha256): the identity part "weights/domain-<dataset>"
+    test_accuracy: float  # on the 10k test split, measured when it was trained
+
+
+SHIPPED = {  # trained once with DomainRecipe() (torch 2.14.1, 2 CPU cores) and shipped; see README "Data and weights"
+    "fashion-mnist": ShippedClassifier("b1c4b5f7977807049b13e566276f81e6ba08aa111ccb60c46d873ad278a70133",
+                                       "9a3bf25c0d83c66c35c9f0c3bcac34401ebde2afe734396ca4d65b6812a5b06e", 0.9217),
+    "mnist": ShippedClassifier("1f9188e0314519665a5fb1b0a9a012fb8065f83178e0b241d780be8d2370d7a9",
+                               "88c374434140aaf3c0ff21e8439ed25319377e679593bf34a8ced4142b516836", 0.9938),
+}
+REPAIR_SHIPPED = "reinstall ganbench (`git checkout ganbench/extractors/weights`, or `pip install --force-reinstall`)"
+
+
+def weights_file(dataset: str) -> tuple[Path, ShippedClassifier | None]:
+    """The weight file of ``dataset``'s classifier in use, and its pin (None: a user's file, pinned by nothing but its
+    own stored hash): GANBENCH_DOMAIN_WEIGHTS/domain-<dataset>.pt when that variable is set, else the shipped one."""
+    folder = os.environ.get(DOMAIN_WEIGHTS_ENV)
+    if folder:
+        if not Path(folder).is_dir():
+            raise GanbenchError(f"{DOMAIN_WEIGHTS_ENV}={folder}: no such folder; point it at a folder of "
+                                "domain-<dataset>.pt files written by `ganbench data train-domain`, or unset it")
+        return Path(folder) / f"domain-{dataset}.pt", None
+    return SHIPPED_DIR / f"domain-{dataset}.pt", SHIPPED.get(dataset)
+
+
+def classifier_available(dataset: str) -> bool:
+    """Whether a weight file for ``dataset``'s classifier is there (shipped, or in GANBENCH_DOMAIN_WEIGHTS)."""
+    return has_domain_classifier(dataset) and weights_file(dataset)[0].is_file()
+
+
+def _missing(dataset: str, path: Path) -> str:
+    return (f"no domain classifier for {dataset}: {path} does not exist; train one with `ganbench data train-domain "
+            f"{dataset} --out {path.parent}` (a few minutes on 2 CPU cores; a new identity for what it measures)")
+
+
+def read_classifier(path: Path, pin: ShippedClassifier | None) -> dict:
+    """The checked contents of a classifier file: the file's SHA-256 and its tensors' against the pin (a user's
+    file: its tensors against the hash stored in it). A GanbenchError saying what is wrong otherwise."""
+    if pin is not None and sha256_file(path) != pin.file_sha256:
+        raise GanbenchError(f"{path}: SHA-256 differs from its pin {pin.file_sha256[:16]}... (damaged or replaced); "
+                            + REPAIR_SHIPPED)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        sha = state_sha256(blob["state"])
+    except Exception as err:  # truncated zip, not a torch file, missing keys
+        raise GanbenchError(f"{path} cannot be read ({type(err).__name__}: truncated or not a classifier file)") from err
+    if sha != (pin.weights_sha256 if pin is not None else blob.get("sha256")):
+        raise GanbenchError(f"{path}: its weights do not match their hash (corrupt)")
+    return blob
 
 
 @lru_cache(maxsize=None)
-def _cached(dataset: str, recipe: DomainRecipe, device: str) -> DomainClassifier:
-    path = classifier_path(dataset, recipe)
-    if path.is_file():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            net = DomainNet()
-            net.load_state_dict(blob["state"])
-            if blob["sha256"] == state_sha256(blob["state"]):
-                return DomainClassifier(dataset, net, float(blob["test_accuracy"]), blob["sha256"],
-                                        torch.device(device), float(blob["train_seconds"]))
-        except Exception:  # corrupt or stale entry: train again below
-            pass
-        # Retraining gives new weights and a new weight hash, so runs' identities change: say so.
-        print(f"ganbench: {path} is damaged; training the {dataset} domain classifier again", file=sys.stderr)
-    net, acc, seconds = train_domain_net(dataset, recipe)
-    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+def _loaded(path: Path, pin: ShippedClassifier | None, dataset: str, device: str) -> DomainClassifier:
+    blob = read_classifier(path, pin)
+    net = DomainNet()
+    net.load_state_dict(blob["state"])
+    return DomainClassifier(dataset, net, float(blob["test_accuracy"]), state_sha256(blob["state"]),
+                            torch.device(device), float(blob.get("train_seconds", float("nan"))))
+
+
+def domain_classifier(dataset: str, device: torch.device | str = "cpu") -> DomainClassifier:
+    """The classifier for ``dataset`` ("mnist" | "fashion-mnist"): the shipped, pinned weights (or the user's,
+    see :func:`weights_file`). Never trained here."""
+    get_dataset(dataset)  # unknown names: GanbenchError listing what exists
+    path, pin = weights_file(dataset)
+    if not path.is_file():
+        raise GanbenchError(_missing(dataset, path))
+    return _loaded(path, pin, dataset, str(torch.device(device)))
+
+
+def write_classifier(dataset: str, path: Path, recipe: DomainRecipe = DomainRecipe(), data_root=None,
+                     progress: bool = True) -> DomainClassifier:
+    """Train ``dataset``'s classifier with ``recipe`` and write it to ``path`` (atomically), in the shipped format
+    (``ganbench data train-domain``: a user's explicit request; the weights hash names a new identity)."""
+    net, acc, seconds = train_domain_net(dataset, recipe, data_root, progress)
+    state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
     sha = state_sha256(state)
     atomic_torch_save({"state": state, "sha256": sha, "test_accuracy": acc, "train_seconds": seconds,
-                       "recipe": dataclasses.asdict(recipe), "dataset": dataset}, path)
-    return DomainClassifier(dataset, net, acc, sha, torch.device(device), seconds)
-
-
-def domain_classifier(dataset: str, device: torch.device | str = "cpu",
-                      recipe: DomainRecipe = DomainRecipe()) -> DomainClassifier:
-    """The trained classifier for ``dataset`` ("mnist" | "fashion-mnist"), from the cache or trained now."""
-    get_dataset(dataset)  # unknown names: GanbenchError listing what exists
-    return _cached(dataset, recipe, str(torch.device(device)))
+                       "recipe": dataclasses.asdict(recipe), "dataset": dataset,
+                       "torch": torch.__version__.split("+")[0]}, path)
+    return DomainClassifier(dataset, net, acc, sha, torch.device("cpu"), seconds)
 
 
 def calibration_split(num_images: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -311,40 +369,36 @@ def held_out_confusion(clf: DomainClassifier, data_root=None) -> torch.Tensor:
 
 
 def verify_classifiers() -> list["FileCheck"]:
-    """Each cached classifier against the weight hash stored with it when it was trained; reads only
-    (a damaged file is reported, never retrained here)."""
+    """Each classifier's weight file against its pin (shipped) or its stored hash (GANBENCH_DOMAIN_WEIGHTS);
+    reads only."""
     checks = []
     for dataset in domain_datasets():
-        path = classifier_path(dataset, DomainRecipe())
+        path, pin = weights_file(dataset)
         problem = None
         if not path.is_file():
-            problem = "missing (trained once by `ganbench data fetch domain`)"
+            problem = _missing(dataset, path) if pin is None else f"missing; {REPAIR_SHIPPED}"
         else:
             try:
-                blob = torch.load(path, map_location="cpu", weights_only=True)
-                if blob["sha256"] != state_sha256(blob["state"]):
-                    problem = "its weights do not match the hash stored with them (corrupt)"
-            except Exception as err:  # truncated zip, not a torch file, missing keys
-                problem = f"cannot be read ({type(err).__name__}: truncated or corrupt)"
-        checks.append(FileCheck(f"domain-{dataset}", path, problem, "domain" if problem else ""))
+                read_classifier(path, pin)
+            except GanbenchError as err:
+                problem = str(err)
+        checks.append(FileCheck(f"domain-{dataset}", path, problem))
     return checks
 
 
-def describe_classifiers(train: bool) -> list[str]:
-    """One line per MNIST-like dataset: the cached classifier's accuracy; trains missing ones when ``train``."""
+def fetch_classifiers() -> list[str]:
+    """``ganbench data fetch domain``: nothing to download (the classifiers ship with ganbench); one line per
+    classifier in use, after checking it."""
     lines = []
     for dataset in domain_datasets():
-        if not train and not classifier_path(dataset, DomainRecipe()).is_file():
-            raise GanbenchError(f"no domain classifier for {dataset} in the cache; run `ganbench data fetch domain` "
-                                "(trains it once, a few minutes on 2 CPU cores)")
+        path, pin = weights_file(dataset)
+        if not path.is_file() and pin is None:
+            lines.append(f"--  domain-{dataset}  none ({_missing(dataset, path)})")
+            continue
         clf = domain_classifier(dataset)
-        lines.append(f"ok  domain-{dataset}  test accuracy {clf.test_accuracy:.4f}  weights sha256 {clf.weights_sha256}")
+        lines.append(f"ok  domain-{dataset}  {'shipped' if pin else 'user'} {path}  test accuracy "
+                     f"{clf.test_accuracy:.4f}  weights sha256 {clf.weights_sha256}")
     return lines
-
-
-def fetch_classifiers() -> list[str]:
-    """``ganbench data fetch domain``: every domain classifier, trained once when missing."""
-    return describe_classifiers(train=True)
 
 
 # --------------------------------------------------------------------------- the feature source
@@ -422,5 +476,12 @@ def domain_source(dataset: str, device: torch.device) -> FeatureSource:
                          f"none ({INPUT_SIZE}x{INPUT_SIZE} grayscale in [-1, 1])", "penultimate", extract)
 
 
-register_extractor(Extractor("domain", domain_source, lambda dataset: domain_classifier(dataset).weights_sha256,
+def weights_sha256(dataset: str) -> str:
+    """The identity part of ``dataset``'s classifier: the pinned tensors' hash of the shipped file (read from the
+    pin, no file opened), else of the user's file."""
+    path, pin = weights_file(dataset)
+    return pin.weights_sha256 if pin is not None else domain_classifier(dataset).weights_sha256
+
+
+register_extractor(Extractor("domain", domain_source, weights_sha256,
                              per_dataset=True, files="domain", fetch=fetch_classifiers, verify=verify_classifiers))

@@ -24,7 +24,7 @@ def _check(name: str) -> None:
 
 
 def fetch_named(name: str) -> list[str]:
-    """Fetch (or for the domain classifiers, train) what is missing of ``name``; lines saying what is in use."""
+    """Fetch what is missing of ``name`` (the domain classifiers ship with ganbench: checked); lines saying what is in use."""
     _check(name)
     if name in _stored():
         return [f"{name}: {_stored()[name].fetch_files()}"]

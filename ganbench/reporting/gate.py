@@ -30,7 +30,7 @@ from ganbench.spec.protocol import identity, identity_changes, legacy_protocol_h
 from ganbench.metrics import legacy_metric_name
 from ganbench.reporting.leaderboard import build_boards
 from ganbench.reporting.stats import regression_bound
-from ganbench.core.track import TAG_IDENTITY, Tracker
+from ganbench.core.track import TAG_EVAL_IDENTITY, TAG_IDENTITY, Tracker
 
 BASELINE_FORMAT = 2  # 1: one protocol hash over every model (``migrate_baseline`` converts it)
 # One-sided confidence of the gate: a rerun drawn from the baseline's distribution passes a metric with
@@ -66,6 +66,8 @@ def save_baseline(refs: list[str], path: Path | str, tracking_uri: str | None = 
         # Only the metrics this model's runs logged: a board of several models lists the union (a conditional
         # model's label accuracy, say), which a model without it would read as "missing in the new runs".
         models[row.model] = {"identity": row.identity, "identity_parts": _parts(board.runs, row.identity),
+                             "eval_identity": board.eval_hash,
+                             "eval_identity_parts": _parts(board.runs, row.identity, TAG_EVAL_IDENTITY),
                              "seeds": row.seeds, "run_ids": row.run_ids, "metrics": {
             name: {"higher_is_better": higher, "values": row.values[name]} for name, higher in board.metrics
             if len(row.values[name]) >= MIN_BASELINE_SEEDS}}
@@ -76,9 +78,10 @@ def save_baseline(refs: list[str], path: Path | str, tracking_uri: str | None = 
     return data
 
 
-def _parts(runs: pd.DataFrame, ident: str) -> dict[str, str]:
-    """The identity parts the runs of identity ``ident`` recorded (empty for runs made before they did)."""
-    col = f"tags.{TAG_IDENTITY}"
+def _parts(runs: pd.DataFrame, ident: str, tag: str = TAG_IDENTITY) -> dict[str, str]:
+    """The identity parts (``tag``: training, or evaluation with TAG_EVAL_IDENTITY) the runs of training identity
+    ``ident`` recorded (empty for runs made before they did)."""
+    col = f"tags.{tag}"
     if col not in runs:
         return {}
     found = runs.loc[(runs["protocol_hash"] == ident) & runs[col].notna(), col]
@@ -171,6 +174,17 @@ def _select(runs: pd.DataFrame, base: dict, baseline, allow_change: bool) -> tup
             raise GanbenchError(f"baseline {baseline} has no model {model!r}; it has {', '.join(base['models'])}")
         want = base["models"][model]
         same = mruns[mruns["protocol_hash"] == want["identity"]]
+        if len(same) and want.get("eval_identity"):
+            measured = same[same["eval_hash"] == want["eval_identity"]]
+            if not len(measured):
+                newest = same.sort_values("start_time").iloc[-1:]
+                why = "; ".join(identity_changes(want.get("eval_identity_parts", {}),
+                                                 _parts(newest, want["identity"], TAG_EVAL_IDENTITY))) or "evaluation differs"
+                raise GanbenchError(f"model {model!r}: its runs were trained under the baseline's identity "
+                                    f"{want['identity'][:12]} but evaluated under another evaluation ({why}); evaluate "
+                                    f"them again with `ganbench reevaluate --protocol {base['protocol']}` (no training), "
+                                    "or re-save the baseline")
+            same = measured
         if len(same):
             chosen.append(same)
             continue
@@ -244,10 +258,11 @@ def migrate_baseline(path: Path | str) -> dict:
     for key, value in data.items():
         out[key] = value
         if key == "protocol_hash":
-            out[key] = next(iter(idents.values())).shared_hash
+            out[key] = next(iter(idents.values())).board_hash
             out["migrated_from"] = old
     out["format"] = BASELINE_FORMAT
-    out["models"] = {m: {"identity": idents[m].hash, "identity_parts": idents[m].parts, **v}
+    out["models"] = {m: {"identity": idents[m].hash, "identity_parts": idents[m].parts,
+                         "eval_identity": idents[m].eval_hash, "eval_identity_parts": idents[m].eval_parts, **v}
                      for m, v in data["models"].items()}
     atomic_write_bytes(path, (json.dumps(out, indent=1) + "\n").encode())
     return out

@@ -1,8 +1,9 @@
 """Leaderboards and two-model comparisons from a DataFrame of tracked runs (``track.Tracker.search``).
 
-One board per protocol identity (``shared_hash``: the protocol's fields and every weight and dataset
-file its evaluation reads) and one identity per model on it: runs whose protocol side differs measured
-different things and are never mixed; a model whose card changed appears on the board with its newest
+One board per protocol identity (the shared training identity ``shared_hash``: the protocol's data and
+budget; and the evaluation identity ``eval_hash``: its evaluation recipe and every weight and dataset file
+the evaluation reads) and one training identity per model on it: runs whose protocol side differs
+measured different things and are never mixed; a model whose card changed appears on the board with its newest
 card, its runs with an older card on a board of their own. Per model: every headline metric as
 mean ± std over seeds with a 95% bootstrap interval, the seed count, the **stability score** (the share of the model's runs that finished healthy: status
 ``finished`` and no failure-level diagnosis), and the compute used (wall time, images seen).
@@ -25,6 +26,7 @@ import pandas as pd
 from ganbench.core.errors import GanbenchError
 from ganbench.metrics import COMPANION_SUFFIXES, legacy_metric_name, parse_metric_name, quantity_direction
 from ganbench.reporting.stats import Summary, WelchResult, summarise, welch_test
+from ganbench.spec.protocol import board_hash
 
 # Data, not code paths: the significance level of the two-model test and the confidence of intervals.
 SIGNIFICANCE = 0.05  # two-sided level at which compare calls a difference (the conventional 5%)
@@ -120,7 +122,7 @@ def is_healthy(row: pd.Series) -> bool:
 @dataclass(frozen=True)
 class ModelRow:
     model: str
-    identity: str  # the identity hash (protocol and model) of every run in the row
+    identity: str  # the training identity (protocol's training side and model) of every run in the row
     runs: int  # every run of this model under the hash, healthy or not
     healthy: int
     metrics: dict[str, Summary]  # over finished runs that logged the metric
@@ -137,11 +139,12 @@ class ModelRow:
 @dataclass(frozen=True)
 class Board:
     protocol: str
-    protocol_hash: str  # the protocol side of the identity (``shared_hash``) common to every row
+    protocol_hash: str  # the board's hash: shared training identity and evaluation identity (``board_hash``)
     metrics: list[tuple[str, bool]]
     rows: list[ModelRow]  # best first by the first headline metric
     runs: pd.DataFrame = field(repr=False)
     floor: dict[str, float] | None = None  # real-vs-real values of the headline metrics (as logged with the runs)
+    eval_hash: str = ""  # the evaluation identity of every number on the board ("" for runs made before it)
 
     def row(self, model: str) -> ModelRow:
         for r in self.rows:
@@ -193,21 +196,24 @@ def _versions(group: pd.DataFrame) -> list[pd.DataFrame]:
 
 
 def build_boards(runs: pd.DataFrame, protocol: str | None = None) -> list[Board]:
-    """One board per protocol identity and model-identity version (newest first), optionally only for
-    protocol name ``protocol``. Runs made before identities are grouped by their protocol hash."""
+    """One board per protocol identity (shared training identity and evaluation identity) and model-identity
+    version (newest first), optionally only for protocol name ``protocol``. Runs made before identities are
+    grouped by their protocol hash."""
     runs = migrate_legacy_names(runs[runs["protocol_hash"].notna() & runs["model"].notna()])
     if protocol is not None:
         runs = runs[runs["protocol"] == protocol]
     runs = runs[runs["status"] != "running"]
     shared = runs["shared_hash"].fillna(runs["protocol_hash"]) if "shared_hash" in runs else runs["protocol_hash"]
-    runs = runs.assign(shared_hash=shared)
+    evals = runs["eval_hash"].fillna("") if "eval_hash" in runs else pd.Series("", index=runs.index)
+    runs = runs.assign(shared_hash=shared, eval_hash=evals)
     boards = []
-    for key, whole in runs.groupby("shared_hash", sort=False):
+    for (key, evaluation), whole in runs.groupby(["shared_hash", "eval_hash"], sort=False):
         for group in _versions(whole):
             metrics = headline_metrics(group)
             rows = [model_row(m, g, metrics) for m, g in group.groupby("model")]
             rows.sort(key=lambda r: _rank_key(r, metrics))
-            boards.append(Board(str(group["protocol"].iloc[0]), str(key), metrics, rows, group, floors(group, metrics)))
+            boards.append(Board(str(group["protocol"].iloc[0]), board_hash(str(key), str(evaluation)), metrics, rows,
+                                group, floors(group, metrics), str(evaluation)))
     boards.sort(key=lambda b: -b.runs["start_time"].max())
     return boards
 

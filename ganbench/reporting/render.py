@@ -120,7 +120,8 @@ def markdown(protocol: str, sections: list[Section], out: Path) -> str:
              "never mixed in one table.", ""]
     for sec in sections:
         b = sec.board
-        parts += [f"## Protocol hash `{b.protocol_hash[:12]}`", ""]
+        parts += [f"## Protocol hash `{b.protocol_hash[:12]}`", "", f"Evaluation identity `{b.eval_hash[:12] or 'n/a'}` "
+                  "(metrics, sample count, reference split and every weight file the evaluation reads).", ""]
         if sec.note:
             parts += [sec.note, ""]
         parts += [markdown_table(b, sec.devices), ""]
@@ -184,6 +185,8 @@ finished with no failure-level diagnosis. Runs with different protocol hashes ar
 {% for sec in sections %}
 <section id="hash-{{ sec.board.protocol_hash[:12] }}">
 <h2>Protocol hash <code>{{ sec.board.protocol_hash[:12] }}</code></h2>
+<p class="muted">Evaluation identity <code>{{ sec.board.eval_hash[:12] or 'n/a' }}</code> (metrics, sample count, reference
+split and every weight file the evaluation reads).</p>
 {% if sec.note %}<p class="muted">{{ sec.note }}</p>{% endif %}
 <table class="leaderboard"><thead><tr>{% for h in sec.head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
 {% for row in sec.rows %}<tr{% if row[1].startswith('real vs real') or row[1].startswith('floor:') %} class="floor"{% endif %}>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>

@@ -20,7 +20,7 @@ from ganbench.core.track import Tracker
 from ganbench.reporting.leaderboard import Board, ModelRow
 from ganbench.reporting.stats import Summary
 
-CSV_COLUMNS = ["protocol", "protocol_hash", "model", "identity", "metric", "higher_is_better", "n_seeds", "mean",
+CSV_COLUMNS = ["protocol", "protocol_hash", "model", "identity", "eval_identity", "metric", "higher_is_better", "n_seeds", "mean",
                "std", "ci_low", "ci_high", "floor", "runs", "healthy", "device", "wall_time_s_mean"]
 
 
@@ -67,7 +67,7 @@ def csv_rows(board: Board, devices: dict[str, str]) -> list[dict]:
         for name, higher in sorted(board.metrics):
             s = r.metrics[name]
             rows.append({"protocol": board.protocol, "protocol_hash": board.protocol_hash, "model": r.model,
-                         "identity": r.identity, "metric": name, "higher_is_better": higher, "n_seeds": s.n,
+                         "identity": r.identity, "eval_identity": board.eval_hash, "metric": name, "higher_is_better": higher, "n_seeds": s.n,
                          "mean": _num(s.mean), "std": _num(s.std), "ci_low": _num(s.ci_low), "ci_high": _num(s.ci_high),
                          "floor": _num((board.floor or {}).get(name)), "runs": r.runs, "healthy": r.healthy,
                          "device": by_model.get(r.model, "n/a"), "wall_time_s_mean": _num(r.compute["wall_time_s"].mean)})
@@ -80,7 +80,8 @@ def run_records(board: Board, devices: dict[str, str]) -> list[dict]:
     out = []
     for _, run in board.runs.sort_values(["model", "seed", "run_id"]).iterrows():
         out.append({"run_id": run["run_id"], "model": run["model"], "seed": None if pd.isna(run["seed"]) else int(run["seed"]),
-                    "status": run["status"], "identity": run["protocol_hash"], "device": devices.get(run["run_id"], "n/a"),
+                    "status": run["status"], "identity": run["protocol_hash"],
+                    "eval_identity": run.get("eval_hash") or None, "device": devices.get(run["run_id"], "n/a"),
                     "wall_time_s": _num(run.get("metrics.wall_time_s")),
                     "health": run.get("tags.ganbench.health") if isinstance(run.get("tags.ganbench.health"), str) else None,
                     "metrics": {n: _num(run.get(f"metrics.{n}")) for n in names}})
@@ -95,7 +96,7 @@ def model_record(r: ModelRow, board: Board, device: str) -> dict:
 
 def board_record(board: Board, devices: dict[str, str]) -> dict:
     by_model = model_devices(board, devices)
-    return {"protocol_hash": board.protocol_hash,
+    return {"protocol_hash": board.protocol_hash, "eval_identity": board.eval_hash,
             "metrics": [{"name": n, "higher_is_better": h, "floor": _num((board.floor or {}).get(n))} for n, h in board.metrics],
             "models": [model_record(r, board, by_model.get(r.model, "n/a")) for r in board.rows],
             "runs": run_records(board, devices)}

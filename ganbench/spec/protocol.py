@@ -343,7 +343,8 @@ def runspec_from_dict(d: dict) -> "RunSpec":
     model = dict(d["model"])
     model.setdefault("tricks", {})
     parts = d.get("identity") or {}
-    ident = Identity(d["protocol_hash"], d.get("shared_hash", ""), dict(parts))
+    ident = Identity(d["protocol_hash"], d.get("shared_hash", ""), dict(parts), d.get("eval_hash", ""),
+                     dict(d.get("eval_identity") or {}))
     return RunSpec(protocol=from_mapping(Protocol, d["protocol"], "spec.json protocol"),
                    model=from_mapping(ModelSpec, model, "spec.json model"), seed=int(d["seed"]), identity=ident)
 
@@ -353,16 +354,36 @@ def runspec_from_dict(d: dict) -> "RunSpec":
 
 @dataclass(frozen=True)
 class Identity:
-    """What a result was measured under: ``parts`` maps each ingredient to its SHA-256 ("protocol",
-    "model", "weights/<extractor>", "data/<dataset>/<file>"); ``hash`` covers them all, ``shared_hash`` all
-    but the model (what every model of one protocol has in common: the rows of one leaderboard)."""
+    """What a run was trained and its numbers measured under (see :func:`identity`).
+
+    ``hash``: the training identity, over ``parts`` ("training", "model", "data/<dataset>/<file>"): the run's
+    folder and sweep cell; ``shared_hash``: the same without the model (what every model of one protocol
+    trains under). ``eval_hash``: the evaluation identity, over ``eval_parts`` ("evaluation",
+    "weights/<network>", "data/<dataset>/<file>"). A leaderboard ranks runs of one ``shared_hash`` and one
+    ``eval_hash``; a changed evaluation re-evaluates a run's final weights (``ganbench reevaluate``)."""
 
     hash: str
     shared_hash: str
     parts: dict[str, str]
+    eval_hash: str = ""
+    eval_parts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def board_hash(self) -> str:
+        """The identity of a leaderboard: the shared training identity and the evaluation identity."""
+        return board_hash(self.shared_hash, self.eval_hash)
 
     def changes(self, other: "Identity") -> list[str]:
-        return identity_changes(other.parts, self.parts)
+        """What differs from ``other`` (training parts, then evaluation parts), in words."""
+        words = identity_changes(other.parts, self.parts)
+        if other.eval_parts or self.eval_parts:
+            words += identity_changes(other.eval_parts, self.eval_parts)
+        return list(dict.fromkeys(words))  # a dataset file is a part of both
+
+
+def board_hash(shared_hash: str, eval_hash: str) -> str:
+    """A leaderboard's hash: its rows' shared training identity and their evaluation identity."""
+    return content_hash({"training": shared_hash, "evaluation": eval_hash})
 
 
 @dataclass(frozen=True)
@@ -382,7 +403,8 @@ class RunSpec:
     def to_dict(self) -> dict:
         return {"protocol": to_plain(self.protocol), "model": _model_for_hash(self.model),
                 "seed": self.seed, "protocol_hash": self.identity.hash, "shared_hash": self.identity.shared_hash,
-                "identity": dict(self.identity.parts)}
+                "identity": dict(self.identity.parts), "eval_hash": self.identity.eval_hash,
+                "eval_identity": dict(self.identity.eval_parts)}
 
 
 def to_plain(obj: Any) -> Any:
@@ -429,29 +451,48 @@ def _protocol_fields(protocol: Protocol) -> dict:
     for key in ("seeds", "description", "models"):
         plain.pop(key)
     plain["eval"].pop("extractor_weights_sha256")
-    # fields added later leave the identity of a protocol that keeps their defaults unchanged
-    if plain["train"]["precision"] == TrainSpec.precision:
+    if plain["train"]["precision"] == TrainSpec.precision:  # fp32: the key is left out, as before it existed
         plain["train"].pop("precision")
-    if not plain["eval"]["curve"]:
-        for key in ("curve", "curve_samples"):
-            plain["eval"].pop(key)
     return plain
+
+
+def training_fields(protocol: Protocol) -> dict:
+    """What determines the trained weights: the protocol's name, version, data and training budget."""
+    plain = _protocol_fields(protocol)
+    plain.pop("eval")
+    return plain
+
+
+def evaluation_fields(protocol: Protocol) -> dict:
+    """What determines the numbers measured of trained weights: the evaluation recipe (metrics, sample count,
+    reference split, fixed z, per-epoch curve), with the protocol's name so that two protocols never share one."""
+    return {"name": protocol.name, "eval": _protocol_fields(protocol)["eval"]}
 
 
 def identity(protocol: Protocol, model: ModelSpec | None, assets: dict[str, str]) -> Identity:
     """The identity of (``protocol``, ``model``): the one place it is computed. ``assets`` maps
     "weights/..." and "data/..." names to the SHA-256 of every file the evaluation reads
     (:func:`evaluation_assets`). ``model`` None: samples from outside the zoo
-    (``ganbench eval``), identified by the protocol side alone."""
-    parts = {"protocol": content_hash(_protocol_fields(protocol)), **dict(sorted(assets.items()))}
-    shared = content_hash(parts)
+    (``ganbench eval``), identified by the evaluation side alone.
+
+    Two identities, so that a new metric never orphans a trained run: the training identity (``hash``:
+    the protocol's data and budget, the model card, the dataset files) names the weights a run trains;
+    the evaluation identity (``eval_hash``: the evaluation recipe, every weight file it reads, the dataset
+    files it reads its reference from) names the numbers measured of them. Seeds are replicates of a
+    condition, not part of either."""
+    data = {k: v for k, v in sorted(assets.items()) if k.startswith("data/")}
+    training = {"training": content_hash(training_fields(protocol)), **data}
+    shared = content_hash(training)
     if model is not None:
-        parts["model"] = content_hash(_model_for_hash(model))
-    return Identity(content_hash(parts), shared, parts)
+        training["model"] = content_hash(_model_for_hash(model))
+    evaluation = {"evaluation": content_hash(evaluation_fields(protocol)), **dict(sorted(assets.items()))}
+    return Identity(content_hash(training), shared, training, content_hash(evaluation), evaluation)
 
 
 # Why two identities differ, in words, by part name (prefixes for the asset families).
-PART_NAMES = {"protocol": "protocol changed (data, training budget or evaluation)", "model": "model card changed",
+PART_NAMES = {"training": "protocol's training changed (data or budget)",
+              "evaluation": "protocol's evaluation changed (metrics, sample count, reference split or curve)",
+              "protocol": "protocol changed (data, training budget or evaluation)", "model": "model card changed",
               "weights/inception-v3-compat": "Inception weights changed"}
 
 
