@@ -103,7 +103,7 @@ def test_fresh_reproduce_runs_each_cell_once_renders_and_a_second_one_runs_nothi
     out = tmp_path / "reports"
     assert main(["reproduce", "--tier", "cpu", "--tiers", str(tiers), "--out", str(out), "--device", "cpu"]) == 0
     text = capsys.readouterr().out
-    assert "tier cpu: 5 cells; 0 left alone (done, or trained by another process), 5 to run" in text
+    assert "tier cpu: 5 cells; 0 left alone (done, re-evaluated, or trained by another process), 5 to run" in text
     starts = re.findall(r"^\[(\d)/5\] (\S+) (\S+) seed (\d): started; (.*)$", text, re.M)
     assert [s[:4] for s in starts] == [("1", "rep-a", "gan-mlp2d", "0"), ("2", "rep-a", "gan-mlp2d", "1"),
                                        ("3", "rep-a", "wgan-gp-mlp2d", "0"), ("4", "rep-a", "wgan-gp-mlp2d", "1"),
@@ -112,7 +112,7 @@ def test_fresh_reproduce_runs_each_cell_once_renders_and_a_second_one_runs_nothi
     # After seed 0 finished, seed 1 (same identity) is estimated from it; wgan-gp from gan-mlp2d, unscaled.
     assert "this cell" in starts[1][4] and "1 finished run of this identity" in starts[1][4]
     assert "2 finished runs of gan-mlp2d under this protocol identity, not scaled to wgan-gp-mlp2d" in starts[2][4]
-    assert "5 cells (0 skipped, 5 ran, 0 retried); 0 not finished" in text
+    assert "5 cells (0 skipped, 0 re-evaluated, 5 ran, 0 retried); 0 not finished" in text
     for name in ("rep-a", "rep-b"):
         report = (out / name / "README.md").read_text()
         assert "gan-mlp2d" in report and (out / name / "index.html").is_file()
@@ -123,8 +123,8 @@ def test_fresh_reproduce_runs_each_cell_once_renders_and_a_second_one_runs_nothi
     # Again: nothing runs, every cell is skipped, the store keeps exactly one run per cell.
     assert main(["reproduce", "--tier", "cpu", "--tiers", str(tiers), "--out", str(out), "--device", "cpu"]) == 0
     text = capsys.readouterr().out
-    assert "tier cpu: 5 cells; 5 left alone (done, or trained by another process), 0 to run" in text and "started" not in text
-    assert "5 cells (5 skipped, 0 ran, 0 retried); 0 not finished" in text
+    assert "tier cpu: 5 cells; 5 left alone (done, re-evaluated, or trained by another process), 0 to run" in text and "started" not in text
+    assert "5 cells (5 skipped, 0 re-evaluated, 0 ran, 0 retried); 0 not finished" in text
     for experiment, cells in (("ganbench/rep-a", 4), ("ganbench/rep-b", 1)):
         runs = active_runs(experiment, ViewType.ALL)
         assert len(runs) == cells and all(len(r) == 1 and r[0].info.status == "FINISHED" for r in runs.values())
@@ -181,7 +181,7 @@ def test_a_failed_cell_exits_1_still_renders_and_is_run_again_next_time(tmp_path
     assert "wgan-gp-mlp2d" in (out / "rep-fail" / "README.md").read_text()  # what finished is rendered
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "tier cpu: 2 cells; 1 left alone (done, or trained by another process), 1 to run" in text and "[1/1] rep-fail gan-mlp2d seed 0: started" in text
+    assert "tier cpu: 2 cells; 1 left alone (done, re-evaluated, or trained by another process), 1 to run" in text and "[1/1] rep-fail gan-mlp2d seed 0: started" in text
 
 
 # --------------------------------------------------------------------------- the plan
@@ -325,3 +325,71 @@ def test_concurrent_entries_train_each_models_seeds_together_unless_overridden(t
     assert result.ok and [c.action for c in result.sweep.cells] == ["ran"] * 4
     client = MlflowClient(tracking_uri())
     assert {client.get_run(c.run_id).data.params["concurrent_seeds"] for c in result.sweep.cells} == {"2"}
+
+
+# --------------------------------------------------------------------------- a changed evaluation
+
+GARMENTS = """
+description = "tiny image protocol whose evaluation grows"
+models = ["dcgan"]
+seeds = [0, 1]
+
+[data]
+dataset = "fashion-mnist"
+subset = 256
+
+[train]
+epochs = 1
+batch_size = 32
+check_every = 4
+
+[eval]
+num_samples = 200
+extractor = "domain"
+metrics = {metrics}
+grid_size = 4
+"""
+
+
+def test_a_metric_added_to_the_protocol_re_evaluates_the_finished_runs_and_trains_nothing(tmp_path, capsys):
+    """The issue's case at tiny scale: runs trained and evaluated; a metric added to the protocol's evaluation;
+    ``reproduce`` then measures the same final weights again (the old numbers come out again, the new metric is
+    there), trains nothing (no new run, training records and times untouched) and keeps the replaced numbers."""
+    path = tmp_path / "grow.toml"
+    path.write_text(GARMENTS.format(metrics='["fid"]'))
+    tiers = tiers_file(tmp_path, f'protocol = "{path.name}"\nwhy = "its evaluation grows"')
+    args = ["reproduce", "--tier", "cpu", "--tiers", str(tiers), "--out", str(tmp_path / "reports"), "--device", "cpu"]
+    assert main(args) == 0
+    before = {k: v[0] for k, v in active_runs("ganbench/grow").items()}
+    old = resolve(load_protocol(str(path)), None)[0].identity
+    assert {r.data.tags["ganbench.eval_hash"] for r in before.values()} == {old.eval_hash}
+    capsys.readouterr()
+
+    path.write_text(GARMENTS.format(metrics='["fid", "kid"]'))
+    new = resolve(load_protocol(str(path)), None)[0].identity
+    assert new.hash == old.hash and new.eval_hash != old.eval_hash
+    (cell, other) = reproduce.plan("cpu", tiers=tiers).cells
+    assert cell.state == other.state == "re-evaluate" and cell.run_id == before[("dcgan", 0)].info.run_id
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "started" not in text and "2 cells (0 skipped, 2 re-evaluated, 0 ran, 0 retried)" in text
+    assert re.search(rf"grow dcgan seed 0: re-evaluated \({old.eval_hash[:12]} -> {new.eval_hash[:12]}", text)
+    after = {k: v for k, v in active_runs("ganbench/grow", ViewType.ALL).items()}
+    assert {k: [r.info.run_id for r in v] for k, v in after.items()} == \
+        {k: [r.info.run_id] for k, r in before.items()}  # the same runs, no new one
+    client = MlflowClient(tracking_uri())
+    for key, run in before.items():
+        now = client.get_run(run.info.run_id)
+        assert now.data.tags["ganbench.eval_hash"] == new.eval_hash
+        assert now.data.tags["ganbench.protocol_hash"] == run.data.tags["ganbench.protocol_hash"]
+        fid = "domain_fid_200_test"
+        assert now.data.metrics[fid] == pytest.approx(run.data.metrics[fid], rel=1e-9)  # the same weights measured
+        assert "domain_kid_200_test" in now.data.metrics and "domain_kid_200_test" not in run.data.metrics
+        for kept in ("wall_time_s", "final_d_loss", "images_seen"):  # training's numbers untouched
+            assert now.data.metrics[kept] == run.data.metrics[kept]
+        arts = [a.path for a in client.list_artifacts(run.info.run_id, "evaluations")]
+        assert arts == [f"evaluations/{old.eval_hash[:12]}.json"]
+    assert main(args) == 0  # and now nothing at all is left to do
+    assert "2 cells (2 skipped, 0 re-evaluated, 0 ran, 0 retried)" in capsys.readouterr().out
+    assert main(["reevaluate", "--protocol", str(path), "--device", "cpu"]) == 0
+    assert "2 finished runs: 0 re-evaluated, 2 already current" in capsys.readouterr().out
