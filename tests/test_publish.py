@@ -208,7 +208,8 @@ def test_index_lists_protocols_skips_those_without_runs_and_names_winners(publis
     assert p_fid < 0.05 <= p_kid
     assert f"| synth | {SYNTH_FID} | good | ahead of bad (11 vs 21.17), Welch p = {p_fid:.2g} |" in index
     assert "| synth | kid_20_test | tie | good ahead of bad (0.2 vs 0.2067)" in index and f"Welch p = {p_kid:.2g}: not significant" in index
-    assert "| single | fid_20_test | tie | wgan-gp ahead of dcgan (25 vs 30), not testable" in index
+    # one seed a side: untested, not a tie (a tie is a test that found no difference)
+    assert "| single | fid_20_test | untested | wgan-gp ahead of dcgan (25 vs 30) with 1 and 1 seeds" in index
     # a metric every model scores the same describes the task: no winner row
     assert "| synth | l1_mean_target_20_test |" not in index and "l1_mean_target_20_test" in (published.out_root / "synth" / "README.md").read_text()
 
@@ -230,7 +231,9 @@ def test_stability_page_tests_with_welch_and_says_how_sure(store, published):
     ref = st.ttest_ind(wg, dc, equal_var=False)
     assert f"| {FID} | {fmt(np.mean(wg) - np.mean(dc))} | {fmt(ref.statistic, 3)} |" in page
     assert f"| {fmt(ref.pvalue, 3)} |" in page
-    assert f"p = {ref.pvalue:.2g} with 2 vs 2 seeds" in page
+    assert f"p = {ref.pvalue:.2g} ({ref.pvalue:.2g} after Holm's correction over the page's metrics) with 2 vs 2 seeds" in page
+    f = np.var(wg, ddof=1) / np.var(dc, ddof=1)  # stability as spread over seeds: the F test, claimed only if significant
+    assert f"F(1, 1) = {f:.3g}, p = {2 * min(st.f.cdf(f, 1, 1), st.f.sf(f, 1, 1)):.2g}" in page
     # one seed a side: the page says no test is possible
     assert "With 1 seed(s) of dcgan and 1 of wgan-gp no test is possible: the comparison is anecdotal." in page
     assert {c.protocol for c in published.cases} == {"curved", "single"}  # synth has neither model, ringp one

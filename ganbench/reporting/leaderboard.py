@@ -25,7 +25,7 @@ import pandas as pd
 
 from ganbench.core.errors import GanbenchError
 from ganbench.metrics import COMPANION_SUFFIXES, legacy_metric_name, parse_metric_name, quantity_direction
-from ganbench.reporting.stats import Summary, WelchResult, summarise, welch_test
+from ganbench.reporting.stats import Summary, WelchResult, hedges_g, holm, summarise, welch_test
 from ganbench.spec.protocol import board_hash
 
 # Data, not code paths: the significance level of the two-model test and the confidence of intervals.
@@ -228,11 +228,13 @@ class MetricDelta:
     a: Summary
     b: Summary
     test: WelchResult  # delta = mean(b) - mean(a)
+    p_holm: float = math.nan  # Welch's p adjusted by Holm over the metrics of this comparison
+    effect: float = math.nan  # Hedges' g of b - a
 
     @property
     def better(self) -> str | None:
-        """'a' or 'b' when the difference is significant at SIGNIFICANCE, else None."""
-        if not (self.test.p_value < SIGNIFICANCE):
+        """'a' or 'b' when the difference is significant at SIGNIFICANCE after Holm's correction, else None."""
+        if not (self.p_holm < SIGNIFICANCE):
             return None
         b_higher = self.test.delta > 0
         return "b" if b_higher == self.higher_is_better else "a"
@@ -250,8 +252,10 @@ class Comparison:
 
 def compare(board: Board, model_a: str, model_b: str) -> Comparison:
     a, b = board.row(model_a), board.row(model_b)
-    deltas = [MetricDelta(name, higher, a.metrics[name], b.metrics[name], welch_test(a.values[name], b.values[name]))
-              for name, higher in board.metrics]
+    tests = [welch_test(a.values[name], b.values[name]) for name, _ in board.metrics]
+    adjusted = holm([t.p_value for t in tests])  # one family: the metrics of this comparison
+    deltas = [MetricDelta(name, higher, a.metrics[name], b.metrics[name], t, p, hedges_g(a.values[name], b.values[name]))
+              for (name, higher), t, p in zip(board.metrics, tests, adjusted)]
     return Comparison(board.protocol, board.protocol_hash, a, b, deltas, verdict(board.protocol, a, b, deltas))
 
 
@@ -263,7 +267,9 @@ def verdict(protocol: str, a: ModelRow, b: ModelRow, deltas: list[MetricDelta]) 
     """A plain-language paragraph generated from the numbers of a comparison."""
     names = {"a": a.model, "b": b.model}
     parts = [f"On {protocol}, {a.model} has {len(a.seeds)} finished seed(s) and {b.model} {len(b.seeds)}."]
-    wins = {"a": [], "b": []}
+    wins: dict[str, list[str]] = {"a": [], "b": []}
+    untested: list[str] = []
+    tested = sum(not math.isnan(d.test.p_value) for d in deltas)
     for d in deltas:
         if d.a.n == 0 or d.b.n == 0:
             parts.append(f"{d.name} is missing for {a.model if d.a.n == 0 else b.model}, so it cannot be compared.")
@@ -276,14 +282,20 @@ def verdict(protocol: str, a: ModelRow, b: ModelRow, deltas: list[MetricDelta]) 
         text = (f"{names[lead]} has the better ({word}) mean {d.name}: {_fmt(d.b.mean if lead == 'b' else d.a.mean)} "
                 f"vs {_fmt(d.a.mean if lead == 'b' else d.b.mean)}")
         if math.isnan(d.test.p_value):
-            text += ", but with fewer than two seeds on a side (or no spread) no test is possible, so this is not established."
-        elif d.better:
+            untested.append(d.name)
+            continue
+        size = f", effect size g = {d.effect:.2g}" if not math.isnan(d.effect) else ""
+        if d.better:
             wins[d.better].append(d.name)
-            text += f", and the difference is significant (Welch's t-test p = {d.test.p_value:.3g} < {SIGNIFICANCE})."
+            text += (f", and the difference is significant (Welch p = {d.test.p_value:.3g}, {d.p_holm:.3g} after Holm's "
+                     f"correction over {tested} metrics < {SIGNIFICANCE}{size}).")
         else:
-            text += (f", but the difference is within the seed-to-seed spread (Welch's t-test p = {d.test.p_value:.3g}"
-                     f" >= {SIGNIFICANCE}); more seeds would be needed to call it.")
+            text += (f", but the difference is not significant (Welch p = {d.test.p_value:.3g}, {d.p_holm:.3g} after "
+                     f"Holm's correction over {tested} metrics >= {SIGNIFICANCE}{size}); more seeds would be needed.")
         parts.append(text)
+    if untested:
+        parts.append(f"Not established ({', '.join(untested)}): with fewer than two seeds on a side, or no spread, no "
+                     "test is possible.")
     parts.append(f"Stability: {a.model} finished healthy on {a.healthy}/{a.runs} run(s) ({_pct(a.stability)}), "
                  f"{b.model} on {b.healthy}/{b.runs} ({_pct(b.stability)}).")
     ta, tb = a.compute["wall_time_s"].mean, b.compute["wall_time_s"].mean
@@ -297,7 +309,8 @@ def verdict(protocol: str, a: ModelRow, b: ModelRow, deltas: list[MetricDelta]) 
         parts.append(f"Overall, the metrics disagree: {a.model} wins on {', '.join(wins['a'])}, "
                      f"{b.model} on {', '.join(wins['b'])}.")
     elif any(not math.isnan(d.test.p_value) for d in deltas):
-        parts.append("Overall, no significant difference in quality between the two on this protocol.")
+        parts.append("Overall, no significant difference in quality between the two on this protocol (after Holm's "
+                     "correction).")
     else:
         parts.append("Overall, not established: no metric could be tested (fewer than two seeds on a side, or no "
                      "spread); run more seeds with `ganbench run --seeds ...`.")

@@ -83,24 +83,24 @@ def load_literature(path: Path) -> list[Figure]:
 
 
 def winner(board: Board, name: str, higher: bool) -> tuple[str, str]:
-    """(winner, how sure) of one headline metric: the best mean by direction; "tie" when Welch's test between
-    the best two models is not significant (or not possible)."""
+    """(winner, how sure) of one headline metric: the best mean by direction when Welch's test between the best two
+    models is significant; "tie" when it is not, "untested" when a side has fewer than 2 seeds (or no spread),
+    "equal" for equal means; "n/a" when fewer than two models logged it (no comparison exists)."""
     ranked = sorted((r for r in board.rows if r.metrics[name].n), key=lambda r: (-r.metrics[name].mean if higher
                                                                                  else r.metrics[name].mean, r.model))
-    if not ranked:
-        return "n/a", "no finished run logged it"
-    if len(ranked) == 1:
-        return ranked[0].model, "the only model with this metric"
+    if len(ranked) < 2:
+        return "n/a", "fewer than two models logged it: no comparison"
     best, second = ranked[:2]
+    means = f"{fmt(best.metrics[name].mean)} vs {fmt(second.metrics[name].mean)}"
+    if best.metrics[name].mean == second.metrics[name].mean:
+        return "equal", f"{best.model} and {second.model} have the same mean ({means})"
     test = welch_test(second.values[name], best.values[name])
     if math.isnan(test.p_value):
-        return "tie", (f"{best.model} ahead of {second.model} ({fmt(best.metrics[name].mean)} vs "
-                       f"{fmt(second.metrics[name].mean)}), not testable with fewer than 2 seeds a side")
+        return "untested", (f"{best.model} ahead of {second.model} ({means}) with {best.metrics[name].n} and "
+                            f"{second.metrics[name].n} seeds: fewer than 2 a side (or no spread), no test")
     if test.p_value >= SIGNIFICANCE:
-        return "tie", (f"{best.model} ahead of {second.model} ({fmt(best.metrics[name].mean)} vs "
-                       f"{fmt(second.metrics[name].mean)}), Welch p = {test.p_value:.2g}: not significant")
-    return best.model, (f"ahead of {second.model} ({fmt(best.metrics[name].mean)} vs {fmt(second.metrics[name].mean)}), "
-                        f"Welch p = {test.p_value:.2g}")
+        return "tie", f"{best.model} ahead of {second.model} ({means}), Welch p = {test.p_value:.2g}: not significant"
+    return best.model, f"ahead of {second.model} ({means}), Welch p = {test.p_value:.2g}"
 
 
 # --------------------------------------------------------------------------- index
@@ -142,9 +142,10 @@ def duration(seconds: float) -> str:
 
 def winner_rows(protocol: str, board: Board) -> list[list[str]]:
     """One row per headline metric that tells the models apart: a metric every model has with the same values
-    (an image-to-image task's trivial answer, ``l1_mean_target_*``) describes the task, not a model."""
+    (an image-to-image task's trivial answer, ``l1_mean_target_*``) describes the task, not a model, and one that
+    fewer than two models logged (PPL in W: the style-based generator's alone) has nothing to compare."""
     return [[protocol_name(protocol), name, *winner(board, name, higher)] for name, higher in board.metrics
-            if not same_for_every_model(board, name)]
+            if not same_for_every_model(board, name) and sum(r.metrics[name].n > 0 for r in board.rows) >= 2]
 
 
 def same_for_every_model(board: Board, name: str) -> bool:

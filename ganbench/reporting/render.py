@@ -20,6 +20,7 @@ from ganbench.core.errors import GanbenchError
 from ganbench.core.version import __version__
 from ganbench.metrics import parse_metric_name
 from ganbench.reporting import figures as F
+from ganbench.reporting.stats import BOOTSTRAP_MIN_N
 from ganbench.reporting.leaderboard import CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons
 from ganbench.reporting.stats import Summary
 from ganbench.core.track import Tracker, sqlite_path
@@ -103,19 +104,23 @@ def markdown_table(board: Board, devices: dict[str, str] | None = None) -> str:
 
 
 def comparison_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
-    head = ["metric", c.a.model, c.b.model, f"Δ ({c.b.model} − {c.a.model})", "Welch p", "better"]
+    head = ["metric", c.a.model, c.b.model, f"Δ ({c.b.model} − {c.a.model})", "Hedges' g", "Welch p", "p (Holm)",
+            "better"]
     rows = []
     for d in c.deltas:
-        better = {"a": c.a.model, "b": c.b.model}.get(d.better, f"no significant difference (p ≥ {SIGNIFICANCE})"
+        better = {"a": c.a.model, "b": c.b.model}.get(d.better, f"no significant difference (Holm p ≥ {SIGNIFICANCE})"
                                                      if not math.isnan(d.test.p_value) else "not testable")
-        rows.append([d.name, mean_std(d.a), mean_std(d.b), fmt(d.test.delta), fmt(d.test.p_value, 3), better])
-    rows.append(["stability", f"{c.a.healthy}/{c.a.runs}", f"{c.b.healthy}/{c.b.runs}", "", "", ""])
+        rows.append([d.name, mean_std(d.a), mean_std(d.b), fmt(d.test.delta), fmt(d.effect, 2), fmt(d.test.p_value, 3),
+                     fmt(d.p_holm, 3), better])
+    rows.append(["healthy runs", f"{c.a.healthy}/{c.a.runs}", f"{c.b.healthy}/{c.b.runs}", "", "", "", "", ""])
     return head, rows
 
 
 def markdown(protocol: str, sections: list[Section], out: Path) -> str:
     parts = [f"# Leaderboard: {protocol}", "", generated_line(), "",
-             f"Mean ± standard deviation over seeds, [{CI_LEVEL:.0%} percentile-bootstrap interval of the mean]; "
+             f"Mean ± standard deviation over seeds, [{CI_LEVEL:.0%} confidence interval of the mean: Student's t below "
+             f"{BOOTSTRAP_MIN_N} seeds, percentile bootstrap from {BOOTSTRAP_MIN_N} on]; comparisons: Welch's t-test with "
+             "Holm's correction over the metrics of the comparison, Hedges' g; "
              "stability = runs that finished with no failure-level diagnosis. Runs with different protocol hashes are "
              "never mixed in one table.", ""]
     for sec in sections:
@@ -180,7 +185,8 @@ TEMPLATE = """<!DOCTYPE html>
 <body>
 <h1>Leaderboard: {{ protocol }}</h1>
 <p class="muted">{{ generated }} From {{ uri }}. Mean ± standard deviation over seeds,
-[{{ ci_level }} percentile-bootstrap interval of the mean]; ↑ higher is better, ↓ lower is better. Stability = runs that
+[{{ ci_level }} confidence interval of the mean: Student's t below {{ boot_n }} seeds, percentile bootstrap from
+{{ boot_n }} on]; comparisons: Welch's t-test with Holm's correction over the metrics of the comparison, Hedges' g; ↑ higher is better, ↓ lower is better. Stability = runs that
 finished with no failure-level diagnosis. Runs with different protocol hashes are never mixed in one table.</p>
 {% for sec in sections %}
 <section id="hash-{{ sec.board.protocol_hash[:12] }}">
@@ -224,7 +230,7 @@ def html(protocol: str, sections: list[Section], uri: str, out: Path) -> str:
                                  for f in sec.figures]})
     env = jinja2.Environment(autoescape=True)
     return env.from_string(TEMPLATE).render(
-        protocol=protocol, sections=view, css=CSS, uri=store_label(uri), ci_level=f"{CI_LEVEL:.0%}",
+        protocol=protocol, sections=view, css=CSS, uri=store_label(uri), ci_level=f"{CI_LEVEL:.0%}", boot_n=BOOTSTRAP_MIN_N,
         significance=SIGNIFICANCE, generated=generated_line())
 
 

@@ -25,6 +25,7 @@ from ganbench.reporting import figures as F
 from ganbench.reporting import pages as P
 from ganbench.reporting.leaderboard import SIGNIFICANCE, Board, Comparison, build_boards, compare
 from ganbench.reporting.render import fmt
+from ganbench.reporting.stats import spread_test
 
 PAIR = ("dcgan", "wgan-gp")  # the comparison users ask for: the non-saturating DCGAN and its WGAN-GP counterpart
 PAGE = "stability"
@@ -82,8 +83,19 @@ def findings_line(findings) -> str:
     return "; ".join(out)
 
 
-def _spread_ratio(sa: float, sb: float) -> float:
-    return sa / sb if sb > 0 and not math.isnan(sa) and not math.isnan(sb) else math.nan
+def spread_sentence(name: str, a, b) -> str:
+    """Stability in Lucic et al.'s sense: the spread of the final metric over seeds of each model, and whether the
+    data support calling one spread smaller (the F test of equal variances)."""
+    t = spread_test(a.values[name], b.values[name])
+    stds = f"std of {name} over seeds: {a.model} {fmt(a.metrics[name].std, 3)}, {b.model} {fmt(b.metrics[name].std, 3)}"
+    if math.isnan(t.p_value):
+        return f"Spread ({stds}): not testable (fewer than 2 seeds a side, or no spread)."
+    if t.p_value < SIGNIFICANCE:
+        steadier = b if t.ratio < 1 else a
+        return (f"Spread ({stds}): {steadier.model}'s is smaller, F({t.df[0]}, {t.df[1]}) = {t.f:.3g}, "
+                f"p = {t.p_value:.2g}.")
+    return (f"Spread ({stds}): no significant difference, F({t.df[0]}, {t.df[1]}) = {t.f:.3g}, p = {t.p_value:.2g}; "
+            "the data do not say which model is more stable over seeds.")
 
 
 def case_verdict(c: Comparison) -> str:
@@ -98,17 +110,15 @@ def case_verdict(c: Comparison) -> str:
         if len(a.seeds) < MIN_SEEDS_FOR_TEST or len(b.seeds) < MIN_SEEDS_FOR_TEST or math.isnan(d.test.p_value):
             parts.append(f"With {len(a.seeds)} seed(s) of {a.model} and {len(b.seeds)} of {b.model} no test is possible: "
                          f"the comparison is anecdotal. {lead.model}'s {d.name} is {word} ({fmt(ml)} vs {fmt(mt)}).")
-        elif d.test.p_value < SIGNIFICANCE:
-            parts.append(f"p = {d.test.p_value:.2g} with {len(a.seeds)} vs {len(b.seeds)} seeds: {lead.model}'s {d.name} is "
-                         f"{word} ({fmt(ml)} vs {fmt(mt)}), a difference larger than the seed-to-seed spread.")
+        elif d.better:
+            parts.append(f"p = {d.test.p_value:.2g} ({d.p_holm:.2g} after Holm's correction over the page's metrics) with "
+                         f"{len(a.seeds)} vs {len(b.seeds)} seeds: {lead.model}'s {d.name} is {word} ({fmt(ml)} vs "
+                         f"{fmt(mt)}), a difference larger than the seed-to-seed spread (Hedges' g = {fmt(d.effect, 2)}).")
         else:
-            parts.append(f"p = {d.test.p_value:.2g} with {len(a.seeds)} vs {len(b.seeds)} seeds: no significant difference "
-                         f"in {d.name} ({lead.model} {fmt(ml)} vs {trail.model} {fmt(mt)}, within the spread over seeds).")
-        ratio = _spread_ratio(d.a.std, d.b.std)
-        if not math.isnan(ratio) and ratio > 0:
-            steadier, r = (b, ratio) if ratio > 1 else (a, 1 / ratio)
-            parts.append(f"{steadier.model}'s spread over seeds is {r:.2g}x smaller (std {fmt(d.a.std, 3)} for {a.model}, "
-                         f"{fmt(d.b.std, 3)} for {b.model}).")
+            parts.append(f"p = {d.test.p_value:.2g} ({d.p_holm:.2g} after Holm's correction) with {len(a.seeds)} vs "
+                         f"{len(b.seeds)} seeds: no significant difference in {d.name} ({lead.model} {fmt(ml)} vs "
+                         f"{trail.model} {fmt(mt)}).")
+        parts.append(spread_sentence(d.name, a, b))
     parts.append(f"Healthy runs: {a.model} {a.healthy}/{a.runs}, {b.model} {b.healthy}/{b.runs}.")
     return " ".join(parts)
 
