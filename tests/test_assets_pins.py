@@ -15,6 +15,7 @@ from ganbench.core.assets import cache_root
 from ganbench.cli import main
 from ganbench.core.errors import GanbenchError
 from ganbench.extractors import CONVERTED_NAME, FID_HELPER_CACHED, inception, inception_weights
+from ganbench.extractors import domain as dom
 from ganbench.spec.protocol import load_protocol, resolve
 
 from test_protocol_identity import protocol_copy
@@ -51,17 +52,20 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_verify_reports_every_bad_file_exits_non_zero_and_repins_nothing(tmp_path, monkeypatch, capsys):
-    cache = cache_copy(tmp_path, monkeypatch, "data/fashion-mnist/*", "weights/*", "domain/*")
+    cache = cache_copy(tmp_path, monkeypatch, "data/fashion-mnist/*", "weights/*")
+    shipped = tmp_path / "shipped"  # the package's classifier files, copied so that one can be damaged
+    shutil.copytree(dom.SHIPPED_DIR, shipped)
+    monkeypatch.setattr(dom, "SHIPPED_DIR", shipped)
     bad = [cache / "data/fashion-mnist/t10k-labels-idx1-ubyte", cache / "data/fashion-mnist/train-images-idx3-ubyte",
            cache / "weights" / CONVERTED_NAME, cache / "weights" / FID_HELPER_CACHED]
     flip_byte(bad[0])
     truncate(bad[1])
     flip_byte(bad[2], 0.9)  # inside the tensors: the file still loads, its feature weights differ
     truncate(bad[3])
-    (domain,) = (cache / "domain").glob("fashion-mnist-*.pt")
+    domain = shipped / "domain-fashion-mnist.pt"
     truncate(domain)
     bad.append(domain)
-    before = snapshot(cache)
+    before = snapshot(cache) | snapshot(shipped)
     assert main(["data", "verify", "fashion-mnist", "inception", "domain"]) == 2
     out, err = capsys.readouterr()
     for path in bad:
@@ -69,8 +73,9 @@ def test_verify_reports_every_bad_file_exits_non_zero_and_repins_nothing(tmp_pat
         assert str(path) in err
     assert len(re.findall(r"^ok ", out, re.M)) == 3  # the two intact dataset files and the MNIST classifier
     assert "5 of 8 files failed verification (nothing was changed)" in err
-    assert "ganbench data fetch fashion-mnist inception domain" in err and "Traceback" not in err
-    assert snapshot(cache) == before  # no manifest rewritten, no file replaced
+    assert "ganbench data fetch fashion-mnist inception`" in err and "Traceback" not in err  # a shipped file: reinstall
+    assert "reinstall ganbench" in out
+    assert snapshot(cache) | snapshot(shipped) == before  # no manifest rewritten, no file replaced, nothing retrained
 
 
 def test_damaged_conversion_is_rebuilt_from_the_cached_source(tmp_path, monkeypatch, capsys):
@@ -84,7 +89,7 @@ def test_damaged_conversion_is_rebuilt_from_the_cached_source(tmp_path, monkeypa
 
 
 def test_damaged_conversion_without_its_source_is_named_with_the_repair(tmp_path, monkeypatch, capsys):
-    cache = cache_copy(tmp_path, monkeypatch, "weights/inception-*", "domain/*")
+    cache = cache_copy(tmp_path, monkeypatch, "weights/inception-*")
     truncate(cache / "weights" / CONVERTED_NAME)
     with pytest.raises(GanbenchError, match=rf"{re.escape(CONVERTED_NAME)} is damaged .*cached source cannot rebuild "
                                             r"it .*run `ganbench data fetch inception`"):
@@ -94,7 +99,7 @@ def test_damaged_conversion_without_its_source_is_named_with_the_repair(tmp_path
     assert "ganbench data fetch inception" in err and "Traceback" not in err
     # A protocol whose metrics measure in the domain classifier's space never opens the Inception file.
     (spec,) = resolve(load_protocol("fashion-zoo-smoke"), None, ["dcgan"], [0])
-    assert "weights/inception-v3-compat" not in spec.identity.parts
+    assert "weights/inception-v3-compat" not in spec.identity.eval_parts
 
 
 def test_2d_protocol_runs_with_a_damaged_inception_file(tmp_path, monkeypatch, capsys):

@@ -45,6 +45,12 @@ class Extractor:
     files: str | None = None
     fetch: Callable[[], list[str]] | None = None
     verify: Callable[[], list[FileCheck]] | None = None
+    ready: Callable[[str], object] | None = None  # (dataset) -> open and check the weights a run will read (fetched
+    # when missing), so that a run fails before training, not after it; None: nothing to open
+
+    def check_ready(self, dataset: str) -> None:
+        if self.ready is not None:
+            self.ready(dataset)
 
     def weights_part(self, dataset: str) -> str:
         return f"weights/{self.name}-{dataset}" if self.per_dataset else f"weights/{self.name}"

@@ -483,5 +483,5 @@ def weights_sha256(dataset: str) -> str:
     return pin.weights_sha256 if pin is not None else domain_classifier(dataset).weights_sha256
 
 
-register_extractor(Extractor("domain", domain_source, weights_sha256,
+register_extractor(Extractor("domain", domain_source, weights_sha256, ready=domain_classifier,
                              per_dataset=True, files="domain", fetch=fetch_classifiers, verify=verify_classifiers))

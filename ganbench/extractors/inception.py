@@ -350,5 +350,5 @@ def weights_identity(dataset: str = "") -> str:
 
 
 register_extractor(Extractor("inception-v3-compat", lambda dataset, device: inception_source(device),
-                             weights_identity, per_dataset=False,
+                             weights_identity, per_dataset=False, ready=lambda dataset: inception_weights(),
                              files="inception", fetch=describe_weights, verify=verify_inception))

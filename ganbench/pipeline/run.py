@@ -33,7 +33,8 @@ from ganbench.data.synthetic import MIXTURES
 from ganbench.diagnosis import SAMPLE_STATS_FILE, health_monitor, record_health
 from ganbench.metrics import Sampler, evaluate, mlflow_metrics, mlflow_tags
 from ganbench.metrics.samples import load_tensors
-from ganbench.spec.protocol import Protocol, RunSpec, load_protocol, resolve
+from ganbench.core.registry import EXTRACTORS
+from ganbench.spec.protocol import Protocol, RunSpec, load_protocol, networks_read, resolve
 from ganbench.metrics.translation import task_split, translation_samples
 from ganbench.nets.sampling import TRIPLETS_PER_ROW, generate, is_translator, triplets
 from ganbench.spec.seeds import fixed_labels, fixed_z
@@ -118,6 +119,13 @@ def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int
     for group in groups:
         outcomes.extend(run_together(group, data, dev, tracker, resume, data_root, progress, stop_on, fast, threads))
     return outcomes
+
+
+def check_evaluation_weights(protocol: Protocol) -> None:
+    """Open every network the protocol's evaluation will read (fetching what is missing): a damaged or missing
+    weight file is an error before training, not after it (identities are computed from pins, without them)."""
+    for extractor, dataset in networks_read(protocol):
+        EXTRACTORS[extractor].check_ready(dataset)
 
 
 def run_one(spec: RunSpec, data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
@@ -300,6 +308,7 @@ def _finished(spec: RunSpec, tracker: track.Tracker) -> RunOutcome | None:
 def _train_group(specs: list[RunSpec], data: ImageSet, device: torch.device, tracker: track.Tracker, resume: bool,
                  data_root=None, progress: bool = True, stop_on: str | None = None, fast: bool = True,
                  threads: int | None = None) -> list[RunOutcome]:
+    check_evaluation_weights(specs[0].protocol)  # refused before any MLflow run exists
     if len(specs) > 1:  # refuse before any MLflow run exists
         check_together(specs)
         check_batchable(specs[0], *build_models(specs[0], torch.device("cpu"), torch.Generator().manual_seed(0)))
