@@ -154,3 +154,38 @@ def test_leaderboard_ranks_models_of_one_protocol_identity_and_sets_an_older_car
     assert {r.model: len(r.seeds) for r in newest.rows} == {"dcgan": 1, "wgan-gp": 1}
     assert newest.row("dcgan").identity != gated["spec"].protocol_hash  # the changed card
     assert [(r.model, r.seeds, r.identity) for r in older.rows] == [("dcgan", [0, 1, 2, 3], gated["spec"].protocol_hash)]
+
+
+def test_targets_and_tests_are_never_ranked_and_are_gated_by_their_kind(tmp_path):
+    """C_T is a test (below -3: copying), suspected copies a share tested against its real-vs-real floor, the
+    nearest-neighbour distance descriptive and density a target (1): none is a headline metric or a winner, and
+    the gate fails a new run by each one's own rule, with the family-wise confidence split over its rows."""
+    from ganbench.reporting.leaderboard import build_boards
+    from ganbench.reporting.publish import winner_rows
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = track.Tracker(uri)
+    specs = resolve(load_protocol(protocol_copy(tmp_path, "p")), W, ["dcgan", "wgan-gp"], [0, 1, 2, 3])
+    ct, copies, nn, density = "copying_ct_256_train", "copies_l1_256_train", "nn_l1_256_train", "density_k5_256_test"
+    ids = {}
+    for spec in specs:
+        run_id = log_run(tracker, spec, 400.0 + spec.seed + 50 * (spec.model.name == "wgan-gp"))
+        bad = spec.seed == 3 and spec.model.name == "dcgan"  # the new run copies: C_T far below -3, 8 % copies
+        values = {ct: -9.0 if bad else 8.0 + spec.seed, copies: 0.08 if bad else 0.004 * (spec.seed % 2),
+                  f"{copies}_floor": 0.01, nn: 30.0 + spec.seed, density: 1.0 + 0.05 * spec.seed + (2.0 if bad else 0)}
+        tracker.log_metrics(run_id, values)
+        ids[spec.model.name, spec.seed] = run_id
+    boards = build_boards(tracker.search(), "p")
+    (board,) = boards
+    assert [n for n, _ in board.metrics] == [FID] and board.others == sorted([ct, copies, nn, density])
+    assert [row[1] for row in winner_rows("p", board)] == [FID]
+    data = save_baseline([ids[m, s] for m in ("dcgan", "wgan-gp") for s in (0, 1, 2)], tmp_path / "base.json", uri)
+    assert {n: v["kind"] for n, v in data["models"]["dcgan"]["metrics"].items()} == {
+        FID: "lower", ct: "test", copies: "test", density: "target"}  # the descriptive distance is not gated
+    good = check([ids["wgan-gp", 3]], tmp_path / "base.json", uri)
+    assert good.ok, good.table()
+    assert good.row_confidence == pytest.approx(1 - 0.01 / 4)  # 4 gated rows share the family's 1 %
+    bad = check([ids["dcgan", 3]], tmp_path / "base.json", uri)
+    failed = {r.metric: r.note for r in bad.rows if not r.passed}
+    assert set(failed) == {ct, copies, density}, bad.table()
+    assert failed[ct] == "below -3 in 1/1 new seeds" and "binomial p" in failed[copies]

@@ -185,3 +185,15 @@ def test_a_findings_line_groups_a_recurring_kind_with_its_count_and_span():
     assert findings_line(fs) == ("warning d-dominance (steps 7-51); warning oscillation x3 (steps 100-5019, "
                                  "60 steps in all); info healthy-equilibrium (steps 900-4000)")
     assert findings_line([]) == "no findings"
+
+
+def test_test_outcomes_read_targets_thresholds_and_floors():
+    from ganbench.reporting.leaderboard import test_outcome
+    from ganbench.reporting.stats import excess_over_floor
+
+    assert excess_over_floor(0.08, 256, 0.01) == pytest.approx(st.binom.sf(20 - 1, 256, 0.01))  # 20 of 256 copies
+    assert excess_over_floor(0.0, 256, 0.01) == 1.0 and excess_over_floor(0.004, 256, 0.0) == 0.0
+    assert test_outcome("copying_ct_256_train", [-5.0, 2.0, 8.0], None) == "below -3 in 1/3 seeds"
+    assert test_outcome("density_k5_256_test", [1.2, 0.9], None) == "|mean − 1| = 0.05"
+    assert test_outcome("copies_l1_256_train", [0.08, 0.0039], 0.01) == "above the floor in 1/2 seeds (binomial p < 0.01)"
+    assert test_outcome("nn_l1_256_train", [30.0], None) == ""  # descriptive: no better direction, no test

@@ -11,6 +11,6 @@ A protocol lists metrics by name (``fid``, ``kid``, ``is``, ``pr``, ``dc``); ``n
 """
 
 from ganbench.core.registry import METRICS  # noqa: F401
-from ganbench.metrics.base import (COMPANION_SUFFIXES, MetricDef, MetricName, MetricResult, SPACES, count_name, legacy_metric_name, metric_name, mlflow_metrics, mlflow_tags, parse_metric, parse_metric_name, quantity_direction, reads_domain, reads_extractor, reads_nothing, register_metric)  # noqa: F401
+from ganbench.metrics.base import (COMPANION_SUFFIXES, Kind, MetricDef, quantity_kind, MetricName, MetricResult, SPACES, count_name, legacy_metric_name, metric_name, mlflow_metrics, mlflow_tags, parse_metric, parse_metric_name, quantity_direction, reads_domain, reads_extractor, reads_nothing, register_metric)  # noqa: F401
 from ganbench.metrics import fid, kid, isc, prdc, modes, memorisation, conditional, ppl, translation  # noqa: E402,F401  (registers metrics)
 from ganbench.metrics.api import Sampler, evaluate  # noqa: E402,F401

@@ -49,6 +49,30 @@ def reads_nothing(extractor: str, dataset: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Kind:
+    """How a quantity is read. ``lower`` / ``higher``: ranked by that direction. ``target``: best at ``value``
+    (density: 1, what real images score against real images, Naeem et al. 2020 sec. 3.2), read as the distance
+    to it and never ranked as "more is better". ``test``: a test result, not a ranking: below ``value`` is a
+    finding (C_T < -3: copying, Meehan et al. 2020), or with ``value`` None a share tested against its
+    real-vs-real floor (suspected copies: a one-sided binomial test), or ``descriptive`` (no better direction:
+    the mean nearest-neighbour distance). ``unit_range``: a share in [0, 1] (a regression bound outside it
+    cannot fail)."""
+
+    kind: str
+    value: float | None = None
+    reading: str = ""
+    unit_range: bool = False
+    descriptive: bool = False
+
+    @property
+    def ranked(self) -> bool:
+        return self.kind in ("lower", "higher")
+
+
+LOWER, HIGHER, SHARE_HIGHER = Kind("lower"), Kind("higher"), Kind("higher", unit_range=True)
+
+
+@dataclass(frozen=True)
 class MetricDef:
     name: str
     higher_is_better: bool
@@ -59,24 +83,30 @@ class MetricDef:
     reads: Callable[[str, str], tuple[str, ...]] = reads_extractor
     # the quantities its result names carry (metric_name's ``quantity``) -> higher is better; {name: ...} if not given
     quantities: dict[str, bool] = field(default_factory=dict)
+    # quantities read otherwise than by a direction (target, test) or bounded shares -> their Kind
+    kinds: dict[str, Kind] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.quantities:
             object.__setattr__(self, "quantities", {self.name: self.higher_is_better})
+
+    def kind(self, quantity: str) -> Kind:
+        return self.kinds.get(quantity) or (HIGHER if self.quantities[quantity] else LOWER)
 
 
 
 
 
 def register_metric(name: str, higher_is_better: bool, reads: Callable[[str, str], tuple[str, ...]] = reads_extractor,
-                    quantities: dict[str, bool] | None = None):
+                    quantities: dict[str, bool] | None = None, kinds: dict[str, Kind] | None = None):
     """Register ``fn(ctx, extractor) -> list[MetricResult]`` under the name protocols list (``eval.metrics``);
     ``reads`` says which networks' weights it reads (part of a run's identity); ``quantities`` maps each
     quantity its results are named after to whether higher is better (``pr`` -> precision, recall), so a
-    result name alone tells its direction (:func:`quantity_direction`)."""
+    result name alone tells its direction (:func:`quantity_direction`); ``kinds`` declares the quantities
+    that are targets, tests or bounded shares (:class:`Kind`, :func:`quantity_kind`)."""
 
     def wrap(fn: Callable[..., list[MetricResult]]):
-        METRICS.register(name, MetricDef(name, higher_is_better, fn, reads, dict(quantities or {})))
+        METRICS.register(name, MetricDef(name, higher_is_better, fn, reads, dict(quantities or {}), dict(kinds or {})))
         return fn
 
     return wrap
@@ -155,6 +185,18 @@ def quantity_direction(name: str) -> bool | None:
     for d in METRICS.values():
         if parsed.quantity in d.quantities:
             return d.quantities[parsed.quantity]
+    return None
+
+
+def quantity_kind(name: str) -> Kind | None:
+    """How the result ``name`` is read (:class:`Kind`, by its quantity, from the registry); None when no registered
+    metric names that quantity."""
+    parsed = parse_metric_name(name)
+    if parsed is None:
+        return None
+    for d in METRICS.values():
+        if parsed.quantity in d.quantities:
+            return d.kind(parsed.quantity)
     return None
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ganbench.extractors.domain import HELD_OUT_SPLIT
-from ganbench.metrics.base import MetricResult, metric_name, reads_domain, register_metric
+from ganbench.metrics.base import SHARE_HIGHER, MetricResult, metric_name, reads_domain, register_metric
 from ganbench.metrics.fid import frechet_distance
 from ganbench.metrics.reference import gaussian_statistics, reference_labels
 
@@ -63,7 +63,8 @@ def intra_class_fid(features: torch.Tensor, labels: torch.Tensor, ref_features: 
     return float(np.mean(values))
 
 
-@register_metric("label_acc", higher_is_better=True, reads=reads_domain, quantities={"label_acc": True})
+@register_metric("label_acc", higher_is_better=True, reads=reads_domain, quantities={"label_acc": True},
+                 kinds={"label_acc": SHARE_HIGHER})
 def label_acc(ctx, extractor: str) -> list[MetricResult]:
     if ctx.labels is None:
         return [_result(ctx, "label_acc", None, None, True, None, "", UNCONDITIONAL)]

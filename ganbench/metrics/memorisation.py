@@ -34,7 +34,7 @@ from scipy.stats import binomtest, rankdata
 from ganbench.core.errors import GanbenchError
 from ganbench.data import load_data
 from ganbench.extractors.domain import has_domain_classifier
-from ganbench.metrics.base import MetricResult, metric_name, register_metric
+from ganbench.metrics.base import Kind, MetricResult, metric_name, register_metric
 
 # Detection thresholds (one table). Sources: the copy threshold is the 1st percentile of the
 # test-to-train distances by definition, so a non-copying model has ~1% suspected copies; a share
@@ -285,7 +285,15 @@ def _reads(extractor: str, dataset: str) -> tuple[str, ...]:
 
 
 @register_metric("memorisation", higher_is_better=False, reads=_reads,
-                 quantities={"copies_l1": False, "copies": False, "copying_ct": True, "nn_l1": True})
+                 quantities={"copies_l1": False, "copies": False, "copying_ct": True, "nn_l1": True},
+                 kinds={"copies_l1": Kind("test", None, "share of samples closer to a training image than the calibrated "
+                                          "threshold, tested against its real-vs-real floor", unit_range=True),
+                        "copies": Kind("test", None, "the same in the domain classifier's features, tested against its "
+                                       "floor", unit_range=True),
+                        "copying_ct": Kind("test", THRESHOLDS["ct_copying_z"], "C_T: below -3 data copying (Meehan et "
+                                           "al. 2020); its ideal is 0, far above 0 underfitting"),
+                        "nn_l1": Kind("test", None, "mean distance to the nearest training image: descriptive, no better "
+                                      "direction", descriptive=True)})
 def memorisation(ctx, extractor: str) -> list[MetricResult]:
     """Suspected copies and C_T against the protocol's training images, with the held-out reference split
     as the non-copying baseline."""

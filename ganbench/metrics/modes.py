@@ -48,7 +48,7 @@ from scipy.stats import false_discovery_control, nbinom, poisson
 from ganbench.core.errors import GanbenchError
 from ganbench.data.synthetic import MIXTURES
 from ganbench.extractors.domain import domain_classifier, held_out_confusion
-from ganbench.metrics.base import MetricResult, metric_name, reads_nothing, register_metric
+from ganbench.metrics.base import SHARE_HIGHER, MetricResult, metric_name, reads_nothing, register_metric
 
 # Thresholds of the mode counts (one table), each with its source.
 THRESHOLDS = {
@@ -222,7 +222,7 @@ def _results(ctx, values: dict[str, tuple[float, bool]], extractor: str, weights
 
 
 @register_metric("modes2d", higher_is_better=True, reads=reads_nothing,
-                 quantities={"modes_hq": True, "hq_share": True, "reverse_kl": False})
+                 quantities={"modes_hq": True, "hq_share": True, "reverse_kl": False}, kinds={"hq_share": SHARE_HIGHER})
 def modes2d(ctx, extractor: str) -> list[MetricResult]:
     """PacGAN's 2D-mixture metrics (needs a ring8/grid25 protocol): ``modes_hq`` (modes hit by a high-quality
     sample), ``hq_share`` and ``reverse_kl``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 
-from ganbench.metrics.base import MetricResult, register_metric
+from ganbench.metrics.base import SHARE_HIGHER, Kind, MetricResult, register_metric
 
 PR_K = 3
 DC_K = 5
@@ -48,7 +48,8 @@ def density_coverage(generated: torch.Tensor, real: torch.Tensor, k: int = DC_K,
     return density, coverage
 
 
-@register_metric("pr", higher_is_better=True, quantities={"precision": True, "recall": True})
+@register_metric("pr", higher_is_better=True, quantities={"precision": True, "recall": True},
+                 kinds={"precision": SHARE_HIGHER, "recall": SHARE_HIGHER})
 def pr(ctx, extractor: str) -> list[MetricResult]:
     def compute(side: dict, ref: dict) -> dict:
         p, r = precision_recall(side["features"], ref["features"])
@@ -57,7 +58,9 @@ def pr(ctx, extractor: str) -> list[MetricResult]:
     return ctx.results(extractor, True, compute, ("precision", "recall"), reference=ctx.reference_split, k=PR_K)
 
 
-@register_metric("dc", higher_is_better=True, quantities={"density": True, "coverage": True})
+@register_metric("dc", higher_is_better=True, quantities={"density": True, "coverage": True},
+                 kinds={"density": Kind("target", 1.0, "best at 1 (real vs real); above 1 is not better (Naeem et al. "
+                                        "2020)"), "coverage": SHARE_HIGHER})
 def dc(ctx, extractor: str) -> list[MetricResult]:
     def compute(side: dict, ref: dict) -> dict:
         d, c = density_coverage(side["features"], ref["features"])

@@ -27,9 +27,10 @@ from ganbench.core.errors import GanbenchError
 from ganbench.core.version import __version__
 from ganbench.extractors import inception_weights
 from ganbench.spec.protocol import identity, identity_changes, legacy_protocol_hash, load_model, load_protocol, with_assets
-from ganbench.metrics import legacy_metric_name
-from ganbench.reporting.leaderboard import build_boards
-from ganbench.reporting.stats import regression_bound
+from ganbench.metrics import Kind, legacy_metric_name, parse_metric_name, quantity_kind
+from ganbench.metrics.base import HIGHER, LOWER
+from ganbench.reporting.leaderboard import build_boards, metric_kind
+from ganbench.reporting.stats import excess_over_floor, regression_bound
 from ganbench.core.track import TAG_EVAL_IDENTITY, TAG_IDENTITY, Tracker
 
 BASELINE_FORMAT = 2  # 1: one protocol hash over every model (``migrate_baseline`` converts it)
@@ -65,12 +66,14 @@ def save_baseline(refs: list[str], path: Path | str, tracking_uri: str | None = 
                                 f"{MIN_BASELINE_SEEDS} to measure its spread: run more with `ganbench run --seeds ...`")
         # Only the metrics this model's runs logged: a board of several models lists the union (a conditional
         # model's label accuracy, say), which a model without it would read as "missing in the new runs".
+        kept = board.metrics + [(n, False) for n in board.others if not metric_kind(n).descriptive]
         models[row.model] = {"identity": row.identity, "identity_parts": _parts(board.runs, row.identity),
                              "eval_identity": board.eval_hash,
                              "eval_identity_parts": _parts(board.runs, row.identity, TAG_EVAL_IDENTITY),
                              "seeds": row.seeds, "run_ids": row.run_ids, "metrics": {
-            name: {"higher_is_better": higher, "values": row.values[name]} for name, higher in board.metrics
-            if len(row.values[name]) >= MIN_BASELINE_SEEDS}}
+            name: {"higher_is_better": higher, "kind": _kind(name, {"higher_is_better": higher}).kind,
+                   "values": row.values[name]}
+            for name, higher in kept if len(row.values[name]) >= MIN_BASELINE_SEEDS}}
     data = {"format": BASELINE_FORMAT, "protocol": board.protocol, "protocol_hash": board.protocol_hash,
             "confidence": confidence, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "ganbench": __version__, "models": models}
@@ -141,6 +144,7 @@ class CheckResult:
     rows: list[GateRow]
     notes: tuple[str, ...] = ()  # models gated against a baseline of another identity, and why
     renamed: dict[str, str] = field(default_factory=dict)  # baseline metric names read under their current names
+    row_confidence: float = math.nan  # each row's confidence: the family's, Bonferroni-corrected over the rows
 
     @property
     def ok(self) -> bool:
@@ -148,7 +152,8 @@ class CheckResult:
 
     def table(self) -> str:
         head = f"{'':4s} {'model':12s} {'metric':22s} {'new':>10s} {'n':>3s} {'baseline':>20s} {'limit':>10s}"
-        lines = [f"protocol {self.protocol} ({self.protocol_hash[:12]}), one-sided confidence {self.confidence}"]
+        lines = [f"protocol {self.protocol} ({self.protocol_hash[:12]}), family-wise confidence {self.confidence} over "
+                 f"{sum(r.metric != 'status' for r in self.rows)} rows (each at {self.row_confidence:.4g}, Bonferroni)"]
         for note in self.notes:
             lines.append(f"note: {note}: changed since the baseline, compared anyway")
         if self.renamed:
@@ -219,15 +224,18 @@ def check(refs: list[str], baseline: Path | str, tracking_uri: str | None = None
     if len(boards) > 1:
         raise GanbenchError(f"the runs span {len(boards)} protocol versions; check one version at a time")
     board = boards[0]
+    gated = [(row, name, spec) for row in board.rows for name, spec in base["models"][row.model]["metrics"].items()
+             if not _kind(name, spec).descriptive]
+    per_row = 1 - (1 - conf) / max(1, len(gated))  # Bonferroni: the family-wise false-alarm rate stays <= 1 - conf
     rows = []
     for row in board.rows:
         for _, r in board.runs[board.runs["model"] == row.model].iterrows():
             if r["status"] != "finished":
                 rows.append(GateRow(row.model, "status", None, math.nan, math.nan, 0, math.nan, 1, math.nan, False,
                                     f"run {r['run_id'][:8]} seed {r['seed']} {r['status']}"))
-        for name, spec in base["models"][row.model]["metrics"].items():
-            rows.append(gate_row(row.model, name, spec, row.values.get(name, []), conf))
-    return CheckResult(board.protocol, board.protocol_hash, conf, rows, tuple(notes), base["renamed"])
+    for row, name, spec in gated:
+        rows.append(gate_row(row.model, name, spec, row.values.get(name, []), per_row, (board.floor or {}).get(name)))
+    return CheckResult(board.protocol, board.protocol_hash, conf, rows, tuple(notes), base["renamed"], per_row)
 
 
 def migrate_baseline(path: Path | str) -> dict:
@@ -268,12 +276,41 @@ def migrate_baseline(path: Path | str) -> dict:
     return out
 
 
-def gate_row(model: str, name: str, spec: dict, new: list[float], confidence: float) -> GateRow:
-    vals, higher = np.asarray(spec["values"], dtype=float), bool(spec["higher_is_better"])
+def _kind(name: str, spec: dict) -> Kind:
+    """A baseline metric's kind: the registry's (baselines written before kinds name a direction only)."""
+    return quantity_kind(name) or (HIGHER if spec["higher_is_better"] else LOWER)
+
+
+def gate_row(model: str, name: str, spec: dict, new: list[float], confidence: float,
+             floor: float | None = None) -> GateRow:
+    """One metric of one model, gated by its kind at ``confidence`` (already corrected for the number of rows):
+    a ranked metric by the one-sided t bound of the baseline's seeds; a target by the same bound on the distance
+    to the target; a threshold test (C_T) by every new seed staying above the threshold; a share tested against
+    its real-vs-real ``floor`` (suspected copies) by a one-sided binomial test per new seed."""
+    kind = _kind(name, spec)
+    vals = np.asarray(spec["values"], dtype=float)
+    if kind.kind == "target":
+        vals, new = np.abs(vals - kind.value), [abs(v - kind.value) for v in new]
+    higher = kind.kind == "higher"
     mean, std = float(vals.mean()), float(vals.std(ddof=1))
     if not new:
         return GateRow(model, name, higher, mean, std, len(vals), math.nan, 0, math.nan, False, "missing in the new runs")
     value = float(np.mean(new))
+    if kind.kind == "test" and kind.value is not None:
+        below = sum(v < kind.value for v in new)
+        return GateRow(model, name, True, mean, std, len(vals), value, len(new), kind.value, below == 0,
+                       f"below {kind.value:g} in {below}/{len(new)} new seeds" if below else "")
+    if kind.kind == "test":
+        if floor is None:
+            return GateRow(model, name, False, mean, std, len(vals), value, len(new), math.nan, False,
+                           "no real-vs-real floor logged to test against")
+        samples = parse_metric_name(name).num_samples
+        worst = min(excess_over_floor(v, samples, floor) for v in new)
+        return GateRow(model, name, False, mean, std, len(vals), value, len(new), floor, worst >= 1 - confidence,
+                       f"binomial p = {worst:.2g} against the floor {floor:.3g}")
     bound = regression_bound(vals, higher, len(new), confidence)
     passed = value >= bound if higher else value <= bound
-    return GateRow(model, name, higher, mean, std, len(vals), value, len(new), bound, passed)
+    note = "distance to the target" if kind.kind == "target" else ""
+    if kind.unit_range and not 0 <= bound <= 1:
+        note = f"cannot fail: its bound {bound:.3g} is outside [0, 1] (the baseline's seeds spread too much; add seeds)"
+    return GateRow(model, name, higher, mean, std, len(vals), value, len(new), bound, passed, note)

@@ -21,11 +21,13 @@ import math
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from ganbench.core.errors import GanbenchError
-from ganbench.metrics import COMPANION_SUFFIXES, legacy_metric_name, parse_metric_name, quantity_direction
-from ganbench.reporting.stats import Summary, WelchResult, hedges_g, holm, summarise, welch_test
+from ganbench.metrics import (COMPANION_SUFFIXES, Kind, legacy_metric_name, parse_metric_name, quantity_direction,
+                              quantity_kind)
+from ganbench.reporting.stats import Summary, WelchResult, excess_over_floor, hedges_g, holm, summarise, welch_test
 from ganbench.spec.protocol import board_hash
 
 # Data, not code paths: the significance level of the two-model test and the confidence of intervals.
@@ -95,9 +97,8 @@ def is_curve_only(name: str, tags: dict[str, str]) -> bool:
     return False
 
 
-def headline_metrics(runs: pd.DataFrame) -> list[tuple[str, bool]]:
-    """(name, higher_is_better) of every quality metric of a final evaluation present (per-epoch curve
-    metrics are not headline metrics), FID first, then by name."""
+def _final_metrics(runs: pd.DataFrame) -> dict[str, bool]:
+    """name -> higher_is_better of every quality metric a final evaluation logged (not the per-epoch curve's)."""
     found: dict[str, bool] = {}
     for _, row in runs.iterrows():
         tags = _tags(row)
@@ -108,7 +109,53 @@ def headline_metrics(runs: pd.DataFrame) -> list[tuple[str, bool]]:
                     direction = metric_direction(name, tags)
                     if direction is not None:
                         found[name] = direction
-    return sorted(found.items(), key=lambda kv: _headline_order(kv[0]))
+    return found
+
+
+def is_ranked(name: str) -> bool:
+    """Whether a metric ranks models by a direction (its registry kind is lower or higher); targets and tests
+    (density, C_T, suspected copies, nearest-neighbour distance) are read otherwise and never ranked."""
+    kind = quantity_kind(name)
+    return kind is None or kind.ranked
+
+
+def headline_metrics(runs: pd.DataFrame) -> list[tuple[str, bool]]:
+    """(name, higher_is_better) of every ranked quality metric of a final evaluation present (per-epoch curve
+    metrics, targets and tests are not headline metrics), FID first, then by name."""
+    found = _final_metrics(runs)
+    return sorted(((n, h) for n, h in found.items() if is_ranked(n)), key=lambda kv: _headline_order(kv[0]))
+
+
+def other_metrics(runs: pd.DataFrame) -> list[str]:
+    """The target and test metrics a final evaluation logged (read by their kind, :func:`metric_kind`), by name."""
+    return sorted(n for n in _final_metrics(runs) if not is_ranked(n))
+
+
+def metric_kind(name: str) -> Kind:
+    kind = quantity_kind(name)
+    assert kind is not None, name
+    return kind
+
+
+TEST_LEVEL = 0.01  # a per-seed test result (copies above the floor) is a finding below this p-value
+
+
+def test_outcome(name: str, values: list[float], floor: float | None) -> str:
+    """How a target or test metric reads over a model's seeds, in words: the distance to a target, how many seeds
+    fall below a test's threshold, or how many exceed the real-vs-real floor (one-sided binomial test)."""
+    kind, n = metric_kind(name), len(values)
+    if not n or kind.descriptive:
+        return ""
+    if kind.kind == "target":
+        return f"|mean − {kind.value:g}| = {abs(float(np.mean(values)) - kind.value):.3g}"
+    if kind.value is not None:
+        below = sum(v < kind.value for v in values)
+        return f"below {kind.value:g} in {below}/{n} seeds"
+    if floor is None:
+        return "no floor logged: untested"
+    samples = parse_metric_name(name).num_samples
+    above = sum(excess_over_floor(v, samples, floor) < TEST_LEVEL for v in values)
+    return f"above the floor in {above}/{n} seeds (binomial p < {TEST_LEVEL:g})"
 
 
 def is_healthy(row: pd.Series) -> bool:
@@ -145,6 +192,7 @@ class Board:
     runs: pd.DataFrame = field(repr=False)
     floor: dict[str, float] | None = None  # real-vs-real values of the headline metrics (as logged with the runs)
     eval_hash: str = ""  # the evaluation identity of every number on the board ("" for runs made before it)
+    others: list[str] = field(default_factory=list)  # target and test metrics (in each row's metrics, never ranked)
 
     def row(self, model: str) -> ModelRow:
         for r in self.rows:
@@ -209,11 +257,11 @@ def build_boards(runs: pd.DataFrame, protocol: str | None = None) -> list[Board]
     boards = []
     for (key, evaluation), whole in runs.groupby(["shared_hash", "eval_hash"], sort=False):
         for group in _versions(whole):
-            metrics = headline_metrics(group)
-            rows = [model_row(m, g, metrics) for m, g in group.groupby("model")]
+            metrics, others = headline_metrics(group), other_metrics(group)
+            rows = [model_row(m, g, metrics + [(n, False) for n in others]) for m, g in group.groupby("model")]
             rows.sort(key=lambda r: _rank_key(r, metrics))
             boards.append(Board(str(group["protocol"].iloc[0]), board_hash(str(key), str(evaluation)), metrics, rows,
-                                group, floors(group, metrics), str(evaluation)))
+                                group, floors(group, metrics + [(n, False) for n in others]), str(evaluation), others))
     boards.sort(key=lambda b: -b.runs["start_time"].max())
     return boards
 

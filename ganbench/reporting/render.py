@@ -21,7 +21,8 @@ from ganbench.core.version import __version__
 from ganbench.metrics import parse_metric_name
 from ganbench.reporting import figures as F
 from ganbench.reporting.stats import BOOTSTRAP_MIN_N
-from ganbench.reporting.leaderboard import CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons
+from ganbench.reporting.leaderboard import (CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons,
+                                           metric_kind, test_outcome)
 from ganbench.reporting.stats import Summary
 from ganbench.core.track import Tracker, sqlite_path
 from ganbench.reporting.tables import model_devices, run_devices, write_tables
@@ -84,6 +85,21 @@ def table_rows(board: Board, devices: dict[str, str] | None = None) -> tuple[lis
     return head, rows
 
 
+def other_rows(board: Board) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the targets and tests beside a leaderboard (never ranked): per metric how it is read,
+    each model's mean ± std with its test outcome, and the floor."""
+    head = ["metric", "read as"] + [r.model for r in board.rows] + ["floor"]
+    rows = []
+    for name in board.others:
+        floor = (board.floor or {}).get(name)
+        cells = [name, metric_kind(name).reading]
+        for r in board.rows:
+            outcome = test_outcome(name, r.values[name], floor)
+            cells.append(mean_std(r.metrics[name]) + (f"; {outcome}" if outcome else ""))
+        rows.append(cells + [fmt(floor)])
+    return head, rows
+
+
 IDENTITY_CHARS = 12  # hash prefix shown in tables (the full hash is in leaderboard.json)
 FLOOR = "real vs real (floor)"
 # An image-to-image board's floors are what a model gets for free, not real-vs-real values (metrics.translation)
@@ -130,6 +146,10 @@ def markdown(protocol: str, sections: list[Section], out: Path) -> str:
         if sec.note:
             parts += [sec.note, ""]
         parts += [markdown_table(b, sec.devices), ""]
+        if b.others:
+            head, rows = other_rows(b)
+            parts += ["Targets and tests (not ranked):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            parts += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows] + [""]
         for c in sec.comparisons:
             head, rows = comparison_rows(c)
             parts += [f"### {c.a.model} vs {c.b.model}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -197,12 +217,16 @@ split and every weight file the evaluation reads).</p>
 <table class="leaderboard"><thead><tr>{% for h in sec.head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
 {% for row in sec.rows %}<tr{% if row[1].startswith('real vs real') or row[1].startswith('floor:') %} class="floor"{% endif %}>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table>
+{% if sec.others %}<p class="muted">Targets and tests (not ranked):</p>
+<table class="tests"><thead><tr>{% for h in sec.others_head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in sec.others %}<tr>{% for x in row %}<td>{{ x }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>{% endif %}
 {% for c in sec.comparisons %}
 <h3>{{ c.title }}</h3>
 <table class="comparison"><thead><tr>{% for h in c.head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
 {% for row in c.rows %}<tr>{% for x in row %}<td>{{ x }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
 <p class="verdict">{{ c.verdict }}</p>
-<p class="muted">Test: Welch's unequal-variance t-test on per-seed values (two-sided, level {{ significance }}); seeds are
+<p class="muted">Test: Welch's unequal-variance t-test on per-seed values (two-sided, level {{ significance }} after Holm's
+correction over the metrics of this comparison; Hedges' g as the effect size); seeds are
 independent replicates whose spread differs between models, and rank or permutation tests cannot reach p &lt; 0.05 with 3
 seeds a side.</p>
 {% endfor %}
@@ -225,7 +249,9 @@ def html(protocol: str, sections: list[Section], uri: str, out: Path) -> str:
         for c in sec.comparisons:
             ch, cr = comparison_rows(c)
             comps.append({"title": f"{c.a.model} vs {c.b.model}", "head": ch, "rows": cr, "verdict": c.verdict})
+        others_head, others = other_rows(sec.board)
         view.append({"board": sec.board, "note": sec.note, "head": head, "rows": rows, "comparisons": comps,
+                     "others_head": others_head, "others": others,
                      "figures": [{"title": f.title, "caption": f.caption, "kind": f.kind, "src": image_src(f.path, out)}
                                  for f in sec.figures]})
     env = jinja2.Environment(autoescape=True)

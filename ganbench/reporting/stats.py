@@ -178,6 +178,17 @@ def spread_test(a, b) -> SpreadTest:
     return SpreadTest(math.sqrt(f), f, (len(y) - 1, len(x) - 1), float(min(1.0, 2 * min(dist.cdf(f), dist.sf(f)))))
 
 
+def excess_over_floor(share: float, n: int, floor: float) -> float:
+    """One-sided binomial p-value that ``share`` of ``n`` samples (e.g. suspected copies) is no more than the
+    real-vs-real ``floor`` share would give: P(X >= round(share * n)) for X ~ Binomial(n, floor)."""
+    k = int(round(share * n))
+    if k == 0:
+        return 1.0
+    if floor <= 0:
+        return 0.0
+    return float(st.binom.sf(k - 1, n, min(floor, 1.0)))
+
+
 def regression_bound(baseline, higher_is_better: bool, n_new: int, confidence: float) -> float:
     """The worst mean of ``n_new`` new seeds still consistent with the baseline (one-sided t bound)."""
     x = np.asarray(baseline, dtype=np.float64)

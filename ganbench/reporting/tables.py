@@ -17,10 +17,10 @@ import pandas as pd
 
 from ganbench.core.assets import atomic_path
 from ganbench.core.track import Tracker
-from ganbench.reporting.leaderboard import Board, ModelRow
+from ganbench.reporting.leaderboard import Board, ModelRow, metric_kind
 from ganbench.reporting.stats import Summary
 
-CSV_COLUMNS = ["protocol", "protocol_hash", "model", "identity", "eval_identity", "metric", "higher_is_better", "n_seeds", "mean",
+CSV_COLUMNS = ["protocol", "protocol_hash", "model", "identity", "eval_identity", "metric", "kind", "higher_is_better", "n_seeds", "mean",
                "std", "ci_low", "ci_high", "floor", "runs", "healthy", "device", "wall_time_s_mean"]
 
 
@@ -64,10 +64,11 @@ def csv_rows(board: Board, devices: dict[str, str]) -> list[dict]:
     by_model = model_devices(board, devices)
     rows = []
     for r in board.rows:
-        for name, higher in sorted(board.metrics):
+        for name, higher in sorted(board.metrics) + [(n, None) for n in board.others]:
             s = r.metrics[name]
             rows.append({"protocol": board.protocol, "protocol_hash": board.protocol_hash, "model": r.model,
-                         "identity": r.identity, "eval_identity": board.eval_hash, "metric": name, "higher_is_better": higher, "n_seeds": s.n,
+                         "identity": r.identity, "eval_identity": board.eval_hash, "metric": name,
+                         "kind": metric_kind(name).kind, "higher_is_better": higher, "n_seeds": s.n,
                          "mean": _num(s.mean), "std": _num(s.std), "ci_low": _num(s.ci_low), "ci_high": _num(s.ci_high),
                          "floor": _num((board.floor or {}).get(name)), "runs": r.runs, "healthy": r.healthy,
                          "device": by_model.get(r.model, "n/a"), "wall_time_s_mean": _num(r.compute["wall_time_s"].mean)})
@@ -76,7 +77,7 @@ def csv_rows(board: Board, devices: dict[str, str]) -> list[dict]:
 
 def run_records(board: Board, devices: dict[str, str]) -> list[dict]:
     """Every run of a board (finished or not), by model then seed."""
-    names = [n for n, _ in board.metrics]
+    names = [n for n, _ in board.metrics] + board.others
     out = []
     for _, run in board.runs.sort_values(["model", "seed", "run_id"]).iterrows():
         out.append({"run_id": run["run_id"], "model": run["model"], "seed": None if pd.isna(run["seed"]) else int(run["seed"]),
@@ -91,13 +92,16 @@ def run_records(board: Board, devices: dict[str, str]) -> list[dict]:
 def model_record(r: ModelRow, board: Board, device: str) -> dict:
     return {"model": r.model, "identity": r.identity, "runs": r.runs, "healthy": r.healthy, "seeds": r.seeds,
             "device": device, "wall_time_s": _summary(r.compute["wall_time_s"]),
-            "metrics": {n: {**_summary(r.metrics[n]), "values": r.values[n]} for n, _ in board.metrics}}
+            "metrics": {n: {**_summary(r.metrics[n]), "values": r.values[n]}
+                        for n in [m for m, _ in board.metrics] + board.others}}
 
 
 def board_record(board: Board, devices: dict[str, str]) -> dict:
     by_model = model_devices(board, devices)
     return {"protocol_hash": board.protocol_hash, "eval_identity": board.eval_hash,
             "metrics": [{"name": n, "higher_is_better": h, "floor": _num((board.floor or {}).get(n))} for n, h in board.metrics],
+            "tests": [{"name": n, "kind": metric_kind(n).kind, "read_as": metric_kind(n).reading,
+                       "floor": _num((board.floor or {}).get(n))} for n in board.others],
             "models": [model_record(r, board, by_model.get(r.model, "n/a")) for r in board.rows],
             "runs": run_records(board, devices)}
 
