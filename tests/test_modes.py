@@ -296,3 +296,23 @@ def test_mode_coverage_metric_names_and_values_through_the_metric_api(held_out_d
     assert res["modes_corrected_1500"].higher_is_better and not res["mode_kl_1500"].higher_is_better
     extras = holder["ctx"].extras
     assert sum(extras["mode_histogram"]) == 1500 and sum(extras["mode_histogram_corrected"]) == pytest.approx(1500, abs=0.5)
+
+
+def test_2d_mixture_metrics_carry_the_true_mixtures_floor():
+    """ring8 and grid25 publish a real-data floor: the true mixture's own points through the same metrics. Within
+    PacGAN's 3-sigma radius lie 1 - exp(-9/2) = 98.9% of a 2D Gaussian's points (closed form): the floor's
+    high-quality share is that, within binomial noise, with every mode present."""
+    from ganbench.data.synthetic import MIXTURES
+    from ganbench.metrics import evaluate, metric_name
+    from ganbench.spec.protocol import load_protocol
+
+    for name, modes in (("ring8", 8), ("grid25", 25)):
+        proto = load_protocol(name)
+        n = proto.eval.num_samples
+        fake = MIXTURES[name]().sample(n, torch.Generator().manual_seed(1)).images * 0.5  # a shrunken mixture
+        res = {r.name: r for r in evaluate(fake, proto, torch.device("cpu")).values()}
+        hq, count = res[metric_name("hq_share", n)], res[metric_name("modes_hq", n)]
+        expected = 1 - math.exp(-4.5)
+        assert abs(hq.floor - expected) < 4 * math.sqrt(expected * (1 - expected) / n)
+        assert count.floor == modes and "true" in hq.floor_reference
+        assert hq.value < 0.5 * hq.floor  # the shrunken points mostly miss the modes: well below the floor

@@ -46,7 +46,7 @@ import torch
 from scipy.stats import false_discovery_control, nbinom, poisson
 
 from ganbench.core.errors import GanbenchError
-from ganbench.data.synthetic import MIXTURES
+from ganbench.data.synthetic import MIXTURES, stacked_mnist
 from ganbench.extractors.domain import domain_classifier, held_out_confusion
 from ganbench.metrics.base import SHARE_HIGHER, MetricResult, metric_name, reads_nothing, register_metric
 
@@ -215,10 +215,16 @@ def stacked_modes(samples: torch.Tensor, classifier, confusion: torch.Tensor | N
 
 
 
-def _results(ctx, values: dict[str, tuple[float, bool]], extractor: str, weights: str) -> list[MetricResult]:
-    """One result per quantity, named by the one rule (no reference split: modes are judged, not compared)."""
+FLOOR_SEED = 4242  # the real samples of the floor: a fixed draw, the same for every run
+
+
+def _results(ctx, values: dict[str, tuple[float, bool]], extractor: str, weights: str,
+             floors: dict[str, float], floor_reference: str) -> list[MetricResult]:
+    """One result per quantity, named by the one rule (no reference split: modes are judged, not compared), each
+    with its floor: the same quantity of as many real samples (what a perfect generator scores at this count)."""
     return [MetricResult(metric_name(quantity, ctx.num_samples), float(v), hib, ctx.num_samples, extractor, weights,
-                         f"{ctx.dataset} modes") for quantity, (v, hib) in values.items()]
+                         f"{ctx.dataset} modes", floor=float(floors[quantity]), floor_reference=floor_reference)
+            for quantity, (v, hib) in values.items()]
 
 
 @register_metric("modes2d", higher_is_better=True, reads=reads_nothing,
@@ -231,9 +237,13 @@ def modes2d(ctx, extractor: str) -> list[MetricResult]:
         raise GanbenchError(f"metric 'modes2d' needs a 2D-mixture dataset ({', '.join(MIXTURES)}), not {ctx.dataset!r}")
     mix = MIXTURES[ctx.dataset]()
     m = mixture_modes(ctx.samples, mix.centers, mix.sigma)
+    real = mixture_modes(mix.sample(ctx.num_samples, torch.Generator().manual_seed(FLOOR_SEED)).images, mix.centers,
+                         mix.sigma)
     ctx.extras["mode_histogram"] = m["histogram"].tolist()
     return _results(ctx, {"modes_hq": (m["modes"], True), "hq_share": (m["hq_share"], True),
-                          "reverse_kl": (m["reverse_kl"], False)}, "none", "")
+                          "reverse_kl": (m["reverse_kl"], False)}, "none", "",
+                    {"modes_hq": real["modes"], "hq_share": real["hq_share"], "reverse_kl": real["reverse_kl"]},
+                    f"{ctx.num_samples} points of the true {ctx.dataset} mixture (seed {FLOOR_SEED})")
 
 
 @register_metric("mode_coverage", higher_is_better=True, reads=lambda extractor, dataset: ("domain:mnist",),
@@ -246,10 +256,15 @@ def mode_coverage(ctx, extractor: str) -> list[MetricResult]:
     if ctx.dataset != "stacked-mnist" or ctx.samples.shape[1] != 3:
         raise GanbenchError(f"metric 'mode_coverage' needs stacked-MNIST samples (N x 3 x 28 x 28), not {ctx.dataset!r}")
     clf = domain_classifier("mnist", device=ctx.device)
-    m = stacked_modes(ctx.samples, clf, held_out_confusion(clf, ctx.data_root))
+    confusion = held_out_confusion(clf, ctx.data_root)
+    m = stacked_modes(ctx.samples, clf, confusion)
+    real_images = stacked_mnist(ctx.num_samples, ctx.reference_split, FLOOR_SEED, ctx.data_root).images
+    real = stacked_modes(real_images.materialise() if hasattr(real_images, "materialise") else real_images, clf,
+                         confusion)
     ctx.extras["mode_histogram"] = m["histogram"].tolist()
     ctx.extras["mode_histogram_corrected"] = [round(float(v), 3) for v in m["estimated_histogram"]]
-    return _results(ctx, {"modes_pacgan": (m["modes_pacgan"], True), "modes_confident": (m["modes_confident"], True),
-                          "modes_corrected": (m["modes_corrected"], True), "mode_kl": (m["kl"], False),
-                          "confident_channels": (m["confident_channel_share"], True)},
-                    "domain-mnist", getattr(clf, "weights_sha256", ""))
+    keys = {"modes_pacgan": "modes_pacgan", "modes_confident": "modes_confident", "modes_corrected": "modes_corrected",
+            "mode_kl": "kl", "confident_channels": "confident_channel_share"}
+    return _results(ctx, {q: (m[k], q != "mode_kl") for q, k in keys.items()}, "domain-mnist",
+                    getattr(clf, "weights_sha256", ""), {q: real[k] for q, k in keys.items()},
+                    f"{ctx.num_samples} real stacked digits of the {ctx.reference_split} split (seed {FLOOR_SEED})")
