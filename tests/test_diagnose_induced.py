@@ -64,3 +64,15 @@ def test_detector_fires_on_its_induced_failure_and_not_on_healthy_runs(model, fa
         assert hits[0].start_step <= latest_onset, dg.format_report(diag)
     if any(sev == "failure" for _, sev, _ in expected):
         assert monitor.first_bad_step is not None and monitor.first_bad_step <= max(o for *_, o in expected)
+
+
+def test_each_failure_card_expects_the_findings_its_induced_run_is_tested_for():
+    """The cards' ``expected_findings`` (what the published check protocols judge by) are the findings this file
+    induces and asserts, and every zoo card that induces a failure says which."""
+    from ganbench.spec.protocol import available, load_model
+
+    for name in available("zoo"):
+        card = load_model(name)
+        expected = CASES.get(name, (None, None, None))[2]
+        assert list(card.expected_findings) == [n for n, _, _ in expected or []], name
+        assert name.startswith("fail-") == bool(card.expected_findings), name

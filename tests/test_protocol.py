@@ -28,7 +28,9 @@ def test_hash_tracks_conditions_not_replicates():
     assert identity(dataclasses.replace(p, train=dataclasses.replace(p.train, epochs=2)), dcgan, assets).hash != base
     slower = dataclasses.replace(dcgan, optim_g=dataclasses.replace(dcgan.optim_g, lr=1e-4))
     assert identity(p, slower, assets).hash != base
-    assert resolve(p, W)[0].protocol_hash != resolve(p, "b" * 64)[0].protocol_hash
+    other_weights = resolve(p, "b" * 64)[0]  # what the evaluation reads: its identity moves, the training's does not
+    assert resolve(p, W)[0].identity.eval_hash != other_weights.identity.eval_hash
+    assert resolve(p, W)[0].protocol_hash == other_weights.protocol_hash
     # A default written out explicitly is the same condition as the default left implicit.
     explicit = dataclasses.replace(dcgan, generator=dataclasses.replace(dcgan.generator, options={}))
     assert identity(p, explicit, assets).hash == base

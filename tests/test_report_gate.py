@@ -117,7 +117,7 @@ def test_format_1_baseline_is_migrated_when_its_hash_holds_and_refused_otherwise
     proto = load_protocol("fashion-smoke")
     legacy = to_plain(dataclasses.replace(proto, eval=dataclasses.replace(
         proto.eval, extractor_weights_sha256=inception_weights().features_sha256)))
-    legacy.pop("seeds"), legacy.pop("description")
+    legacy.pop("seeds"), legacy.pop("description"), legacy.pop("report")  # fields the old formula never had
     legacy["models"] = {m: _model_for_hash(load_model(m)) for m in proto.models}
     models = {m: {"seeds": [0, 1], "run_ids": ["a", "b"],
                   "metrics": {"fid_256_test": {"higher_is_better": False, "values": [400.0 + i, 410.0 + i]}}}
@@ -189,3 +189,37 @@ def test_targets_and_tests_are_never_ranked_and_are_gated_by_their_kind(tmp_path
     failed = {r.metric: r.note for r in bad.rows if not r.passed}
     assert set(failed) == {ct, copies, density}, bad.table()
     assert failed[ct] == "below -3 in 1/1 new seeds" and "binomial p" in failed[copies]
+
+
+def test_a_check_protocol_publishes_pass_fail_and_ranks_nothing(tmp_path, monkeypatch):
+    """fashion-failures-like: a healthy reference and an induced failure whose card expects a finding. The page
+    and the index say whether each did what its card expects, from the diagnosis each run logged; no winner row,
+    no rank, no DCGAN vs WGAN-GP comparison. A failure the diagnosis missed is a FAIL, not a pass."""
+    from ganbench.diagnosis.findings import Diagnosis, Finding, write_diagnosis
+    from ganbench.diagnosis.tracked import DIAGNOSIS_FILE
+    from ganbench.reporting.publish import publish
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = track.Tracker(uri)
+    path = protocol_copy(tmp_path / "protos", "chk", "fashion-failures", models=["dcgan", "fail-weak-d", "fail-oscillate"],
+                         seeds="[0, 1]")
+    monkeypatch.setenv("GANBENCH_PROTOCOLS_PATH", str(tmp_path / "protos"))
+    specs = resolve(load_protocol("chk"), W, None, [0, 1])
+    said = {("fail-weak-d", 0): ["g-dominance"], ("fail-weak-d", 1): ["g-dominance", "oscillation"],
+            ("fail-oscillate", 0): ["oscillation"], ("fail-oscillate", 1): [], ("dcgan", 0): [], ("dcgan", 1): []}
+    for spec in specs:
+        run_id = log_run(tracker, spec, 400.0 + spec.seed)
+        diag = Diagnosis(tuple(Finding(n, "warning", 1, 5, n) for n in said[spec.model.name, spec.seed]), 10, {})
+        (tmp_path / run_id).mkdir()
+        tracker.log_artifact(run_id, write_diagnosis(diag, tmp_path / run_id / DIAGNOSIS_FILE))
+    out = tmp_path / "reports"
+    published = publish([path], out, uri)
+    page, index = (out / "chk" / "README.md").read_text(), published.index.read_text()
+    assert "This protocol is a check, not a leaderboard" in page
+    assert "| fail-weak-d | names g-dominance | 2/2 |" in page and "| pass |" in page
+    assert "| fail-oscillate | names oscillation | 1/2 |" in page and page.count("| FAIL |") == 1
+    assert "| dcgan | trains, healthy | 2/2 |" in page
+    assert "| chk | fail-oscillate | names oscillation | 1/2 |" in index
+    assert "| chk | fid_" not in index  # no winner row for a check protocol
+    assert not [c for c in published.cases if c.protocol == "chk"]
+    assert "| – | dcgan |" in page  # the numbers are there, unranked

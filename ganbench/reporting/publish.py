@@ -26,6 +26,7 @@ from ganbench.reporting.leaderboard import SIGNIFICANCE, Board, ModelRow, build_
 from ganbench.reporting.render import Report, fmt, mean_std, protocol_name, write_report
 from ganbench.reporting.stability import PAGE as STABILITY_PAGE
 from ganbench.reporting.stability import Case, write_stability
+from ganbench.reporting.checks import CHECK_HEAD
 from ganbench.reporting.stats import welch_test
 from ganbench.reporting.tables import model_devices, run_devices
 from ganbench.spec.protocol import load_protocol
@@ -171,7 +172,9 @@ def literature_rows(figures: list[Figure], boards: dict[str, Board]) -> list[lis
 
 
 def index_blocks(reports: list[tuple[str, Board]], skipped: list[str], devices: dict[str, str],
-                 figures: list[Figure]) -> list[P.Block]:
+                 figures: list[Figure], checks: dict[str, list] | None = None) -> list[P.Block]:
+    """The index page; ``checks``: protocol name -> its check rows (a check protocol has no winners)."""
+    checks = checks or {}
     ordered = sorted(reports, key=lambda rb: protocol_name(rb[0]))
     table = P.Table(["protocol", "description", "measures", "models × seeds", "device", "total wall time"],
                     [protocol_row(p, b, devices) for p, b in ordered],
@@ -184,11 +187,19 @@ def index_blocks(reports: list[tuple[str, Board]], skipped: list[str], devices: 
         P.Heading("Protocols"), table]
     if skipped:
         blocks.append(P.Para("Not run yet (no tracked runs): " + ", ".join(sorted(protocol_name(s) for s in skipped)) + "."))
-    wins = [row for p, b in ordered for row in winner_rows(p, b)]
-    blocks += [P.Heading("Winner per headline metric"),
-               P.Para(f"Best mean in the metric's direction; \"tie\" when Welch's t-test between the best two models "
-                      f"is not significant at {SIGNIFICANCE} (or not possible with fewer than two seeds a side)."),
+    wins = [row for p, b in ordered if protocol_name(p) not in checks for row in winner_rows(p, b)]
+    blocks += [P.Heading("Winner per ranked metric"),
+               P.Para(f"Best mean in the metric's direction, where at least two models logged it; \"tie\" when "
+                      f"Welch's t-test between the best two models is not significant at {SIGNIFICANCE}, \"untested\" "
+                      "with fewer than two seeds a side, \"equal\" for equal means. Check protocols rank nothing "
+                      "(below)."),
                P.Table(["protocol", "metric", "winner", "evidence"], wins)]
+    if checks:
+        blocks += [P.Heading("Checks"),
+                   P.Para("Smoke and induced-failure protocols: did each model train, and did the diagnosis name "
+                          "the failure its card induces. Pass/fail, not a ranking."),
+                   P.Table(["protocol", *CHECK_HEAD],
+                           [[name, *row.cells] for name, rows in sorted(checks.items()) for row in rows])]
     blocks += [P.Heading("DCGAN vs WGAN-GP stability"),
                P.Table(["page"], [["DCGAN vs WGAN-GP across protocols: per-seed metrics, spread, Welch tests, curves, findings"]],
                        {(0, 0): f"{STABILITY_PAGE}.md"})]
@@ -223,8 +234,10 @@ def publish(protocols: Sequence[str], out_root: Path | str = "reports", tracking
         newest.append((protocol, boards[0]))
     devices = run_devices(tracker, [r for _, b in newest for r in b.runs["run_id"]])
     figures = load_literature(out / LITERATURE_FILE)
-    cases, files = write_stability([protocol_name(p) for p, _ in newest], runs, out, tracker)
-    blocks = index_blocks(newest, skipped, devices, figures)
+    checks = {r.protocol: r.sections[0].checks for r in reports if r.sections and r.sections[0].checks is not None}
+    cases, files = write_stability([protocol_name(p) for p, _ in newest if protocol_name(p) not in checks], runs, out,
+                                   tracker)  # a check protocol compares no models
+    blocks = index_blocks(newest, skipped, devices, figures, checks)
     title = "ganbench reference results"
     index, html = out / "README.md", out / "index.html"
     for path, text in ((index, P.to_markdown(title, blocks, out)), (html, P.to_html(title, blocks, out))):

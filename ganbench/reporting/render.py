@@ -20,6 +20,7 @@ from ganbench.core.errors import GanbenchError
 from ganbench.core.version import __version__
 from ganbench.metrics import parse_metric_name
 from ganbench.reporting import figures as F
+from ganbench.reporting.checks import CHECK_HEAD, CheckRow, check_rows, is_check
 from ganbench.reporting.stats import BOOTSTRAP_MIN_N
 from ganbench.reporting.leaderboard import (CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons,
                                            metric_kind, test_outcome)
@@ -35,6 +36,7 @@ class Section:
     figures: list[F.Figure] = field(default_factory=list)
     note: str = ""
     devices: dict[str, str] = field(default_factory=dict)  # model -> the device(s) its runs trained on
+    checks: list[CheckRow] | None = None  # a check protocol's pass/fail rows (then the table ranks nothing)
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,17 @@ def ci(s: Summary) -> str:
     return "" if math.isnan(s.ci_low) else f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]"
 
 
-def table_rows(board: Board, devices: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
+def table_rows(board: Board, devices: dict[str, str] | None = None,
+               ranked: bool = True) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a leaderboard (plain strings, shared by the Markdown and the HTML); ``devices`` maps a
-    model to the device its runs trained on. The identity column is the model's identity hash (protocol and card)."""
+    model to the device its runs trained on. The identity column is the model's identity hash (protocol and card).
+    ``ranked`` False (a check protocol): models in name order, no rank."""
     arrow = {True: "↑", False: "↓"}
     head = ["#", "model"] + [f"{n} {arrow[h]}" for n, h in board.metrics] + [
         "seeds", "stability", "wall time (s)", "images seen", "device", "identity"]
     rows = []
-    for i, r in enumerate(board.rows, 1):
-        cells = [str(i), r.model]
+    for i, r in enumerate(sorted(board.rows, key=lambda r: r.model) if not ranked else board.rows, 1):
+        cells = [str(i) if ranked else "–", r.model]
         for name, _ in board.metrics:
             s = r.metrics[name]
             cells.append(f"{mean_std(s)} {ci(s)}".strip())
@@ -100,6 +104,9 @@ def other_rows(board: Board) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+CHECK_NOTE = ("This protocol is a check, not a leaderboard: at its budget the numbers below rank nothing. Each model "
+              "passes when every run did what its card expects (an induced failure: its diagnosis names the failure; "
+              "any other model: it trained and finished healthy).")
 IDENTITY_CHARS = 12  # hash prefix shown in tables (the full hash is in leaderboard.json)
 FLOOR = "real vs real (floor)"
 # An image-to-image board's floors are what a model gets for free, not real-vs-real values (metrics.translation)
@@ -112,8 +119,8 @@ def floor_label(board: Board) -> str:
     return TRANSLATION_FLOOR if any(m is not None and m.quantity in ("l1", "psnr", "ssim") for m in names) else FLOOR
 
 
-def markdown_table(board: Board, devices: dict[str, str] | None = None) -> str:
-    head, rows = table_rows(board, devices)
+def markdown_table(board: Board, devices: dict[str, str] | None = None, ranked: bool = True) -> str:
+    head, rows = table_rows(board, devices, ranked)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -145,7 +152,10 @@ def markdown(protocol: str, sections: list[Section], out: Path) -> str:
                   "(metrics, sample count, reference split and every weight file the evaluation reads).", ""]
         if sec.note:
             parts += [sec.note, ""]
-        parts += [markdown_table(b, sec.devices), ""]
+        if sec.checks is not None:
+            parts += [CHECK_NOTE, "", "| " + " | ".join(CHECK_HEAD) + " |", "|" + "---|" * len(CHECK_HEAD)]
+            parts += ["| " + " | ".join(c.replace("|", "\\|") for c in row.cells) + " |" for row in sec.checks] + [""]
+        parts += [markdown_table(b, sec.devices, sec.checks is None), ""]
         if b.others:
             head, rows = other_rows(b)
             parts += ["Targets and tests (not ranked):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -214,6 +224,9 @@ finished with no failure-level diagnosis. Runs with different protocol hashes ar
 <p class="muted">Evaluation identity <code>{{ sec.board.eval_hash[:12] or 'n/a' }}</code> (metrics, sample count, reference
 split and every weight file the evaluation reads).</p>
 {% if sec.note %}<p class="muted">{{ sec.note }}</p>{% endif %}
+{% if sec.checks %}<p class="verdict">{{ check_note }}</p>
+<table class="checks"><thead><tr>{% for h in check_head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in sec.checks %}<tr>{% for x in row %}<td>{{ x }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>{% endif %}
 <table class="leaderboard"><thead><tr>{% for h in sec.head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
 {% for row in sec.rows %}<tr{% if row[1].startswith('real vs real') or row[1].startswith('floor:') %} class="floor"{% endif %}>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table>
@@ -242,7 +255,7 @@ seeds a side.</p>
 def html(protocol: str, sections: list[Section], uri: str, out: Path) -> str:
     view = []
     for sec in sections:
-        head, rows = table_rows(sec.board, sec.devices)
+        head, rows = table_rows(sec.board, sec.devices, sec.checks is None)
         for row in rows:
             row[-1] = row[-1].strip("`")
         comps = []
@@ -252,11 +265,13 @@ def html(protocol: str, sections: list[Section], uri: str, out: Path) -> str:
         others_head, others = other_rows(sec.board)
         view.append({"board": sec.board, "note": sec.note, "head": head, "rows": rows, "comparisons": comps,
                      "others_head": others_head, "others": others,
+                     "checks": [r.cells for r in sec.checks] if sec.checks is not None else None,
                      "figures": [{"title": f.title, "caption": f.caption, "kind": f.kind, "src": image_src(f.path, out)}
                                  for f in sec.figures]})
     env = jinja2.Environment(autoescape=True)
     return env.from_string(TEMPLATE).render(
         protocol=protocol, sections=view, css=CSS, uri=store_label(uri), ci_level=f"{CI_LEVEL:.0%}", boot_n=BOOTSTRAP_MIN_N,
+        check_note=CHECK_NOTE, check_head=CHECK_HEAD,
         significance=SIGNIFICANCE, generated=generated_line())
 
 
@@ -298,6 +313,7 @@ def write_report(protocol: str, out_root: Path | str = "reports", tracking_uri: 
     Every protocol hash with runs gets its own table (newest first); the newest one also gets figures.
     ``runs`` is the store's ``Tracker.search()`` when the caller already has it (one search for many reports)."""
     name = protocol_name(protocol)
+    check = is_check(protocol)
     tracker = Tracker(tracking_uri)
     boards = build_boards(tracker.search() if runs is None else runs, name)
     if not boards:
@@ -314,7 +330,9 @@ def write_report(protocol: str, out_root: Path | str = "reports", tracking_uri: 
             note = "" if i == 0 else ("An earlier version of this protocol or of a model card (another identity): "
                                       "not comparable with the tables above.")
             figs = section_figures(board, tracker, img, Path(tmp)) if i == 0 else []
-            sections.append(Section(board, comparisons(board), figs, note, model_devices(board, devices)))
+            checks = check_rows(board, tracker, Path(tmp)) if check else None
+            sections.append(Section(board, [] if check else comparisons(board), figs, note,
+                                    model_devices(board, devices), checks))
     md_path, html_path = out / "README.md", out / "index.html"
     for png in img.glob("*.png"):
         shrink_png(png)

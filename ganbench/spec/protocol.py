@@ -79,6 +79,7 @@ class Protocol:
     seeds: tuple[int, ...]
     version: int = 1
     description: str = ""
+    report: str = "leaderboard"  # "check": smoke and induced-failure protocols publish pass/fail, never a ranking
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,10 @@ class ModelSpec:
     results: dict[str, Any] = field(default_factory=dict)  # the model card's measured numbers
     tricks: TricksSpec = field(default_factory=TricksSpec)
     conditional: ConditionalSpec | None = None
+    expected_findings: tuple[str, ...] = ()  # an induced-failure card: the findings its diagnosis must name (any one)
 
+
+REPORTS = ("leaderboard", "check")  # Protocol.report
 
 # --------------------------------------------------------------------------- strict loading
 
@@ -224,6 +228,7 @@ def _validate_protocol(p: Protocol, path: Path) -> None:
         need(8 <= p.data.image_size <= 256, "data.image_size", "a size in [8, 256] (images are resized to it)")
     need(p.train.epochs > 0, "train.epochs", "a positive integer")
     need(p.train.batch_size > 0, "train.batch_size", "a positive integer")
+    need(p.report in REPORTS, "report", f"one of {list(REPORTS)}, got {p.report!r}")
     need(p.train.precision in PRECISIONS, "train.precision", f"one of {list(PRECISIONS)}, got {p.train.precision!r}")
     need(p.eval.num_samples >= 2, "eval.num_samples", "at least 2 samples")
     need(len(p.models) > 0, "models", "at least one zoo model name")
@@ -427,7 +432,7 @@ def _model_for_hash(m: ModelSpec) -> dict:
         loss=LossSpec(m.loss.name, LOSSES[m.loss.name].resolve_options(m.loss.options)),
     )
     plain = to_plain(full)
-    for key in ("results", "paper", "description"):
+    for key in ("results", "paper", "description", "expected_findings"):  # what the card says, not how it trains
         plain.pop(key)
     # Tricks off and no conditioning leave the hash of every model made before these tables unchanged.
     plain["tricks"] = {k: v for k, v in plain["tricks"].items() if v != getattr(TricksSpec, k)} or None
@@ -448,7 +453,7 @@ def _protocol_fields(protocol: Protocol) -> dict:
     """The protocol's own fields: not its seeds (replicates), description (prose) or model list (other
     conditions), nor the Inception weight hash (an asset part of its own)."""
     plain = to_plain(protocol)
-    for key in ("seeds", "description", "models"):
+    for key in ("seeds", "description", "models", "report"):
         plain.pop(key)
     plain["eval"].pop("extractor_weights_sha256")
     if plain["train"]["precision"] == TrainSpec.precision:  # fp32: the key is left out, as before it existed
@@ -527,6 +532,7 @@ def legacy_protocol_hash(protocol: Protocol, models: dict[str, ModelSpec]) -> st
     plain = to_plain(protocol)
     plain.pop("seeds")
     plain.pop("description")
+    plain.pop("report")
     plain["models"] = {name: _model_for_hash(models[name]) for name in protocol.models}
     return content_hash(plain)
 
