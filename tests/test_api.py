@@ -17,7 +17,7 @@ import ganbench
 from ganbench.cli import main
 from ganbench.core.assets import cache_root
 from ganbench.core.errors import GanbenchError
-from ganbench.core.track import TAG_PROTOCOL_HASH, Tracker
+from ganbench.core.track import TAG_EVAL_HASH, Tracker
 from ganbench.metrics.reference import reference_images
 from ganbench.spec.protocol import load_protocol
 from ganbench.nets.sampling import generate
@@ -50,7 +50,7 @@ def test_evaluate_gives_the_numbers_and_identity_of_ganbench_eval(eval_protocol,
     assert set(res.metrics) == set(cli["results"]) == {"domain_fid_200_test", "domain_kid_200_test"}
     for name, got in cli["results"].items():
         assert res[name] == got["value"] and res.metrics[name].std == got["std"] and res.metrics[name].floor == got["floor"]
-    assert res.identity == Tracker().get(cli["run_id"]).data.tags[TAG_PROTOCOL_HASH]
+    assert res.identity == Tracker().get(cli["run_id"]).data.tags[TAG_EVAL_HASH]  # samples: the evaluation identity
     frame = res.to_frame()
     assert frame.loc["domain_fid_200_test", "value"] == cli["results"]["domain_fid_200_test"]["value"]
     assert not frame.loc["domain_fid_200_test", "higher_is_better"] and frame["num_samples"].tolist() == [200, 200]
@@ -60,7 +60,7 @@ def test_evaluate_gives_the_numbers_and_identity_of_ganbench_eval(eval_protocol,
     assert list(fid_only.metrics) == ["domain_fid_200_test"]
     assert fid_only["domain_fid_200_test"] == pytest.approx(res["domain_fid_200_test"], rel=1e-9)
     assert fid_only.identity != res.identity
-    assert Tracker().get(fid_only.run_id).data.tags[TAG_PROTOCOL_HASH] == fid_only.identity
+    assert Tracker().get(fid_only.run_id).data.tags[TAG_EVAL_HASH] == fid_only.identity
 
 
 @pytest.mark.parametrize("source, kwargs, message", [
@@ -168,7 +168,8 @@ def test_report_frame_has_the_rows_of_ganbench_report(run, tmp_path, capsys):
     assert frame.loc[0, metric] == pytest.approx(np.mean(values), rel=1e-12)
     assert frame.loc[0, f"{metric}_std"] == pytest.approx(np.std(values, ddof=1), rel=1e-9)
     assert frame.loc[0, "seeds"] == 2 and frame.loc[0, "runs"] == 2
-    assert ganbench.report(run.protocol, out=tmp_path / "api").markdown.read_text().count("| 1 |") == 1
+    md = ganbench.report(run.protocol, out=tmp_path / "api").markdown.read_text()
+    assert sum(line.startswith("| 1 |") for line in md.splitlines()) == 1  # one ranked table, one first place
     with pytest.raises(GanbenchError, match="no tracked runs of protocol 'nothing-here'"):
         ganbench.report("nothing-here")
 

@@ -34,7 +34,8 @@ def test_fp32_keeps_the_identity_and_bf16_is_another_protocol():
     assert _identity(_with(p, precision="fp32")).hash == _identity(p).hash  # the default: every existing hash kept
     bf16 = _identity(_with(p, precision="bf16"))
     assert bf16.hash != _identity(p).hash
-    assert identity_changes(_identity(p).parts, bf16.parts) == ["protocol changed (data, training budget or evaluation)"]
+    assert identity_changes(_identity(p).parts, bf16.parts) == ["protocol's training changed (data or budget)"]
+    assert bf16.eval_hash == _identity(p).eval_hash  # measured the same way
 
 
 @pytest.mark.parametrize("table,line,key", [

@@ -75,6 +75,11 @@ num_samples = 200
 metrics = ["modes2d"]
 """
 SYNTH_FID = "fid_20_test"
+# fashion-50ep's result names (20 of them with the domain metrics, tests and targets): the page must still fit
+WIDE = ["fid_10k_test", "kid_10k_test", "precision_k3_10k_test", "recall_k3_10k_test", "density_k5_10k_test",
+        "coverage_k5_10k_test", "domain_fid_10k_test", "domain_kid_10k_test", "domain_precision_k3_10k_test",
+        "domain_recall_k3_10k_test", "domain_density_k5_10k_test", "domain_coverage_k5_10k_test", "domain_is_10k",
+        "is_10k", "copies_l1_10k_train", "copying_ct_10k_train", "nn_l1_10k_train", "domain_copies_10k_train"]
 # Set per-seed values: "good" is far better than "bad" on FID (a winner); on KID the two overlap (a tie).
 # A trivial answer's score, the same for every model and seed (as l1_mean_target_* of an image-to-image task).
 SYNTH = {"good": {SYNTH_FID: [10.0, 11.0, 12.0], "kid_20_test": [0.10, 0.30, 0.20], "l1_mean_target_20_test": [50.0] * 3},
@@ -115,6 +120,8 @@ def store(tmp_path_factory):
         for model, values in SYNTH.items():
             for seed in range(3):
                 log_run(tracker, "synth", model, seed, {k: v[seed] for k, v in values.items()})
+        for i, model in enumerate(("dcgan", "wgan-gp")):  # one seed a side: nothing testable, said once
+            log_run(tracker, "wide", model, 0, {name: 1.0 + i + k / 10 for k, name in enumerate(WIDE)})
         log_run(tracker, "single", "dcgan", 0, {SYNTH_FID: 30.0})  # one seed a side: no test possible
         log_run(tracker, "single", "wgan-gp", 0, {SYNTH_FID: 25.0})
         for seed in (0, 1):  # e.g. a reverse KL with a mode never hit (MLflow stores inf as the largest float)
@@ -132,7 +139,7 @@ def published(store, tmp_path_factory):
         'plus_minus = 1.5\nsource = "A 2020, Table 9"\nsetup = "their set-up"\n\n'
         '[[figure]]\nprotocol = "grid25"\nmodel = "gan-mlp2d"\npaper_model = "GAN"\nmetric = "modes_hq_2500"\nvalue = 17.0\n'
         'source = "B 2018, Table 1"\nsetup = "theirs"\n' % FID)
-    names = [str(store["files"]["curved"]), str(store["files"]["ring"]), "synth", "single", "grid25"]
+    names = [str(store["files"]["curved"]), str(store["files"]["ring"]), "synth", "single", "wide", "grid25"]
     return publish(names, out, store["uri"])
 
 
@@ -236,7 +243,7 @@ def test_stability_page_tests_with_welch_and_says_how_sure(store, published):
     assert f"F(1, 1) = {f:.3g}, p = {2 * min(st.f.cdf(f, 1, 1), st.f.sf(f, 1, 1)):.2g}" in page
     # one seed a side: the page says no test is possible
     assert "With 1 seed(s) of dcgan and 1 of wgan-gp no test is possible: the comparison is anecdotal." in page
-    assert {c.protocol for c in published.cases} == {"curved", "single"}  # synth has neither model, ringp one
+    assert {c.protocol for c in published.cases} == {"curved", "single", "wide"}  # synth has neither model, ringp one
     # every seed of both models on the curve figure, and the findings each run logged (as `ganbench diagnose` reads)
     assert (published.out_root / "stability" / f"curved_{CURVE}.png").is_file()
     from ganbench.api import diagnose
@@ -259,7 +266,7 @@ def test_files_are_small_and_republishing_changes_nothing(store, published, tmp_
     again = tmp_path / "reports"
     again.mkdir()
     (again / "literature.toml").write_text((published.out_root / "literature.toml").read_text())
-    second = publish([str(store["files"]["curved"]), str(store["files"]["ring"]), "synth", "single", "grid25"],
+    second = publish([str(store["files"]["curved"]), str(store["files"]["ring"]), "synth", "single", "wide", "grid25"],
                      again, store["uri"])
     firsts = sorted(f.relative_to(published.out_root) for f in published.files)
     assert firsts == sorted(f.relative_to(again) for f in second.files)
@@ -288,3 +295,36 @@ def test_no_protocols_is_refused(store, tmp_path):
     from ganbench.core.errors import GanbenchError
     with pytest.raises(GanbenchError, match="no protocols to publish"):
         publish([], tmp_path, store["uri"])
+
+
+def test_a_wide_protocol_page_leads_with_the_headline_metrics_fits_1300_px_and_says_a_verdict_once(published):
+    """fashion-50ep's twenty result names: the first table holds FID, KID, precision, recall and IS only; the other
+    ranked metrics, the targets and tests, and the budget have tables of their own; an untestable comparison says
+    so once; in headless Chromium at 1300 px nothing is wider than the page."""
+    import os
+
+    page_md = (published.out_root / "wide" / "README.md").read_text()
+    first = page_md.split("| # | model |", 1)[1].split("\n", 1)[0]
+    assert {c.split()[0] for c in first.split("|") if c.strip()} == {
+        "fid_10k_test", "kid_10k_test", "is_10k", "precision_k3_10k_test", "recall_k3_10k_test", "seeds", "healthy"}
+    assert "domain_fid_10k_test" not in first and "Other ranked metrics:" in page_md
+    assert "Targets and tests (not ranked):" in page_md and "Budget and identity:" in page_md
+    assert page_md.count("no test is possible") == 1
+    chromium = "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        pytest.skip("Debian's chromium package is not installed (scripts/setup.sh installs it as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_context(java_script_enabled=True, viewport={"width": 1300, "height": 900}).new_page()
+            page.goto((published.out_root / "wide" / "index.html").as_uri())
+            widths = page.evaluate("() => [document.documentElement.scrollWidth, ...Array.from("
+                                   "document.querySelectorAll('table')).map(t => t.getBoundingClientRect().right)]")
+            artifacts = REPO / "test-artifacts"
+            artifacts.mkdir(exist_ok=True)
+            page.screenshot(path=str(artifacts / "wide-report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert max(widths) <= 1300, widths

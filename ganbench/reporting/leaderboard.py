@@ -126,6 +126,21 @@ def headline_metrics(runs: pd.DataFrame) -> list[tuple[str, bool]]:
     return sorted(((n, h) for n, h in found.items() if is_ranked(n)), key=lambda kv: _headline_order(kv[0]))
 
 
+HEADLINE_QUANTITIES = ("fid", "kid", "precision", "recall", "is")  # what a reader looks for first (FID, KID, P/R, IS)
+MAX_HEADLINE = 6  # columns of the first table when a protocol measures none of those (modes, translation)
+
+
+def headline_split(metrics: list[tuple[str, bool]]) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+    """(headline, secondary) of a board's ranked metrics: FID, KID, precision, recall and IS in Inception's space,
+    else in the domain classifier's, else the first ``MAX_HEADLINE``; the rest go to a table of their own."""
+    for space in (None, "domain"):
+        chosen = [(n, h) for n, h in metrics if (m := parse_metric_name(n)) is not None and m.space == space
+                  and m.quantity in HEADLINE_QUANTITIES]
+        if chosen:
+            return chosen, [mh for mh in metrics if mh not in chosen]
+    return metrics[:MAX_HEADLINE], metrics[MAX_HEADLINE:]
+
+
 def other_metrics(runs: pd.DataFrame) -> list[str]:
     """The target and test metrics a final evaluation logged (read by their kind, :func:`metric_kind`), by name."""
     return sorted(n for n in _final_metrics(runs) if not is_ranked(n))

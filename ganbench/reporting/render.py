@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
+import torch
 from PIL import Image
 import pandas as pd
 
@@ -21,9 +22,11 @@ from ganbench.core.version import __version__
 from ganbench.metrics import parse_metric_name
 from ganbench.reporting import figures as F
 from ganbench.reporting.checks import CHECK_HEAD, CheckRow, check_rows, is_check
+from ganbench.spec.protocol import load_protocol, resolve
+from ganbench.training import build_models
 from ganbench.reporting.stats import BOOTSTRAP_MIN_N
 from ganbench.reporting.leaderboard import (CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons,
-                                           metric_kind, test_outcome)
+                                           headline_split, metric_kind, test_outcome)
 from ganbench.reporting.stats import Summary
 from ganbench.core.track import Tracker, sqlite_path
 from ganbench.reporting.tables import model_devices, run_devices, write_tables
@@ -66,27 +69,78 @@ def ci(s: Summary) -> str:
     return "" if math.isnan(s.ci_low) else f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]"
 
 
-def table_rows(board: Board, devices: dict[str, str] | None = None,
-               ranked: bool = True) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a leaderboard (plain strings, shared by the Markdown and the HTML); ``devices`` maps a
-    model to the device its runs trained on. The identity column is the model's identity hash (protocol and card).
-    ``ranked`` False (a check protocol): models in name order, no rank."""
+def _metric_rows(board: Board, metrics: list[tuple[str, bool]], ranked: bool, lead: list[str],
+                 tail) -> tuple[list[str], list[list[str]]]:
     arrow = {True: "↑", False: "↓"}
-    head = ["#", "model"] + [f"{n} {arrow[h]}" for n, h in board.metrics] + [
-        "seeds", "stability", "wall time (s)", "images seen", "device", "identity"]
+    head = ["#", "model"] + [f"{n} {arrow[h]}" for n, h in metrics] + lead
     rows = []
     for i, r in enumerate(sorted(board.rows, key=lambda r: r.model) if not ranked else board.rows, 1):
         cells = [str(i) if ranked else "–", r.model]
-        for name, _ in board.metrics:
+        for name, _ in metrics:
             s = r.metrics[name]
             cells.append(f"{mean_std(s)} {ci(s)}".strip())
-        cells += [str(len(r.seeds)), f"{r.healthy}/{r.runs} ({fmt(100 * r.stability, 3)}%)",
-                  mean_std(r.compute["wall_time_s"]), fmt(r.compute["images_seen"].mean, 6),
-                  (devices or {}).get(r.model, "n/a"), f"`{r.identity[:IDENTITY_CHARS]}`"]
-        rows.append(cells)
+        rows.append(cells + tail(r))
     if board.floor is not None:
-        rows.append(["", floor_label(board)] + [fmt(board.floor.get(n)) for n, _ in board.metrics] + [""] * 6)
+        rows.append(["", floor_label(board)] + [fmt(board.floor.get(n)) for n, _ in metrics] + [""] * len(lead))
     return head, rows
+
+
+def table_rows(board: Board, devices: dict[str, str] | None = None,
+               ranked: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a leaderboard's first table (plain strings, shared by the Markdown and the HTML): the
+    headline metrics (FID, KID, precision, recall, IS; :func:`headline_split`), seeds and healthy runs. ``ranked``
+    False (a check protocol): models in name order, no rank."""
+    headline, _ = headline_split(board.metrics)
+    return _metric_rows(board, headline, ranked, ["seeds", "healthy runs"],
+                        lambda r: [str(len(r.seeds)), f"{r.healthy}/{r.runs}"])
+
+
+SECONDARY_COLUMNS = 4  # metrics per secondary table: each column holds "mean ± std [interval]", and a page is 1300 px
+
+
+def secondary_tables(board: Board, ranked: bool = True) -> list[tuple[list[str], list[list[str]]]]:
+    """The ranked metrics that are not headline metrics, in tables of their own, at most ``SECONDARY_COLUMNS``
+    metrics each (none when there are none)."""
+    _, secondary = headline_split(board.metrics)
+    return [_metric_rows(board, secondary[i:i + SECONDARY_COLUMNS], ranked, [], lambda r: [])
+            for i in range(0, len(secondary), SECONDARY_COLUMNS)]
+
+
+def model_costs(protocol: str, model: str) -> tuple[int, int, int, int] | None:
+    """(batch size, D steps per G step, parameters of G, parameters of D) of a protocol and zoo card known here
+    (built on the CPU, nothing trained or read); None when either is not."""
+    try:
+        (spec,) = resolve(load_protocol(protocol), "0" * 64, [model], [0])  # a stand-in hash: no weight file read
+        G, D = build_models(spec, torch.device("cpu"), torch.Generator().manual_seed(0))
+    except GanbenchError:
+        return None
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    return spec.protocol.train.batch_size, spec.model.n_critic, count(G), count(D)
+
+
+def budget_rows(board: Board, devices: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """What each model's numbers cost and where they come from, so that budgets are compared as such: seeds,
+    healthy runs, G and D steps (from the images seen, the batch size and D's steps per G step), parameters of G
+    and D, training wall time, images seen, device, the checkpoint measured (the final one) and the training
+    identity hash (protocol and card)."""
+    head = ["model", "seeds", "healthy runs", "G steps", "D steps", "G / D parameters", "wall time (s)", "images seen",
+            "device", "checkpoint", "identity"]
+    rows = []
+    for r in sorted(board.rows, key=lambda r: r.model):
+        costs, images = model_costs(board.protocol, r.model), r.compute["images_seen"].mean
+        steps = None if costs is None or math.isnan(images) else images / (costs[0] * costs[1])
+        rows.append([r.model, str(len(r.seeds)), f"{r.healthy}/{r.runs}",
+                     fmt(steps, 6) if steps is not None else "n/a",
+                     fmt(steps * costs[1], 6) if steps is not None else "n/a",
+                     f"{costs[2] / 1e6:.2f}M / {costs[3] / 1e6:.2f}M" if costs else "n/a",
+                     mean_std(r.compute["wall_time_s"]), fmt(images, 6), (devices or {}).get(r.model, "n/a"), "final",
+                     f"`{r.identity[:IDENTITY_CHARS]}`"])
+    return head, rows
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
+        "| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
 
 
 def other_rows(board: Board) -> tuple[list[str], list[list[str]]]:
@@ -121,9 +175,7 @@ def floor_label(board: Board) -> str:
 
 def markdown_table(board: Board, devices: dict[str, str] | None = None, ranked: bool = True) -> str:
     head, rows = table_rows(board, devices, ranked)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(_md_table(head, rows))
 
 
 def comparison_rows(c: Comparison) -> tuple[list[str], list[list[str]]]:
@@ -156,10 +208,11 @@ def markdown(protocol: str, sections: list[Section], out: Path) -> str:
             parts += [CHECK_NOTE, "", "| " + " | ".join(CHECK_HEAD) + " |", "|" + "---|" * len(CHECK_HEAD)]
             parts += ["| " + " | ".join(c.replace("|", "\\|") for c in row.cells) + " |" for row in sec.checks] + [""]
         parts += [markdown_table(b, sec.devices, sec.checks is None), ""]
+        for k, (head, rows) in enumerate(secondary_tables(b, sec.checks is None)):
+            parts += ["Other ranked metrics:" if k == 0 else "", "", *_md_table(head, rows), ""]
         if b.others:
-            head, rows = other_rows(b)
-            parts += ["Targets and tests (not ranked):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            parts += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows] + [""]
+            parts += ["Targets and tests (not ranked):", "", *_md_table(*other_rows(b)), ""]
+        parts += ["Budget and identity:", "", *_md_table(*budget_rows(b, sec.devices)), ""]
         for c in sec.comparisons:
             head, rows = comparison_rows(c)
             parts += [f"### {c.a.model} vs {c.b.model}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -230,9 +283,16 @@ split and every weight file the evaluation reads).</p>
 <table class="leaderboard"><thead><tr>{% for h in sec.head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
 {% for row in sec.rows %}<tr{% if row[1].startswith('real vs real') or row[1].startswith('floor:') %} class="floor"{% endif %}>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table>
+{% if sec.secondary %}<p class="muted">Other ranked metrics:</p>{% endif %}
+{% for t in sec.secondary %}<table class="secondary"><thead><tr>{% for h in t.head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in t.rows %}<tr{% if row[1].startswith('real vs real') or row[1].startswith('floor:') %} class="floor"{% endif %}>{% for x in row %}<td>{{ x }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
+{% endfor %}
 {% if sec.others %}<p class="muted">Targets and tests (not ranked):</p>
 <table class="tests"><thead><tr>{% for h in sec.others_head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
 {% for row in sec.others %}<tr>{% for x in row %}<td>{{ x }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>{% endif %}
+<p class="muted">Budget and identity:</p>
+<table class="budget"><thead><tr>{% for h in sec.budget_head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in sec.budget %}<tr>{% for x in row %}<td>{{ x }}</td>{% endfor %}</tr>{% endfor %}</tbody></table>
 {% for c in sec.comparisons %}
 <h3>{{ c.title }}</h3>
 <table class="comparison"><thead><tr>{% for h in c.head %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
@@ -256,15 +316,18 @@ def html(protocol: str, sections: list[Section], uri: str, out: Path) -> str:
     view = []
     for sec in sections:
         head, rows = table_rows(sec.board, sec.devices, sec.checks is None)
-        for row in rows:
+        budget_head, budget = budget_rows(sec.board, sec.devices)
+        for row in budget:
             row[-1] = row[-1].strip("`")
+        secondary = [{"head": h, "rows": r} for h, r in secondary_tables(sec.board, sec.checks is None)]
         comps = []
         for c in sec.comparisons:
             ch, cr = comparison_rows(c)
             comps.append({"title": f"{c.a.model} vs {c.b.model}", "head": ch, "rows": cr, "verdict": c.verdict})
         others_head, others = other_rows(sec.board)
         view.append({"board": sec.board, "note": sec.note, "head": head, "rows": rows, "comparisons": comps,
-                     "others_head": others_head, "others": others,
+                     "others_head": others_head, "others": others, "budget_head": budget_head, "budget": budget,
+                     "secondary": secondary,
                      "checks": [r.cells for r in sec.checks] if sec.checks is not None else None,
                      "figures": [{"title": f.title, "caption": f.caption, "kind": f.kind, "src": image_src(f.path, out)}
                                  for f in sec.figures]})
