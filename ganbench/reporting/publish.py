@@ -181,9 +181,10 @@ def index_blocks(reports: list[tuple[str, Board]], skipped: list[str], devices: 
                     {(i, 0): f"{protocol_name(p)}/README.md" for i, (p, _) in enumerate(ordered)})
     blocks: list[P.Block] = [
         P.Para("Reference results of ganbench: every number below comes from tracked runs and is reproduced by "
-               "`ganbench reproduce`; each protocol's page has the leaderboard (mean ± std over seeds, bootstrap "
-               "interval, real-vs-real floor, identity hash, device, wall time), sample grids and curves, and the "
-               "numbers as CSV and JSON. Only runs of the newest protocol identity are summarised here."),
+               "`ganbench reproduce`; each protocol's page has the leaderboard (mean ± std over seeds, a 95% interval of "
+               "the mean, real-vs-real floor), the targets and tests, the budget and identity of every model, sample "
+               "grids and curves, and the numbers as CSV and JSON. Only runs of the newest protocol identity are "
+               "summarised here; the pages published under the first identity scheme are kept in archive/."),
         P.Heading("Protocols"), table]
     if skipped:
         blocks.append(P.Para("Not run yet (no tracked runs): " + ", ".join(sorted(protocol_name(s) for s in skipped)) + "."))
