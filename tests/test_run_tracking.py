@@ -87,7 +87,7 @@ def test_experiment_created_by_another_process_after_the_lookup_is_reused(tmp_pa
     assert MlflowClient(uri).get_run(run_id).info.lifecycle_stage == "deleted"
 
 
-def test_a_run_killed_after_a_checkpoint_resumes_with_its_health_probes(tiny_protocol, monkeypatch):
+def test_a_run_killed_after_a_checkpoint_resumes_with_its_health_probes(tiny_protocol, ganbench_home, monkeypatch):
     """The sample statistics behind the mode-collapse detector are saved beside every checkpoint, so a run
     interrupted after epoch 1 and resumed is diagnosed over all its probes (steps 4 and 8), each once."""
     import pandas as pd
@@ -105,9 +105,17 @@ def test_a_run_killed_after_a_checkpoint_resumes_with_its_health_probes(tiny_pro
     monkeypatch.setattr(run_module, "save_grid", killed_once)  # the per-epoch grid the run draws
     with pytest.raises(KeyboardInterrupt):
         run_protocol(path, progress=False)
+    import torch
+
+    (ckpt,) = (ganbench_home / "runs").rglob("last.pt")
+    first = torch.load(ckpt, weights_only=True)
+    assert first["epoch"] == 1 and 0 < first["cpu_time_s"] and 0 < first["wall_time_s"]
     (again,) = run_protocol(path, resume=True, progress=False)
     assert again.status == "finished"
     assert list(pd.read_parquet(again.run_dir / SAMPLE_STATS_FILE)["step"]) == [4, 8]
+    m = MlflowClient(tracking_uri()).get_run(again.run_id).data.metrics  # the CPU time goes on from the checkpoint's
+    assert m["cpu_time_s"] > first["cpu_time_s"] and m["wall_time_s"] > first["wall_time_s"]
+    assert m["threads"] >= 1 and m["eval_cpu_time_s"] > 0
 
 
 def test_concurrent_seeds_are_separate_mlflow_runs_with_their_alone_losses(tiny_protocol):

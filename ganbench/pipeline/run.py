@@ -236,7 +236,7 @@ def evaluate_final(G, spec: RunSpec, device: torch.device, tracker: track.Tracke
     provenance tags and by-products (under ``eval/``); returns the MLflow metrics, ``eval_time_s`` included.
     Training and re-evaluation (:mod:`ganbench.pipeline.reevaluate`) both measure through it."""
     ev = spec.protocol.eval
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     classes = num_classes(spec)
     labels = fixed_labels(ev.num_samples, classes) if classes else None  # class-balanced
     if is_translator(G):
@@ -252,7 +252,7 @@ def evaluate_final(G, spec: RunSpec, device: torch.device, tracker: track.Tracke
     tracker.set_tags(run_id, mlflow_tags(results))
     for path in write_extras(holder["ctx"].extras, run_dir / "eval"):
         tracker.log_artifact(run_id, path, "eval")
-    metrics["eval_time_s"] = time.perf_counter() - t0
+    metrics.update(eval_time_s=time.perf_counter() - t0, eval_cpu_time_s=time.process_time() - c0)
     return metrics
 
 
@@ -371,7 +371,8 @@ def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, d
             metrics.update(final_d_loss=float(last_epoch["d_loss"].mean()), final_g_loss=float(last_epoch["g_loss"].mean()),
                            last_step_d_loss=float(result.records["d_loss"].iloc[-1]),
                            last_step_g_loss=float(result.records["g_loss"].iloc[-1]))
-        metrics.update(wall_time_s=result.wall_time_s, images_seen=result.images_seen, epochs_done=result.epochs_done,
+        metrics.update(wall_time_s=result.wall_time_s, cpu_time_s=result.cpu_time_s, threads=torch.get_num_threads(),
+                       images_seen=result.images_seen, epochs_done=result.epochs_done,
                        replayed_steps=result.replayed_steps)  # > 0: the fast path's CUDA graph ran
         if result.first_bad_step is not None:
             tracker.set_tags(run_id, {"ganbench.first_bad_step": str(result.first_bad_step)})

@@ -35,7 +35,7 @@ def save_checkpoint(path: Path, spec: RunSpec, nets: dict[str, dict], optimizers
         "run_key": _run_key(spec), **nets, **optimizers,
         "gen_state": gen.get_state(), "torch_rng": torch.get_rng_state(),
         "epoch": state["epoch"], "step": state["step"], "images_seen": state["images_seen"],
-        "wall_time_s": state["wall_time_s"],
+        "wall_time_s": state["wall_time_s"], "cpu_time_s": state["cpu_time_s"],
         "rows": pd.DataFrame(state["rows"]).to_dict(orient="list"),
     }, path)
 
@@ -56,5 +56,6 @@ def load_checkpoint(path: Path, spec: RunSpec, G: nn.Module, D: nn.Module, gen: 
     gen.set_state(ck["gen_state"])
     torch.set_rng_state(ck["torch_rng"])
     rows = pd.DataFrame(ck["rows"]).to_dict(orient="records")
-    state = dict(epoch=ck["epoch"], step=ck["step"], images_seen=ck["images_seen"], wall_time_s=ck["wall_time_s"], rows=rows)
+    state = dict(epoch=ck["epoch"], step=ck["step"], images_seen=ck["images_seen"], wall_time_s=ck["wall_time_s"],
+                 cpu_time_s=ck.get("cpu_time_s", float("nan")), rows=rows)
     return state, ck["opt_g"], ck["opt_d"]

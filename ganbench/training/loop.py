@@ -66,6 +66,7 @@ class TrainResult:
     epoch_summaries: list[dict] = field(default_factory=list)
     G_ema: nn.Module | None = None  # the EMA generator when the ema trick is on (evaluation uses it)
     replayed_steps: int = 0  # steps taken as a CUDA-graph replay (the fast path on a GPU)
+    cpu_time_s: float = float("nan")  # this process's CPU time over the training (all its threads), per run
 
     @property
     def G_eval(self) -> nn.Module:
@@ -116,7 +117,9 @@ class LoopState:
     step: int
     images_seen: int
     wall0: float  # the wall time of the sessions before a resume
+    cpu0: float = 0.0  # the CPU time of the sessions before a resume (NaN: a checkpoint that did not record it)
     t_start: float = field(default_factory=time.perf_counter)
+    c_start: float = field(default_factory=time.process_time)
     pending: list[torch.Tensor] = field(default_factory=list)  # per step: runs x stats, on the device
     names: list[str] | None = None  # the stats' names, set by the first step
     phase: int | None = None  # a growing G's phase, and the step it began at
@@ -124,6 +127,10 @@ class LoopState:
 
     def wall_time(self) -> float:
         return self.wall0 + time.perf_counter() - self.t_start
+
+    def cpu_time(self, runs: int) -> float:
+        """Each run's share of the process's CPU time (runs trained together share one process)."""
+        return self.cpu0 + (time.process_time() - self.c_start) / runs
 
 
 @dataclass(frozen=True)
@@ -254,7 +261,7 @@ def _build_nets(specs: list[RunSpec], gens: Generators, opts: TrainOptions):
 def _resume(specs: list[RunSpec], run_dirs: list[Path], opts: TrainOptions, Gs, Ds, G_emas, gens: Generators,
             loss):
     """Each run's loop state (fresh, or on resume its checkpoint's, loaded into its nets) and optimiser states."""
-    states = [dict(epoch=0, step=0, images_seen=0, wall_time_s=0.0, rows=[]) for _ in specs]
+    states = [dict(epoch=0, step=0, images_seen=0, wall_time_s=0.0, cpu_time_s=0.0, rows=[]) for _ in specs]
     opt_states = []
     for i, (s, run_dir) in enumerate(zip(specs, run_dirs)):
         ckpt = checkpoint_path(run_dir)
@@ -302,7 +309,7 @@ def _prepare(specs, run_dirs, calls, gens, data, targets, opts: TrainOptions,
 
 def _loop_state(first: dict, G: nn.Module) -> LoopState:
     """The counters where the runs start (0, or their checkpoint's); a growing G's current phase."""
-    st = LoopState(first["epoch"], first["step"], first["images_seen"], first["wall_time_s"])
+    st = LoopState(first["epoch"], first["step"], first["images_seen"], first["wall_time_s"], first["cpu_time_s"])
     if hasattr(G, "phase_index"):
         st.phase, st.phase_start = G.phase_index(st.images_seen), st.step
     else:
@@ -448,7 +455,8 @@ def _end_epoch(ses: _Session, st: LoopState, elapsed: float) -> None:
                    "images_per_s": ses.steps_per_epoch * ses.images_per_step / max(elapsed, 1e-9),  # per run
                    **{k: float(epoch_rows[k].mean()) for k in st.names}}
         r.summaries.append(summary)
-        r.state.update(epoch=st.epoch, step=st.step, images_seen=st.images_seen, wall_time_s=st.wall_time())
+        r.state.update(epoch=st.epoch, step=st.step, images_seen=st.images_seen, wall_time_s=st.wall_time(),
+                       cpu_time_s=st.cpu_time(len(ses.runs)))
         _save(ses, i)
         write_records(r.state["rows"], r.run_dir / "records.parquet")
         if ses.bar:
@@ -477,6 +485,6 @@ def _end_run(ses: _Session, st: LoopState, i: int, status: str = "finished", mes
         write_records(r.state["rows"], r.run_dir / "records.parquet")
     r.result = TrainResult(
         status=status, epochs_done=st.epoch, steps=st.step, images_seen=st.images_seen, wall_time_s=st.wall_time(),
-        records=pd.DataFrame(r.state["rows"]), G=unstack(p.G, i), D=unstack(p.D, i), first_bad_step=r.first_bad,
+        cpu_time_s=st.cpu_time(len(ses.runs)), records=pd.DataFrame(r.state["rows"]), G=unstack(p.G, i), D=unstack(p.D, i), first_bad_step=r.first_bad,
         message=message, epoch_summaries=r.summaries, G_ema=unstack(p.G_ema, i) if p.G_ema is not None else None,
         replayed_steps=ses.graph.replayed if ses.graph is not None else 0)
