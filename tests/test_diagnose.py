@@ -29,9 +29,9 @@ def _one_thread(one_thread_module):
     """Short runs on a shared 2-core machine (see conftest.one_thread_module)."""
 
 
-def near(step: int, expected: int) -> bool:
+def near(step: int, expected: int, window: int = TH.window) -> bool:
     """Windowed detectors place an onset or an end within one window of the truth."""
-    return abs(step - expected) <= TH.window
+    return abs(step - expected) <= window
 
 
 def healthy_bce(n=200, seed=0) -> pd.DataFrame:
@@ -152,7 +152,7 @@ def test_oscillation_fires_on_period_two_flipping_and_on_large_swings():
     rec.loc[mid, "g_loss"] = 0.9 + 3.0 * np.where(rec.loc[mid, "step"] % 2 == 0, 1, -1)
     f = only(dg.diagnose(rec), "oscillation")
     assert f.severity == "warning" and f.evidence["g_loss_lag1_autocorr_min"] == pytest.approx(-1.0, abs=0.05)
-    assert near(f.start_step, 60) and near(f.end_step, 120)
+    assert near(f.start_step, 60, TH.osc_window) and near(f.end_step, 120, TH.osc_window)
     swings = healthy_bce()
     swings.loc[swings["step"] > 100, "d_loss"] = 1.2 + 2.0 * np.random.default_rng(1).standard_normal(100)
     assert only(dg.diagnose(swings), "oscillation").evidence["d_loss_noise_max"] > TH.osc_d_noise_max

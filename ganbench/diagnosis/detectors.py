@@ -265,26 +265,28 @@ def _noise(x: pd.Series, th: Thresholds) -> pd.Series:
     return rolling(x.astype(float).diff(), th, "std") / math.sqrt(2)
 
 
-def _oscillating(r: pd.DataFrame, th: Thresholds) -> tuple[pd.Series, dict[str, pd.Series]]:
-    """Per-window oscillation flags and the series behind them. Classifier losses: D-loss noise, or the G loss
-    flipping sign step to step (lag-1 autocorrelation ~ -1) with a large amplitude. Critics (whose loss scale
-    is arbitrary): the critic gap's noise relative to its level."""
+def _oscillating(r: pd.DataFrame, th: Thresholds) -> tuple[pd.Series, dict[str, pd.Series], Thresholds]:
+    """Per-window oscillation flags, the series behind them and the thresholds whose window they used.
+    Classifier losses (over ``osc_window`` steps): D-loss noise, or the G loss flipping sign step to step
+    (lag-1 autocorrelation ~ -1) with a large amplitude. Critics (whose loss scale is arbitrary): the critic
+    gap's noise relative to its level."""
     if _is_classifier(r) or "critic_gap" not in r:
+        th = dataclasses.replace(th, window=th.osc_window)
         d_noise, g_std = _noise(r["d_loss"], th), rolling(r["g_loss"], th, "std")
         g = r["g_loss"].astype(float).where(np.isfinite(r["g_loss"].astype(float)))
         ac = g.rolling(th.window - 1, min_periods=th.window - 1).corr(g.shift(1))  # lag-1 autocorrelation
         flags = (d_noise > th.osc_d_noise_max) | ((ac < th.osc_autocorr_min) & (g_std > th.osc_g_std_min))
-        return flags, {"d_loss_noise": d_noise, "g_loss_window_std": g_std, "g_loss_lag1_autocorr": ac}
+        return flags, {"d_loss_noise": d_noise, "g_loss_window_std": g_std, "g_loss_lag1_autocorr": ac}, th
     gap = r["critic_gap"].astype(float)
     rel = _noise(gap, th) / rolling(gap.abs(), th).clip(lower=GAP_FLOOR)
-    return rel > th.osc_gap_rel_noise, {"critic_gap_relative_noise": rel}
+    return rel > th.osc_gap_rel_noise, {"critic_gap_relative_noise": rel}, th
 
 
 @detector("oscillation", needs=("d_loss", "g_loss"))
 def oscillation(t: Trace, th: Thresholds) -> list[Finding]:
     """Losses swing beyond the range calibrated on healthy runs."""
     r = t.records
-    flags, series = _oscillating(r, th)
+    flags, series, th = _oscillating(r, th)
     out = []
     for a, b in spans(r["step"], flags, th):
         inside = (r["step"] >= a) & (r["step"] <= b)
@@ -300,7 +302,7 @@ def healthy_equilibrium(t: Trace, th: Thresholds) -> list[Finding]:
     """Info: D accuracy near chance (classifier losses) or a positive, bounded critic gap (Wasserstein ones),
     with bounded oscillation; one finding from the first to the last such step."""
     r = t.records
-    oscillating, _ = _oscillating(r, th)
+    oscillating, _, _ = _oscillating(r, th)
     bounded = ~oscillating.fillna(True).astype(bool)
     if _is_classifier(r):
         acc = rolling((r["d_acc_real"] + r["d_acc_fake"]) / 2, th)
