@@ -197,3 +197,62 @@ def test_test_outcomes_read_targets_thresholds_and_floors():
     assert test_outcome("density_k5_256_test", [1.2, 0.9], None) == "|mean − 1| = 0.05"
     assert test_outcome("copies_l1_256_train", [0.08, 0.0039], 0.01) == "above the floor in 1/2 seeds (binomial p < 0.01)"
     assert test_outcome("nn_l1_256_train", [30.0], None) == ""  # descriptive: no better direction, no test
+
+
+def _curves(model: str, per_seed: dict[int, list[float]], metric: str = "domain_fid_2000_test"):
+    import pandas as pd
+
+    return pd.DataFrame([{"model": model, "seed": s, "run_id": f"{model}{s}", "metric": metric, "step": i + 1,
+                          "value": v} for s, values in per_seed.items() for i, v in enumerate(values)])
+
+
+def test_a_curve_still_falling_at_the_end_is_called_still_improving_and_a_flat_one_is_not():
+    from ganbench.reporting.stability import still_improving
+
+    falling = [100 - 4 * i for i in range(12)]  # 56 at the end, falling 4 per epoch
+    flat = [100 - 4 * i for i in range(8)] + [72, 72.3, 71.8, 72.1]
+    assert still_improving(_curves("wgan-gp", {0: falling, 1: falling}), "wgan-gp", "domain_fid_2000_test") is True
+    assert still_improving(_curves("dcgan", {0: flat, 1: flat}), "dcgan", "domain_fid_2000_test") is False
+    assert still_improving(_curves("dcgan", {0: falling, 1: flat}), "dcgan", "domain_fid_2000_test") is False  # every seed
+    assert still_improving(_curves("dcgan", {0: falling[:4]}), "dcgan", "domain_fid_2000_test") is None  # too short
+    higher = [0.1 + 0.05 * i for i in range(12)]  # a higher-is-better curve still rising
+    assert still_improving(_curves("dcgan", {0: higher}, "recall_k3_2000_test"), "dcgan", "recall_k3_2000_test") is True
+
+
+def test_the_stability_verdict_states_each_models_steps_and_an_unconverged_curve():
+    from types import SimpleNamespace
+
+    from ganbench.reporting.stability import budget_note
+
+    def row(model):  # fashion-50ep: 60k images x 50 epochs at batch 128; WGAN-GP's 5 D steps per G step
+        return SimpleNamespace(model=model, compute={"images_seen": SimpleNamespace(mean=469 * 128 * 50.0)})
+
+    pair = SimpleNamespace(a=row("dcgan"), b=row("wgan-gp"))
+    falling, flat = [100 - 4 * i for i in range(12)], [60.0] * 12
+    import pandas as pd
+
+    curves = pd.concat([_curves("wgan-gp", {0: falling, 1: falling}), _curves("dcgan", {0: flat, 1: flat})])
+    note = budget_note("fashion-50ep", pair, curves)
+    assert note.startswith("Budget: dcgan 23,450 G steps and 23,450 D steps vs wgan-gp 4,690 G steps and 23,450 D "
+                           "steps, the same images seen.")
+    assert "wgan-gp's domain_fid_2000_test curve was still improving" in note and "dcgan's" not in note.split("seen.")[1]
+
+
+def test_training_cost_is_compared_in_cpu_time_and_a_shared_machine_is_named():
+    from types import SimpleNamespace as NS
+
+    from ganbench.reporting.leaderboard import _cost_sentence
+
+    def row(model, wall, cpu, share):
+        return NS(model=model, compute={"wall_time_s": NS(mean=wall), "cpu_time_s": NS(mean=cpu),
+                                        "cpu_share": NS(mean=share)})
+
+    # DCGAN trained while other work used the cores (8914 s wall, 3100 s CPU), WGAN-GP alone
+    text = _cost_sentence(row("dcgan", 8914.0, 3100.0, 0.35), row("wgan-gp", 4600.0, 8500.0, 0.92))
+    assert text.startswith("wgan-gp took 2.7x the CPU time of dcgan per run (8500 s vs 3100 s).")
+    assert "Runs of dcgan had under 80% of their cores (a shared machine): their wall times are not cost figures." in text
+    assert "wall time of" not in text
+    nan = float("nan")
+    old = _cost_sentence(row("dcgan", 100.0, nan, nan), row("wgan-gp", 200.0, nan, nan))  # runs without CPU time
+    assert old == ("wgan-gp took 2x the wall time of dcgan per run (200 s vs 100 s). (These runs recorded no CPU time: "
+                   "whether they shared their machine is not known.)")

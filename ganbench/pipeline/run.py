@@ -371,7 +371,9 @@ def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, d
             metrics.update(final_d_loss=float(last_epoch["d_loss"].mean()), final_g_loss=float(last_epoch["g_loss"].mean()),
                            last_step_d_loss=float(result.records["d_loss"].iloc[-1]),
                            last_step_g_loss=float(result.records["g_loss"].iloc[-1]))
-        metrics.update(wall_time_s=result.wall_time_s, cpu_time_s=result.cpu_time_s, threads=torch.get_num_threads(),
+        threads = torch.get_num_threads()
+        metrics.update(wall_time_s=result.wall_time_s, cpu_time_s=result.cpu_time_s, threads=threads,
+                       cpu_share=result.cpu_time_s / max(result.wall_time_s * threads, 1e-9),
                        images_seen=result.images_seen, epochs_done=result.epochs_done,
                        replayed_steps=result.replayed_steps)  # > 0: the fast path's CUDA graph ran
         if result.first_bad_step is not None:

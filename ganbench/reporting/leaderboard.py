@@ -34,7 +34,10 @@ from ganbench.spec.protocol import board_hash
 SIGNIFICANCE = 0.05  # two-sided level at which compare calls a difference (the conventional 5%)
 CI_LEVEL = 0.95
 FAILURE_SEVERITY = "failure"  # the diagnosis severity that makes a run unhealthy
-COMPUTE_METRICS = ("wall_time_s", "images_seen")
+# What a run cost: training wall time, CPU time (all threads) and their ratio cpu_time_s / (wall_time_s x threads),
+# the share of its cores the run had: well below 1 it waited for them (a shared machine, or data-bound).
+COMPUTE_METRICS = ("wall_time_s", "images_seen", "cpu_time_s", "cpu_share")
+SHARED_BELOW = 0.8  # a cpu_share below this: the page says the wall time is not a cost figure
 # Companion values the metric API logs beside a metric (``mlflow_metrics``): its standard error or spread and
 # its real-vs-real floor (the same recipe on real images of another split). Not headline metrics themselves.
 STD_SUFFIX, FLOOR_SUFFIX = COMPANION_SUFFIXES
@@ -217,6 +220,25 @@ class Board:
                             f"(hash {self.protocol_hash[:12]}); models with runs: {', '.join(r.model for r in self.rows)}")
 
 
+def _cost_sentence(a: ModelRow, b: ModelRow) -> str:
+    """Training cost compared in CPU time where both rows recorded it, else in wall time, and said so when a
+    run did not have its cores to itself (its wall time then measures the machine's load as well)."""
+    shared = [r.model for r in (a, b) if r.compute["cpu_share"].mean < SHARED_BELOW]
+    if all(r.compute["cpu_time_s"].mean > 0 for r in (a, b)):
+        ta, tb, what = a.compute["cpu_time_s"].mean, b.compute["cpu_time_s"].mean, "CPU time"
+    else:
+        ta, tb, what = a.compute["wall_time_s"].mean, b.compute["wall_time_s"].mean, "wall time"
+    if not (ta > 0 and tb > 0):
+        return ""
+    text = f"{b.model} took {tb / ta:.2g}x the {what} of {a.model} per run ({_fmt(tb)} s vs {_fmt(ta)} s)."
+    if shared:
+        text += (f" Runs of {' and '.join(shared)} had under {SHARED_BELOW:.0%} of their cores (a shared machine): "
+                 "their wall times are not cost figures.")
+    elif what == "wall time":
+        text += " (These runs recorded no CPU time: whether they shared their machine is not known.)"
+    return text
+
+
 def model_row(model: str, runs: pd.DataFrame, metrics: list[tuple[str, bool]]) -> ModelRow:
     runs = runs.sort_values("seed")
     done = runs[runs["status"] == "finished"]
@@ -359,11 +381,10 @@ def verdict(protocol: str, a: ModelRow, b: ModelRow, deltas: list[MetricDelta]) 
     if untested:
         parts.append(f"Not established ({', '.join(untested)}): with fewer than two seeds on a side, or no spread, no "
                      "test is possible.")
-    parts.append(f"Stability: {a.model} finished healthy on {a.healthy}/{a.runs} run(s) ({_pct(a.stability)}), "
-                 f"{b.model} on {b.healthy}/{b.runs} ({_pct(b.stability)}).")
-    ta, tb = a.compute["wall_time_s"].mean, b.compute["wall_time_s"].mean
-    if ta > 0 and tb > 0:
-        parts.append(f"{b.model} took {tb / ta:.2g}x the wall time of {a.model} per run ({_fmt(tb)} s vs {_fmt(ta)} s).")
+    parts.append(f"Healthy runs (no failure-level diagnosis): {a.model} {a.healthy}/{a.runs} ({_pct(a.stability)}), "
+                 f"{b.model} {b.healthy}/{b.runs} ({_pct(b.stability)}).")
+    if cost := _cost_sentence(a, b):
+        parts.append(cost)
     if wins["a"] and not wins["b"]:
         parts.append(f"Overall, {a.model} is the better model on this protocol ({', '.join(wins['a'])}).")
     elif wins["b"] and not wins["a"]:

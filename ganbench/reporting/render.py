@@ -25,7 +25,7 @@ from ganbench.reporting.checks import CHECK_HEAD, CheckRow, check_rows, is_check
 from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.training import build_models
 from ganbench.reporting.stats import BOOTSTRAP_MIN_N
-from ganbench.reporting.leaderboard import (CI_LEVEL, SIGNIFICANCE, Board, Comparison, build_boards, comparisons,
+from ganbench.reporting.leaderboard import (CI_LEVEL, SHARED_BELOW, SIGNIFICANCE, Board, Comparison, build_boards, comparisons,
                                            headline_split, metric_kind, test_outcome)
 from ganbench.reporting.stats import Summary
 from ganbench.core.track import Tracker, sqlite_path
@@ -118,13 +118,18 @@ def model_costs(protocol: str, model: str) -> tuple[int, int, int, int] | None:
     return spec.protocol.train.batch_size, spec.model.n_critic, count(G), count(D)
 
 
+def _share(share: float) -> str:
+    return "n/a" if math.isnan(share) else f"{share:.0%}" + (" (shared)" if share < SHARED_BELOW else "")
+
+
 def budget_rows(board: Board, devices: dict[str, str] | None = None) -> tuple[list[str], list[list[str]]]:
     """What each model's numbers cost and where they come from, so that budgets are compared as such: seeds,
     healthy runs, G and D steps (from the images seen, the batch size and D's steps per G step), parameters of G
-    and D, training wall time, images seen, device, the checkpoint measured (the final one) and the training
+    and D, training wall time and the share of its cores the run had (CPU time / (wall time x threads); "shared"
+    below SHARED_BELOW: the wall time then measures the machine's load too), images seen, device, the checkpoint measured (the final one) and the training
     identity hash (protocol and card)."""
-    head = ["model", "seeds", "healthy runs", "G steps", "D steps", "G / D parameters", "wall time (s)", "images seen",
-            "device", "checkpoint", "identity"]
+    head = ["model", "seeds", "healthy runs", "G steps", "D steps", "G / D parameters", "wall time (s)", "CPU share",
+            "images seen", "device", "checkpoint", "identity"]
     rows = []
     for r in sorted(board.rows, key=lambda r: r.model):
         costs, images = model_costs(board.protocol, r.model), r.compute["images_seen"].mean
@@ -133,7 +138,7 @@ def budget_rows(board: Board, devices: dict[str, str] | None = None) -> tuple[li
                      fmt(steps, 6) if steps is not None else "n/a",
                      fmt(steps * costs[1], 6) if steps is not None else "n/a",
                      f"{costs[2] / 1e6:.2f}M / {costs[3] / 1e6:.2f}M" if costs else "n/a",
-                     mean_std(r.compute["wall_time_s"]), fmt(images, 6), (devices or {}).get(r.model, "n/a"), "final",
+                     mean_std(r.compute["wall_time_s"]), _share(r.compute["cpu_share"].mean), fmt(images, 6), (devices or {}).get(r.model, "n/a"), "final",
                      f"`{r.identity[:IDENTITY_CHARS]}`"])
     return head, rows
 
@@ -196,7 +201,8 @@ def markdown(protocol: str, sections: list[Section], out: Path) -> str:
              f"Mean ± standard deviation over seeds, [{CI_LEVEL:.0%} confidence interval of the mean: Student's t below "
              f"{BOOTSTRAP_MIN_N} seeds, percentile bootstrap from {BOOTSTRAP_MIN_N} on]; comparisons: Welch's t-test with "
              "Holm's correction over the metrics of the comparison, Hedges' g; "
-             "stability = runs that finished with no failure-level diagnosis. Runs with different protocol hashes are "
+             "healthy runs = runs that finished with no failure-level diagnosis (stability in Lucic et al.'s sense, the "
+             "spread over seeds, is on the stability page). Runs with different protocol hashes are "
              "never mixed in one table.", ""]
     for sec in sections:
         b = sec.board

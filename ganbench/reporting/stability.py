@@ -23,13 +23,16 @@ from ganbench.diagnosis.findings import Diagnosis
 from ganbench.diagnosis.tracked import DIAGNOSIS_FILE
 from ganbench.reporting import figures as F
 from ganbench.reporting import pages as P
-from ganbench.reporting.leaderboard import SIGNIFICANCE, Board, Comparison, build_boards, compare
-from ganbench.reporting.render import fmt
+from ganbench.reporting.leaderboard import SIGNIFICANCE, Board, Comparison, build_boards, compare, metric_direction
+from ganbench.reporting.render import fmt, model_costs
 from ganbench.reporting.stats import spread_test
 
 PAIR = ("dcgan", "wgan-gp")  # the comparison users ask for: the non-saturating DCGAN and its WGAN-GP counterpart
 PAGE = "stability"
 MIN_SEEDS_FOR_TEST = 2  # Welch's test needs a variance on each side
+# A curve is "still improving" at the end of training when, over its last quarter of epochs (at least 3), the
+# least-squares line falls by more than this share of the final value, for every seed.
+TAIL_SHARE, TAIL_MIN_POINTS, STILL_IMPROVING_DROP = 0.25, 3, 0.02
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,45 @@ def spread_sentence(name: str, a, b) -> str:
             "the data do not say which model is more stable over seeds.")
 
 
+def still_improving(curves: pd.DataFrame, model: str, metric: str) -> bool | None:
+    """Whether every seed of ``model`` was still improving ``metric`` when training ended (see TAIL_SHARE); None
+    when the curve is too short or the metric has no direction."""
+    higher = metric_direction(metric, {})
+    df = curves[(curves["model"] == model) & (curves["metric"] == metric)]
+    if higher is None or df.empty:
+        return None
+    verdicts = []
+    for _, seed in df.groupby("seed"):
+        seed = seed.sort_values("step")
+        tail = seed.tail(max(TAIL_MIN_POINTS, math.ceil(len(seed) * TAIL_SHARE)))
+        if len(seed) < 2 * TAIL_MIN_POINTS:
+            return None
+        x, y = tail["step"].to_numpy(float), tail["value"].to_numpy(float)
+        slope = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+        gain = (slope if higher else -slope) * (x[-1] - x[0])
+        verdicts.append(gain > STILL_IMPROVING_DROP * abs(y[-1]))
+    return all(verdicts)
+
+
+def budget_note(protocol: str, c: Comparison, curves: pd.DataFrame) -> str:
+    """What the comparison's budgets were (G and D steps from the images seen) and which model's curve was
+    still improving when training stopped: a number of an unconverged model says so beside it."""
+    parts = []
+    for r in (c.a, c.b):
+        costs, images = model_costs(protocol, r.model), r.compute["images_seen"].mean
+        if costs is not None and not math.isnan(images):
+            g_steps = images / (costs[0] * costs[1])
+            parts.append(f"{r.model} {g_steps:,.0f} G steps and {g_steps * costs[1]:,.0f} D steps")
+    text = f"Budget: {' vs '.join(parts)}, the same images seen." if len(parts) == 2 else ""
+    metrics = sorted(curves["metric"].unique()) if len(curves) else []
+    for r in (c.a, c.b):
+        for metric in metrics:
+            if still_improving(curves, r.model, metric):
+                text += (f" {r.model}'s {metric} curve was still improving when training ended (every seed, over the "
+                         f"last quarter of its epochs): its numbers are of a model that had not converged.")
+    return text.strip()
+
+
 def case_verdict(c: Comparison) -> str:
     """How the pair compares on the board's first headline metric, and how sure that is."""
     a, b = c.a, c.b
@@ -164,7 +206,8 @@ def build_case(protocol: str, board: Board, tracker: Tracker, tmp: Path) -> Case
         kind = "loss" if len(curves) else ""
     run_ids = sorted(board.runs[board.runs["model"].isin(PAIR)]["run_id"])
     findings = {r: run_findings(tracker, r, tmp) for r in run_ids}
-    return Case(protocol, board, comparison, curves, kind, findings, case_verdict(comparison))
+    verdict = " ".join(t for t in (case_verdict(comparison), budget_note(protocol, comparison, curves)) if t)
+    return Case(protocol, board, comparison, curves, kind, findings, verdict)
 
 
 def seed_table(case: Case) -> P.Table:

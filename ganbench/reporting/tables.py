@@ -83,7 +83,8 @@ def run_records(board: Board, devices: dict[str, str]) -> list[dict]:
         out.append({"run_id": run["run_id"], "model": run["model"], "seed": None if pd.isna(run["seed"]) else int(run["seed"]),
                     "status": run["status"], "identity": run["protocol_hash"],
                     "eval_identity": run.get("eval_hash") or None, "device": devices.get(run["run_id"], "n/a"),
-                    "wall_time_s": _num(run.get("metrics.wall_time_s")),
+                    "wall_time_s": _num(run.get("metrics.wall_time_s")), "cpu_time_s": _num(run.get("metrics.cpu_time_s")),
+                    "cpu_share": _num(run.get("metrics.cpu_share")),
                     "health": run.get("tags.ganbench.health") if isinstance(run.get("tags.ganbench.health"), str) else None,
                     "metrics": {n: _num(run.get(f"metrics.{n}")) for n in names}})
     return out
@@ -91,7 +92,7 @@ def run_records(board: Board, devices: dict[str, str]) -> list[dict]:
 
 def model_record(r: ModelRow, board: Board, device: str) -> dict:
     return {"model": r.model, "identity": r.identity, "runs": r.runs, "healthy": r.healthy, "seeds": r.seeds,
-            "device": device, "wall_time_s": _summary(r.compute["wall_time_s"]),
+            "device": device, **{name: _summary(r.compute[name]) for name in ("wall_time_s", "cpu_time_s", "cpu_share")},
             "metrics": {n: {**_summary(r.metrics[n]), "values": r.values[n]}
                         for n in [m for m, _ in board.metrics] + board.others}}
 
