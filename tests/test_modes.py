@@ -84,6 +84,29 @@ def test_stacked_mnist_sanity_with_the_mnist_classifier():
     assert m1["modes_pacgan"] == m1["modes_corrected"] == 1 and m1["kl"] == pytest.approx(math.log(1000))
 
 
+def independent_ring8_metrics(out, protocol_path: str) -> dict[str, float]:
+    """PacGAN's ring8 numbers of a finished run recomputed outside the metric code: its final G sampled at the
+    evaluation's fixed z, centres (cos 2 pi k / 8, sin 2 pi k / 8), sigma 0.01, a sample of high quality within
+    3 sigma of its nearest centre, modes = centres with one such sample, reverse KL of their histogram to uniform."""
+    from ganbench.nets.sampling import generate
+    from ganbench.spec.protocol import load_protocol, resolve
+    from ganbench.spec.seeds import fixed_z
+    from ganbench.training import build_models
+
+    (spec,) = resolve(load_protocol(protocol_path), "0" * 64, [out.model], [0])
+    G, _ = build_models(spec, torch.device("cpu"), torch.Generator().manual_seed(0))
+    G.load_state_dict(torch.load(out.run_dir / "final.pt", weights_only=True)["G"])
+    points = generate(G, fixed_z(500, spec.model.z_dim, spec.protocol.eval.z_seed), as_uint8=False).double().numpy()
+    angles = 2 * np.pi * np.arange(8) / 8
+    centres = np.stack([np.cos(angles), np.sin(angles)], 1)
+    d = np.sqrt(((points[:, None, :] - centres[None]) ** 2).sum(-1))
+    hq = d.min(1) <= 3 * 0.01
+    counts = np.bincount(d.argmin(1)[hq], minlength=8)
+    p = counts[counts > 0] / max(counts.sum(), 1)
+    kl = float((p * np.log(p * 8)).sum()) if counts.sum() else math.inf
+    return {"modes": int((counts > 0).sum()), "hq": float(hq.mean()), "kl": kl}
+
+
 @pytest.mark.slow
 def test_ring8_protocol_end_to_end_logs_mode_metrics_and_scatter(tmp_path):
     from mlflow.tracking import MlflowClient
@@ -97,11 +120,14 @@ def test_ring8_protocol_end_to_end_logs_mode_metrics_and_scatter(tmp_path):
         'image_size = 0\nchannels = 2\n[train]\nepochs = 2\nbatch_size = 256\ncheck_every = 10\n'
         '[eval]\nnum_samples = 500\nmetrics = ["modes2d"]\n')
     outcomes = run_protocol(str(path), progress=False)
+    assert sorted(o.model for o in outcomes) == ["gan-mlp2d", "wgan-gp-mlp2d"]
     client = MlflowClient(tracking_uri())
     for out in outcomes:
         assert out.status == "finished"
         m = client.get_run(out.run_id).data.metrics
-        assert 0 <= m["modes_hq_500"] <= 8 and 0 <= m["hq_share_500"] <= 1 and m["reverse_kl_500"] >= 0
+        expected = independent_ring8_metrics(out, str(path))  # the final G's 500 samples at the fixed z, by hand
+        assert m["modes_hq_500"] == expected["modes"] and m["hq_share_500"] == pytest.approx(expected["hq"], abs=1e-9)
+        assert m["reverse_kl_500"] == pytest.approx(expected["kl"], rel=1e-9)
         arts = {f.path for f in client.list_artifacts(out.run_id, "scatter")}
         assert arts == {"scatter/epoch_001.png", "scatter/epoch_002.png"}
         assert [f.path for f in client.list_artifacts(out.run_id, "eval")] == ["eval/mode_histogram.json"]

@@ -159,6 +159,7 @@ def test_new_losses_and_conditional_models_run_end_to_end(tmp_path):
     path = tmp_path / "zoo-e2e.toml"
     path.write_text(ZOO_E2E)
     outcomes = {o.model: o for o in run_protocol(str(path), progress=False)}
+    assert sorted(outcomes) == sorted(load_protocol(str(path)).models)  # every model ran, each once
     client = MlflowClient(tracking_uri())
     for model, o in outcomes.items():
         assert o.status == "finished", (model, o.message)
