@@ -256,3 +256,19 @@ def test_training_cost_is_compared_in_cpu_time_and_a_shared_machine_is_named():
     old = _cost_sentence(row("dcgan", 100.0, nan, nan), row("wgan-gp", 200.0, nan, nan))  # runs without CPU time
     assert old == ("wgan-gp took 2x the wall time of dcgan per run (200 s vs 100 s). (These runs recorded no CPU time: "
                    "whether they shared their machine is not known.)")
+
+
+def test_a_translation_worse_than_the_mean_target_answer_is_said_to_be_beside_it():
+    from types import SimpleNamespace as NS
+
+    from ganbench.reporting.leaderboard import metric_kind
+    from ganbench.reporting.render import _against_trivial
+
+    trivial = "l1_mean_target_500_test"
+    kind = metric_kind(trivial)
+    assert not kind.ranked and kind.descriptive and kind.answer_to == "l1"  # never ranked, never gated
+    cyclegan = NS(metrics={trivial: NS(n=1, mean=50.8), "l1_500_test": NS(n=1, mean=84.4)})
+    assert _against_trivial(trivial, cyclegan) == "the model's l1_500_test (84.4) is WORSE than this answer"
+    good = NS(metrics={"psnr_mean_target_500_test": NS(n=1, mean=10.5), "psnr_500_test": NS(n=1, mean=14.0)})
+    assert _against_trivial("psnr_mean_target_500_test", good) == "the model's psnr_500_test (14) is better than this answer"
+    assert _against_trivial("copies_l1_256_train", cyclegan) == ""

@@ -63,10 +63,18 @@ class Kind:
     reading: str = ""
     unit_range: bool = False
     descriptive: bool = False
+    answer_to: str = ""  # a trivial answer's score on the task (e.g. the mean target image): the quantity it is an answer to
 
     @property
     def ranked(self) -> bool:
         return self.kind in ("lower", "higher")
+
+
+def trivial_answer(quantity: str, what: str) -> Kind:
+    """The score of a trivial answer to the task (not a model): never ranked or gated; every model's
+    ``quantity`` is read against it (a model worse than the trivial answer is said to be)."""
+    return Kind("test", reading=f"the trivial answer ({what}): no model, the same for every model; a model should "
+                                f"beat it", descriptive=True, answer_to=quantity)
 
 
 LOWER, HIGHER, SHARE_HIGHER = Kind("lower"), Kind("higher"), Kind("higher", unit_range=True)

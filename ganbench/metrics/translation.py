@@ -31,7 +31,7 @@ from ganbench.core.errors import GanbenchError
 from ganbench.data import ImageSet, get_dataset, load_data
 from ganbench.data.translation import TranslationDataset
 from ganbench.extractors.domain import domain_classifier
-from ganbench.metrics.base import MetricResult, metric_name, reads_nothing, register_metric
+from ganbench.metrics.base import MetricResult, metric_name, reads_nothing, register_metric, trivial_answer
 from ganbench.metrics.fid import frechet_distance
 from ganbench.metrics.kid import kernel_inception_distance
 from ganbench.metrics.reference import gaussian_statistics
@@ -186,7 +186,9 @@ def _truth_and_sources(ctx) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @register_metric("translation", higher_is_better=False, reads=reads_nothing,
-                 quantities={**TRUTH, **{f"{q}_mean_target": h for q, h in TRUTH.items()}})
+                 quantities={**TRUTH, **{f"{q}_mean_target": h for q, h in TRUTH.items()}},
+                 kinds={f"{q}_mean_target": trivial_answer(q, "the mean training target for every source")
+                        for q in TRUTH})
 def translation(ctx, extractor: str) -> list[MetricResult]:
     """Mean L1, PSNR and SSIM of the translations against the true targets (floor: the identity mapping), and
     of the mean training target as every answer (``<quantity>_mean_target``)."""

@@ -19,7 +19,7 @@ import pandas as pd
 from ganbench.core.assets import atomic_path
 from ganbench.core.errors import GanbenchError
 from ganbench.core.version import __version__
-from ganbench.metrics import parse_metric_name
+from ganbench.metrics import parse_metric_name, quantity_direction
 from ganbench.reporting import figures as F
 from ganbench.reporting.checks import CHECK_HEAD, CheckRow, check_rows, is_check
 from ganbench.spec.protocol import load_protocol, resolve
@@ -157,10 +157,23 @@ def other_rows(board: Board) -> tuple[list[str], list[list[str]]]:
         floor = (board.floor or {}).get(name)
         cells = [name, metric_kind(name).reading]
         for r in board.rows:
-            outcome = test_outcome(name, r.values[name], floor)
+            outcome = test_outcome(name, r.values[name], floor) or _against_trivial(name, r)
             cells.append(mean_std(r.metrics[name]) + (f"; {outcome}" if outcome else ""))
         rows.append(cells + [fmt(floor)])
     return head, rows
+
+
+def _against_trivial(name: str, r) -> str:
+    """For a trivial answer's score: how the model's own score of that quantity compares with it, in words."""
+    kind, parsed = metric_kind(name), parse_metric_name(name)
+    if not kind.answer_to or parsed is None:
+        return ""
+    own = name.replace(parsed.quantity, kind.answer_to, 1)
+    if own not in r.metrics or not r.metrics[own].n or not r.metrics[name].n:
+        return ""
+    mine, trivial, higher = r.metrics[own].mean, r.metrics[name].mean, quantity_direction(own)
+    worse = mine < trivial if higher else mine > trivial
+    return f"the model's {own} ({fmt(mine)}) is {'WORSE than' if worse else 'better than'} this answer"
 
 
 CHECK_NOTE = ("This protocol is a check, not a leaderboard: at its budget the numbers below rank nothing. Each model "
