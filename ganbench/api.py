@@ -30,7 +30,9 @@ from torch import nn
 from ganbench.core.assets import FileCheck, raise_for_bad
 from ganbench.core.errors import GanbenchError
 from ganbench.core.track import Tracker
-from ganbench.diagnosis import Diagnosis, Finding, diagnose_run
+from ganbench.diagnosis import Diagnosis, Finding, diagnose_run, format_report
+from ganbench.diagnosis.logs import LOG_SUFFIXES, diagnose_log, parse_map
+from ganbench.diagnosis.watch import Monitor, grad_norm
 from ganbench.extractors import data_names, domain, fetch_named, verify_named
 from ganbench.metrics import MetricResult
 from ganbench.pipeline import reproduce as reproduction
@@ -242,11 +244,18 @@ def _run_ref(run: Run | str | Path) -> str:
 # --------------------------------------------------------------------------- diagnose / report / compare
 
 
-def diagnose(run: Run | str | Path, *, tracking_uri: str | None = None) -> Findings:
-    """Training-health findings of a tracked run (a Run, an MLflow run id, or a run folder with its
-    ``mlflow_run_id``), re-diagnosed from its logged records, as ``ganbench diagnose``."""
+def diagnose(run: Run | str | Path, *, map: Mapping[str, str] | str | None = None,
+             tracking_uri: str | None = None) -> Findings:
+    """Training-health findings, as ``ganbench diagnose``, of a tracked ganbench run (a Run, an MLflow run id,
+    or a run folder with its ``mlflow_run_id``), re-diagnosed from its logged records; or of the logs of a
+    training loop of one's own: a .csv / .parquet file of per-step values, or an MLflow run's metrics.
+    ``map`` names the log's column for a signal ({"d_loss": "lossD"} or "d_loss=lossD,g_loss=lossG"); the
+    usual names are found without it (``ganbench.diagnosis.logs.USUAL_NAMES``)."""
+    mapping = parse_map(map) if isinstance(map, str) or map is None else dict(map)
+    if isinstance(run, (str, Path)) and (Path(run).suffix.lower() in LOG_SUFFIXES or Path(run).is_file()):
+        return Findings(str(run), diagnose_log(run, mapping, tracking_uri))
     run_id = run_id_of(run)
-    return Findings(run_id, diagnose_run(run_id, tracking_uri))
+    return Findings(run_id, diagnose_log(run_id, mapping, tracking_uri))
 
 
 def run_id_of(run: Run | str | Path) -> str:

@@ -168,8 +168,14 @@ def _add_lookup(sub) -> None:
     s = sub.add_parser("show", help="show one MLflow run: status, parameters, metrics, artifacts")
     s.add_argument("run_id")
     common(s, "tracking_uri", "json")
-    dg = sub.add_parser("diagnose", help="training-health findings of a run: what went wrong, when, and what to try")
-    dg.add_argument("run_id")
+    dg = sub.add_parser("diagnose", help="training-health findings of a run, or of a training loop's own logs: what "
+                                         "went wrong, when, and what to try")
+    dg.add_argument("run_id", metavar="RUN_OR_LOG",
+                    help="an MLflow run id (a ganbench run, or any run that logged D and G losses), a run folder, "
+                         "or a .csv / .parquet file of per-step values")
+    dg.add_argument("--map", dest="mapping", action="append",
+                    help="the log's name of a signal: d_loss=lossD,g_loss=lossG,d_real=D_x,... (the usual names, "
+                         "e.g. the PyTorch tutorial's errD/errG/D_x/D_G_z1/D_G_z2, are found without it)")
     common(dg, "json", "tracking_uri")
 
 
@@ -296,7 +302,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_diagnose(args) -> int:
-    diag = api.diagnose(args.run_id, tracking_uri=args.tracking_uri).diagnosis
+    diag = api.diagnose(args.run_id, map=",".join(args.mapping or []) or None, tracking_uri=args.tracking_uri).diagnosis
     print(json.dumps(diag.to_dict(), indent=2, sort_keys=True) if args.json else format_report(diag, f"run {args.run_id}  "))
     return 0
 

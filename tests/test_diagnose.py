@@ -345,7 +345,7 @@ def test_monitor_announces_a_failure_once_and_stops_when_asked():
     rows = healthy_bce(60).to_dict(orient="records")
     rows[29]["d_loss"] = float("nan")
     said, logged = [], []
-    mon = dg.Monitor(torch.randn(8, 100, generator=torch.Generator().manual_seed(0)), None, dg.pixel_space(),
+    mon = dg.ProbeMonitor(torch.randn(8, 100, generator=torch.Generator().manual_seed(0)), None, dg.pixel_space(),
                      on_failure=logged.append)
     assert mon(20, ConstantG(1.0), rows[:20], said.append) is None and said == []
     assert mon(40, ConstantG(1.0), rows[:40], said.append) is None  # no stop_on: warn only
@@ -354,11 +354,11 @@ def test_monitor_announces_a_failure_once_and_stops_when_asked():
     mon(60, ConstantG(1.0), rows, said.append)
     assert len(said) == 1  # announced once
     assert list(mon.samples["step"]) == [20, 40, 60] and (mon.samples["diversity"] == 0).all()
-    stopper = dg.Monitor(torch.randn(8, 100), None, dg.pixel_space(), stop_on="failure")
+    stopper = dg.ProbeMonitor(torch.randn(8, 100), None, dg.pixel_space(), stop_on="failure")
     reason = stopper(40, ConstantG(1.0), rows[:40], said.append)
     assert reason.startswith("stopped early (--stop-on failure): divergence from step 30")
     with pytest.raises(GanbenchError, match="--stop-on"):
-        dg.Monitor(torch.randn(8, 100), None, dg.pixel_space(), stop_on="sometimes")
+        dg.ProbeMonitor(torch.randn(8, 100), None, dg.pixel_space(), stop_on="sometimes")
 
 
 def test_monitor_compares_a_growing_g_with_the_real_images_at_its_resolution():
@@ -368,7 +368,7 @@ def test_monitor_compares_a_growing_g_with_the_real_images_at_its_resolution():
     proto = load_protocol("fashion32-smoke")
     (spec,) = resolve(proto, "0" * 64, models=["progan-lite"], seeds=[0])
     G, _ = build_models(spec, torch.device("cpu"), torch.Generator().manual_seed(0))
-    mon = dg.Monitor(torch.randn(16, spec.model.z_dim, generator=torch.Generator().manual_seed(0)), real, dg.pixel_space())
+    mon = dg.ProbeMonitor(torch.randn(16, spec.model.z_dim, generator=torch.Generator().manual_seed(0)), real, dg.pixel_space())
     at = {}
     for images_seen, res in ((0, 4), (50_000, 8), (200_000, 32)):
         G.set_progress(images_seen)
@@ -441,7 +441,7 @@ def test_mode_collapse_from_modes_covered_on_a_mixture_protocol():
     space = dg.feature_space("ring8", "pixels")
     assert space.modes is not None and dg.feature_space("fashion-mnist", "pixels").modes is None
     real = MIXTURES["ring8"]().sample(128, torch.Generator().manual_seed(1)).images
-    mon = dg.Monitor(torch.randn(128, 3, generator=torch.Generator().manual_seed(0)), real, space, as_uint8=False)
+    mon = dg.ProbeMonitor(torch.randn(128, 3, generator=torch.Generator().manual_seed(0)), real, space, as_uint8=False)
     every, opposite = list(range(8)), [0, 4]  # from step 80: two opposite modes left (diversity stays high)
     for step, modes in zip(range(10, 110, 10), [every] * 7 + [opposite] * 3):
         mon.probe(step, RingG(modes))
@@ -456,7 +456,7 @@ def test_mode_collapse_from_modes_covered_on_a_mixture_protocol():
     assert "modes covered fell to 2 (best before: 8)" in f.summary
     assert "diversity fell" not in f.summary and "sample diversity at " in f.summary
     # a drop to 5 of 8 modes stays above half of the best: no finding from modes alone
-    mon = dg.Monitor(torch.randn(128, 3, generator=torch.Generator().manual_seed(0)), real, space, as_uint8=False)
+    mon = dg.ProbeMonitor(torch.randn(128, 3, generator=torch.Generator().manual_seed(0)), real, space, as_uint8=False)
     for step, modes in zip(range(10, 110, 10), [every] * 7 + [[0, 1, 3, 4, 6]] * 3):
         mon.probe(step, RingG(modes))
     assert "mode-collapse" not in names(dg.diagnose(healthy_bce(), mon.samples))

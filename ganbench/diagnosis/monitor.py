@@ -29,7 +29,7 @@ SAMPLE_STATS_FILE = "sample_stats.parquet"
 PROBE_NOISE = 2 / 127.5
 
 
-class Monitor:
+class ProbeMonitor:
     """The trainer's ``on_check``: probes a fixed batch of samples, re-diagnoses the records so far, announces
     each new failure-level finding once, and returns a stop reason when ``stop_on`` severity is reached."""
 
@@ -63,16 +63,21 @@ class Monitor:
 
     def probe(self, step: int, G) -> None:
         """Sample the fixed z and record the batch's statistics with the real reference's at ``step``."""
-        # a resumed run repeats the steps after its checkpoint: its probes there replace the stale ones
-        self.rows = [r for r in self.rows if r["step"] < step]
         if self.pairs is not None and is_translator(G):
             samples = translate(G, self.pairs[0], seed=self.seed)
-            stats = {**sample_statistics(samples, self.space), **translation_probe(G, samples, *self.pairs, self.seed)}
+            extra = translation_probe(G, samples, *self.pairs, self.seed)
         else:
-            samples = generate(G, self.z, as_uint8=self.as_uint8)  # images | 2D points
-            stats = sample_statistics(samples, self.space)
-        real = self.real_at(G)
-        row = {"step": step, **stats, "real_diversity": real["diversity"], "real_class_entropy": real["class_entropy"]}
+            samples, extra = generate(G, self.z, as_uint8=self.as_uint8), {}  # images | 2D points
+        self.record(step, samples, self.real_at(G), extra)
+
+    def record(self, step: int, samples: torch.Tensor, real: dict | None = None, extra: dict | None = None) -> None:
+        """Record the statistics of a batch of samples (uint8 images or 2D points) at ``step`` beside the real
+        reference's (``real``: at G's current resolution; default the full one)."""
+        # a resumed run repeats the steps after its checkpoint: its probes there replace the stale ones
+        self.rows = [r for r in self.rows if r["step"] < step]
+        real = real if real is not None else self.real
+        row = {"step": step, **sample_statistics(samples, self.space), **(extra or {}),
+               "real_diversity": real["diversity"], "real_class_entropy": real["class_entropy"]}
         if "modes_covered" in real:
             row["real_modes_covered"] = real["modes_covered"]
         self.rows.append(row)
@@ -136,7 +141,7 @@ def translation_probe(G, translations: torch.Tensor, sources: torch.Tensor, trut
 
 def health_monitor(spec, images: torch.Tensor, run_dir: Path, device, stop_on: str | None = None,
                    resume: bool = False, space: str = "auto",
-                   on_failure: Callable[[int], None] | None = None) -> Monitor:
+                   on_failure: Callable[[int], None] | None = None) -> ProbeMonitor:
     """The monitor of one training run: the protocol's fixed z, the first training images as the real
     reference, the dataset's feature space, and on resume the sample statistics recorded so far."""
     ev = spec.protocol.eval
@@ -149,7 +154,7 @@ def health_monitor(spec, images: torch.Tensor, run_dir: Path, device, stop_on: s
         test = task_split(spec.protocol.data, ev.reference_split)
         pairs = test.inputs[:PROBE_SAMPLES], test.images[:PROBE_SAMPLES]
         images = test.images  # the real reference of the translations: true targets
-    return Monitor(fixed_z(PROBE_SAMPLES, spec.model.z_dim, ev.z_seed), images[:PROBE_SAMPLES],
+    return ProbeMonitor(fixed_z(PROBE_SAMPLES, spec.model.z_dim, ev.z_seed), images[:PROBE_SAMPLES],
                    feature_space(spec.protocol.data.dataset, space, device), stop_on=stop_on, samples=previous,
                    as_uint8=images.dtype == torch.uint8, on_failure=on_failure, pairs=pairs, seed=ev.z_seed)
 

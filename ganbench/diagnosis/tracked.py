@@ -18,7 +18,7 @@ from ganbench.core.errors import GanbenchError
 from ganbench.core.plots import timeline_plot
 from ganbench.diagnosis.detectors import diagnose
 from ganbench.diagnosis.findings import Diagnosis, write_diagnosis
-from ganbench.diagnosis.monitor import SAMPLE_STATS_FILE, Monitor
+from ganbench.diagnosis.monitor import SAMPLE_STATS_FILE, ProbeMonitor
 from ganbench.diagnosis.thresholds import THRESHOLDS, Thresholds
 
 DIAGNOSIS_FILE = "diagnosis.json"
@@ -26,7 +26,7 @@ TIMELINE_FILE = "timeline.png"
 RECORDS_FILE = "records.parquet"  # the trainer's per-step records, logged by the run
 
 
-def record_health(tracker, run_id: str, run_dir: Path, result, monitor: Monitor, title: str = "") -> Diagnosis:
+def record_health(tracker, run_id: str, run_dir: Path, result, monitor: ProbeMonitor, title: str = "") -> Diagnosis:
     """Diagnose a finished (or stopped, or diverged) run; write and log the findings (JSON), the sample
     statistics and the timeline plot, and tag the worst severity and the first bad step."""
     run_dir = Path(run_dir)
