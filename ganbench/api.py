@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,7 @@ from ganbench.pipeline.run import RunOutcome, run_protocol
 from ganbench.pipeline.use import load_generator_from_run
 from ganbench.reporting.leaderboard import Board, Comparison, build_boards, compare as compare_rows
 from ganbench.reporting.publish import Published, publish as publish_reports
+from ganbench.reporting.gate import CheckResult, check as check_runs, save_baseline as save_baseline_runs
 from ganbench.reporting.render import write_report
 from ganbench.spec.protocol import ModelSpec, Protocol, available, load_model, load_protocol
 
@@ -161,7 +162,7 @@ def evaluate(samples_or_generator: torch.Tensor | np.ndarray | str | Path | nn.M
              protocol: str | Protocol = DEFAULT_PROTOCOL, metrics: Sequence[str] | None = None, *,
              value_range: tuple[float, float] | None = None, z_dim: int = 100, device: str = "auto",
              data_root: str | Path | None = None, track: bool = False, tracking_uri: str | None = None,
-             name: str | None = None) -> Results:
+             name: str | None = None, seed: int | None = None) -> Results:
     """Measure samples, or a generator, under a protocol's evaluation (as ``ganbench eval``).
 
     ``samples_or_generator``: uint8 images (N x C x H x W or N x H x W x C, pixels in [0, 255]); float
@@ -170,10 +171,12 @@ def evaluate(samples_or_generator: torch.Tensor | np.ndarray | str | Path | nn.M
     z ~ N(0, I) of size ``z_dim`` to images in [-1, 1], sampled at the protocol's fixed z.
     ``protocol``: a name (``ganbench list``), a .toml path, or a Protocol. ``metrics``: only these of
     the protocol's metric names (e.g. ["fid", "kid@domain"]); the identity follows. ``track``: log an
-    MLflow run (``tracking_uri``, default MLFLOW_TRACKING_URI or the embedded SQLite store) named ``name``."""
+    MLflow run (``tracking_uri``, default MLFLOW_TRACKING_URI or the embedded SQLite store) named ``name``
+    (the model's name on boards and baselines), with ``seed`` the training seed of the generator measured.
+    Tracked evaluations of several independently trained generators make a baseline (:func:`save_baseline`)."""
     source = _source_label(samples_or_generator)
     out = evaluate_source(protocol, samples_or_generator, source, z_dim, device, tracking_uri, name, track,
-                          data_root, value_range, metrics)
+                          data_root, value_range, metrics, seed=seed)
     proto_name = protocol.name if isinstance(protocol, Protocol) else load_protocol(str(protocol)).name
     return Results(proto_name, out.identity.eval_hash, out.source, out.results, out.eval_time_s, out.run_id)
 
@@ -302,6 +305,51 @@ def compare(protocol: str, model_a: str, model_b: str, *, tracking_uri: str | No
         raise GanbenchError(f"no protocol hash of {protocol!r} has runs of both {model_a!r} and {model_b!r}; "
                             f"run `ganbench run --protocol {protocol} --models {model_a} {model_b}`")
     return compare_rows(boards[0], model_a, model_b)
+
+
+# --------------------------------------------------------------------------- quality gate
+
+
+RunRefs = Union[Results, Run, str, Sequence[Union[Results, Run, str]]]
+
+
+def _refs(runs: RunRefs) -> list[str]:
+    """Run ids (of tracked Results and Runs) and names (run ids, experiment or protocol names) as strings."""
+    items = [runs] if isinstance(runs, (Results, Run, str)) else list(runs)
+    out = []
+    for r in items:
+        ref = r.run_id if isinstance(r, (Results, Run)) else r
+        if not ref:
+            raise GanbenchError("an untracked evaluation has no run to gate: evaluate with track=True")
+        out.append(str(ref))
+    return out
+
+
+def save_baseline(runs: RunRefs, out: str | Path, *, model: str | Sequence[str] | None = None,
+                  confidence: float = 0.99, tracking_uri: str | None = None) -> dict:
+    """Write a quality baseline, as ``ganbench baseline save``: from tracked evaluations of generators of one's
+    own (``evaluate(..., track=True, name=M, seed=S)``, one per independently trained generator, at least two),
+    or from ganbench runs; ``runs``: Results, Runs, run ids, or an experiment or protocol name (then ``model``
+    picks the runs, e.g. ``save_baseline("fashion-smoke", "baselines/mine.json", model="mygan")``)."""
+    models = [model] if isinstance(model, str) else list(model) if model else None
+    return save_baseline_runs(_refs(runs), out, tracking_uri, confidence, models)
+
+
+def check(runs: RunRefs, baseline: str | Path, *, confidence: float | None = None,
+          tracking_uri: str | None = None) -> CheckResult:
+    """Gate new runs or evaluations against a baseline, as ``ganbench check``: each metric by its kind, the
+    family-wise false-alarm rate held at 1 - confidence over the rows."""
+    return check_runs(_refs(runs), baseline, tracking_uri, confidence)
+
+
+def assert_no_regression(runs: RunRefs, baseline: str | Path, *, confidence: float | None = None,
+                         tracking_uri: str | None = None) -> CheckResult:
+    """For a pytest test: raise AssertionError, with the gate's table, when a metric of ``runs`` (e.g. a new
+    ``evaluate(..., track=True)``) is worse than ``baseline`` allows or a run did not finish."""
+    result = check(runs, baseline, confidence=confidence, tracking_uri=tracking_uri)
+    if not result.ok:
+        raise AssertionError(f"quality regression against {baseline}:\n{result.table()}")
+    return result
 
 
 # --------------------------------------------------------------------------- reproduce the published reports

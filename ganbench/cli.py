@@ -190,7 +190,9 @@ def _add_eval(sub) -> None:
     ev.add_argument("--generator", help="module:function returning the generator (a torch.nn.Module)")
     ev.add_argument("--checkpoint", help="generator weights: torch state_dict (loaded weights_only) or .safetensors")
     ev.add_argument("--z-dim", type=int, default=100, help="latent size of the generator (default 100)")
-    ev.add_argument("--name", help="label of the MLflow run (default: external)")
+    ev.add_argument("--name", help="label of the MLflow run, the model's name on boards and baselines (default: external)")
+    ev.add_argument("--seed", type=int, help="the training seed of the generator measured (tells a baseline's "
+                                             "replicates apart)")
     common(ev, "device", "tracking_uri")
     ev.add_argument("--no-track", action="store_true", help="print the results without logging an MLflow run")
     common(ev, "json", "data_root")
@@ -230,6 +232,8 @@ def _add_gate(sub) -> None:
     common(bls, "runs")
     bls.add_argument("--out", required=True, help="baseline JSON to write, e.g. baselines/<protocol>.json")
     bls.add_argument("--confidence", type=float, default=0.99, help="one-sided confidence stored with the baseline")
+    bls.add_argument("--model", dest="models", action="append",
+                     help="only this model's runs (repeatable), e.g. the --name of your `ganbench eval` runs")
     common(bls, "tracking_uri")
     blm = blsub.add_parser("migrate", help="rewrite a format-1 baseline (one protocol hash) with per-model identities, "
                                            "after checking its hash still holds")
@@ -285,7 +289,7 @@ def _add_card(sub) -> None:
 def cmd_eval(args) -> int:
     out = eval_protocol(args.protocol, args.samples, args.generator, args.checkpoint, args.z_dim, args.device,
                         args.tracking_uri, args.name, not args.no_track, args.data_root,
-                        value_range=RANGES[args.value_range] if args.value_range else None)
+                        value_range=RANGES[args.value_range] if args.value_range else None, seed=args.seed)
     if args.json:
         print(json.dumps({"run_id": out.run_id, "eval_time_s": out.eval_time_s, "source": out.source,
                           "results": {k: dataclasses.asdict(r) for k, r in out.results.items()}}, indent=2))
@@ -465,7 +469,7 @@ def cmd_baseline(args) -> int:
         print(f"{args.path}: format {data['format']}, " + ", ".join(
             f"{m} identity {v['identity'][:12]}" for m, v in data["models"].items()))
         return 0
-    data = save_baseline(args.runs, args.out, args.tracking_uri, args.confidence)
+    data = save_baseline(args.runs, args.out, args.tracking_uri, args.confidence, args.models)
     seeds = ", ".join(f"{m} {len(v['seeds'])} seeds" for m, v in data["models"].items())
     print(f"wrote {args.out}: {data['protocol']} ({data['protocol_hash'][:12]}), {seeds}")
     return 0

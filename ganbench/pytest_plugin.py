@@ -1,12 +1,14 @@
 """pytest plugin (entry point ``pytest11``): quality regression tests in any repository.
 
     def test_quality(ganbench_run):
-        ganbench_run("fashion-smoke", model="mymodel").assert_no_regression("baselines/fashion-smoke.json")
+        ganbench_run("fashion-smoke", model="dcgan").assert_no_regression("baselines/fashion-smoke.json")
 
-``ganbench_run`` trains and evaluates a protocol's model(s) with ``ganbench.pipeline.run.run_protocol`` into the
+``ganbench_run`` trains and evaluates a protocol's zoo model(s) with ``ganbench.pipeline.run.run_protocol`` into the
 tracking store (``--ganbench-tracking-uri``, else the usual default) and returns the runs; the
 assertion is ``ganbench check`` against a baseline written by ``ganbench baseline save``. A relative
-baseline path is looked up from the working directory, then from pytest's root directory.
+baseline path is looked up from the working directory, then from pytest's root directory. A generator of
+one's own is gated through its evaluations: ``ganbench.evaluate(..., track=True)`` and
+``ganbench.assert_no_regression`` (README, "Your own GAN").
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ class EvalOutcome:
 def eval_protocol(protocol: str, samples: str | None = None, generator: str | None = None,
                   checkpoint: str | None = None, z_dim: int = 100, device: str = "auto",
                   tracking_uri: str | None = None, name: str | None = None, log: bool = True,
-                  data_root=None, value_range: tuple[float, float] | None = None) -> EvalOutcome:
+                  data_root=None, value_range: tuple[float, float] | None = None,
+                  seed: int | None = None) -> EvalOutcome:
     """Evaluate samples (path) or a generator (module:function + checkpoint) under ``protocol``, as the
     command line names them. ``value_range``: the range of float samples, e.g. (0, 1) (see
     ``ganbench.metrics.samples``)."""
@@ -48,10 +49,10 @@ def eval_protocol(protocol: str, samples: str | None = None, generator: str | No
         raise GanbenchError(GENERATOR_RANGE)
     if samples is not None:
         return evaluate_source(protocol, samples, f"samples:{samples}", z_dim, device, tracking_uri, name, log,
-                               data_root, value_range)
+                               data_root, value_range, seed=seed)
     G = load_generator(generator, checkpoint)
     return evaluate_source(protocol, G, f"generator:{generator} checkpoint:{checkpoint}", z_dim, device,
-                           tracking_uri, name, log, data_root, value_range)
+                           tracking_uri, name, log, data_root, value_range, seed=seed)
 
 
 def with_metrics(proto: Protocol, metrics: list[str] | tuple[str, ...] | None) -> Protocol:
@@ -69,9 +70,10 @@ def with_metrics(proto: Protocol, metrics: list[str] | tuple[str, ...] | None) -
 def evaluate_source(protocol: str | Protocol, source_obj, source: str, z_dim: int = 100, device: str = "auto",
                     tracking_uri: str | None = None, name: str | None = None, log: bool = True, data_root=None,
                     value_range: tuple[float, float] | None = None,
-                    metrics: list[str] | tuple[str, ...] | None = None) -> EvalOutcome:
+                    metrics: list[str] | tuple[str, ...] | None = None, seed: int | None = None) -> EvalOutcome:
     """Evaluate ``source_obj`` (images as a tensor, array or path; or a generator module) under ``protocol``
-    (a name, a .toml path or a Protocol); ``source`` labels it in MLflow; ``log``: track an MLflow run."""
+    (a name, a .toml path or a Protocol); ``source`` labels it in MLflow; ``log``: track an MLflow run;
+    ``seed``: the training seed of the generator measured (a baseline's replicates are told apart by it)."""
     proto = with_metrics(load_protocol(protocol) if isinstance(protocol, (str, Path)) else protocol, metrics)
     dev = resolve_device(device)
     images, sampler = _images(proto, source_obj, z_dim, dev, value_range)
@@ -81,7 +83,7 @@ def evaluate_source(protocol: str | Protocol, source_obj, source: str, z_dim: in
     proto_resolved, assets = with_assets(proto)
     ident = identity(proto_resolved, None, assets)  # samples from outside the zoo: the protocol side only
     run_id = _track(proto, proto_resolved, ident, results, seconds, source, name, dev, tracking_uri,
-                    value_range) if log else None
+                    value_range, seed) if log else None
     return EvalOutcome(run_id, results, seconds, source, ident)
 
 
@@ -98,11 +100,11 @@ def _images(proto: Protocol, source_obj, z_dim: int, dev: torch.device,
 
 def _track(proto: Protocol, proto_resolved: Protocol, ident: Identity, results: dict[str, MetricResult],
            seconds: float, source: str, name: str | None, dev: torch.device, tracking_uri: str | None,
-           value_range: tuple[float, float] | None) -> str:
+           value_range: tuple[float, float] | None, seed: int | None = None) -> str:
     """One finished MLflow run in the protocol's experiment holding the results; its run id."""
     tracker = track.Tracker(tracking_uri)
     tags = {track.TAG_PROTOCOL: proto.name, **track.identity_tags(ident), track.TAG_MODEL: name or "external",
-            track.TAG_SOURCE: source}
+            track.TAG_SOURCE: source, **({track.TAG_SEED: str(int(seed))} if seed is not None else {})}
     params = {"protocol": to_plain(proto_resolved), "protocol_hash": ident.hash, "source": source,
               "versions": versions(), "device": str(dev),
               **({"value_range": f"{value_range[0]:g},{value_range[1]:g}"} if value_range else {})}

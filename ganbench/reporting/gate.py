@@ -46,12 +46,22 @@ def _runs(tracker: Tracker, refs: list[str]) -> pd.DataFrame:
 
 
 def save_baseline(refs: list[str], path: Path | str, tracking_uri: str | None = None,
-                  confidence: float = DEFAULT_CONFIDENCE) -> dict:
-    """Write a baseline from finished runs (run ids or experiment names) of one protocol identity, one
-    identity per model."""
+                  confidence: float = DEFAULT_CONFIDENCE, models: list[str] | None = None) -> dict:
+    """Write a baseline from finished runs (run ids, experiment or protocol names) of one protocol identity,
+    one identity per model: trained by ganbench, or evaluations of one's own generator (``ganbench eval
+    --name M``, ``ganbench.evaluate(..., track=True, name=M)``), each evaluation a replicate. ``models``: only
+    the runs of these models (an experiment holds every model's)."""
     if not 0.5 < confidence < 1:
         raise GanbenchError(f"confidence must be between 0.5 and 1 (e.g. {DEFAULT_CONFIDENCE}), got {confidence}")
-    boards = build_boards(_runs(Tracker(tracking_uri), refs))
+    runs = _runs(Tracker(tracking_uri), refs)
+    if models and len(runs):
+        found = set(runs["model"].dropna())
+        absent = [m for m in models if m not in found]
+        if absent:
+            raise GanbenchError(f"no runs of {', '.join(absent)} in {', '.join(refs)}; models there: "
+                                f"{', '.join(sorted(found)) or 'none'}")
+        runs = runs[runs["model"].isin(models)]
+    boards = build_boards(runs)
     if not boards:
         raise GanbenchError(f"no ganbench runs found in {', '.join(refs)}")
     if len(boards) > 1:
@@ -62,8 +72,9 @@ def save_baseline(refs: list[str], path: Path | str, tracking_uri: str | None = 
     models = {}
     for row in board.rows:
         if len(row.seeds) < MIN_BASELINE_SEEDS:
-            raise GanbenchError(f"model {row.model!r} has {len(row.seeds)} finished seed(s); a baseline needs at least "
-                                f"{MIN_BASELINE_SEEDS} to measure its spread: run more with `ganbench run --seeds ...`")
+            raise GanbenchError(f"model {row.model!r} has {len(row.seeds)} finished run(s); a baseline needs at least "
+                                f"{MIN_BASELINE_SEEDS} to measure its spread: run more seeds with `ganbench run --seeds "
+                                "...`, or evaluate more independently trained generators of your own")
         # Only the metrics this model's runs logged: a board of several models lists the union (a conditional
         # model's label accuracy, say), which a model without it would read as "missing in the new runs".
         kept = board.metrics + [(n, False) for n in board.others if not metric_kind(n).descriptive]

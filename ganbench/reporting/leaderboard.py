@@ -193,7 +193,7 @@ class ModelRow:
     metrics: dict[str, Summary]  # over finished runs that logged the metric
     compute: dict[str, Summary]  # wall_time_s, images_seen
     values: dict[str, list[float]]  # per-seed values (finished runs, ordered by seed)
-    seeds: list[int]
+    seeds: list[int | None]  # None: an evaluation of one's own generator that named no seed
     run_ids: list[str]
 
     @property
@@ -249,7 +249,7 @@ def model_row(model: str, runs: pd.DataFrame, metrics: list[tuple[str, bool]]) -
     healthy = int(sum(is_healthy(r) for _, r in runs.iterrows()))
     return ModelRow(model, str(runs["protocol_hash"].iloc[0]), len(runs), healthy,
                     {name: summarise(v, CI_LEVEL) for name, v in values.items()}, compute, values,
-                    [int(s) for s in done["seed"].tolist()], done["run_id"].tolist())
+                    [int(s) if pd.notna(s) else None for s in done["seed"].tolist()], done["run_id"].tolist())
 
 
 def _rank_key(row: ModelRow, metrics: list[tuple[str, bool]]) -> tuple:
