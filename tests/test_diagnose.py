@@ -154,7 +154,7 @@ def test_oscillation_fires_on_period_two_flipping_and_on_large_swings():
     assert f.severity == "warning" and f.evidence["g_loss_lag1_autocorr_min"] == pytest.approx(-1.0, abs=0.05)
     assert near(f.start_step, 60, TH.osc_window) and near(f.end_step, 120, TH.osc_window)
     swings = healthy_bce()
-    swings.loc[swings["step"] > 100, "d_loss"] = 1.2 + 2.0 * np.random.default_rng(1).standard_normal(100)
+    swings.loc[swings["step"] > 100, "d_loss"] = 1.2 + 3.0 * np.random.default_rng(1).standard_normal(100)
     assert only(dg.diagnose(swings), "oscillation").evidence["d_loss_noise_max"] > TH.osc_d_noise_max
 
 
