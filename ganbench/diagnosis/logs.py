@@ -120,8 +120,8 @@ def diagnose_log(source: str | Path, mapping: dict[str, str] | None = None, trac
     try:
         tracker.get(run_id)
     except Exception as err:
-        raise GanbenchError(f"{run_id!r} is neither a .csv/.parquet file nor a run in {tracker.uri} "
-                            f"({type(err).__name__})") from err
+        raise GanbenchError(f"no run {run_id!r} in {tracker.uri} ({type(err).__name__}), and no .csv/.parquet file of "
+                            "that name; see `ganbench show`, or pass the path of a log file") from err
     if not mapping and RECORDS_FILE in set(tracker.artifacts(run_id)):
         return diagnose_run(run_id, tracking_uri, thresholds)
     return diagnose(to_records(read_mlflow_metrics(run_id, mapping, tracking_uri), mapping, f"run {run_id}"), None,
