@@ -13,7 +13,8 @@ import torch
 from ganbench.training import cudagraph
 from ganbench.spec.protocol import load_protocol, resolve
 from ganbench.pipeline.run import training_images
-from ganbench.spec.seeds import Generators, optimizer_state_of
+from ganbench.spec.seeds import Generators
+from ganbench.training.stack import optimizer_state_of
 from ganbench.training import train_together
 
 W = "0" * 64

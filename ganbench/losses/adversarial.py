@@ -48,7 +48,7 @@ class BCEOptions:
 class Loss:
     """What every loss plug-in shares: no post-step hook unless it needs one, and per-run means.
 
-    ``runs`` > 1 when the trainer trains the seeds of a model together (``ganbench.spec.seeds``): the batches
+    ``runs`` > 1 when the trainer trains the seeds of a model together (``ganbench.training.stack``): the batches
     are the runs' batches stacked, and every mean is taken per run, so losses and stats are vectors of
     ``runs`` values (the trainer sums the losses: each run's weights get exactly its own gradient)."""
 

@@ -102,7 +102,7 @@ def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int
     ("failure" | "warning") ends a run early when the health diagnostics find that severity;
     ``overrides`` (dotted keys such as ``tricks.ema``) change the chosen models' cards for this run;
     ``fast=False`` trains on the plain path (see ``ganbench.training.loop.train``); ``together`` trains each
-    model's seeds together in one process (``ganbench.spec.seeds``), each still its own MLflow run.
+    model's seeds together in one process (``ganbench.training.stack``), each still its own MLflow run.
     ``resume`` continues each run from its last checkpoint, starts one that has none, and leaves a
     finished run as it is. ``threads`` fixes torch's threads per run (default: a fair share of the
     cores among the ganbench runs alive on this machine, see ``ganbench.core.concurrency``)."""

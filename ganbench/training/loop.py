@@ -11,7 +11,7 @@ Every random draw (weight init, permutations, z, the gradient-penalty mix) comes
 ends with the same weights as an uninterrupted one. Reporting is decoupled from writing: the
 caller passes ``on_epoch`` and gets plain data (the generator, a summary dict).
 
-The same loop trains the seeds of one model together (:func:`train_together`, ``ganbench.spec.seeds``):
+The same loop trains the seeds of one model together (:func:`train_together`, ``ganbench.training.stack``):
 G and D are then S stacked copies behind one vmapped forward, each batch is the runs' batches stacked,
 and every draw and every loss is per run; training alone is the case S = 1, with plain modules.
 """
@@ -34,7 +34,8 @@ from ganbench.core.errors import GanbenchError
 from ganbench.core.registry import LOSSES
 from ganbench.losses import build_loss
 from ganbench.spec.protocol import RunSpec
-from ganbench.spec.seeds import Generators, SeedStack, optimizer_state_of, seed_state, stack_optimizer_states, unstack
+from ganbench.spec.seeds import Generators
+from ganbench.training.stack import SeedStack, optimizer_state_of, seed_state, stack_optimizer_states, unstack
 from ganbench.training import cudagraph
 from ganbench.training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint, write_records
 from ganbench.training.models import (build_models, check_batchable, check_together, fast_layout, make_optimizer, num_classes,
@@ -192,7 +193,7 @@ def train_together(specs: list[RunSpec], images: torch.Tensor, run_dirs: list[Pa
                    on_check: list | None = None, labels: torch.Tensor | None = None,
                    fast: bool = True, on_phase: list | None = None,
                    sources: torch.Tensor | None = None) -> list[TrainResult]:
-    """Train the seeds of one model under one protocol together, batched in one process (``ganbench.spec.seeds``):
+    """Train the seeds of one model under one protocol together, batched in one process (``ganbench.training.stack``):
     per run the algorithm and the random draws of :func:`train` alone, up to float rounding. One run
     directory, ``on_epoch``, ``on_check`` and ``on_phase`` (or None) per spec; one TrainResult per spec. A run that
     diverges or is stopped ends there (its artifacts are kept) while the others go on. Each run's

@@ -18,7 +18,8 @@ from torch import nn
 from ganbench.losses import Loss
 from ganbench.nets.sampling import to_model_range
 from ganbench.spec.protocol import RunSpec, TricksSpec
-from ganbench.spec.seeds import Generators, per_run_norm
+from ganbench.spec.seeds import Generators
+from ganbench.training.stack import per_run_norm
 
 RECORD_FIELDS = ("d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "d_grad_norm", "g_grad_norm")
 
