@@ -169,3 +169,12 @@ def test_new_losses_and_conditional_models_run_end_to_end(tmp_path):
         assert ("domain_label_acc_100" in run.data.metrics) == conditional, model
         assert ("domain_intra_fid_100_test" in run.data.metrics) == conditional, model
         assert (o.run_dir / "spec.json").is_file()
+
+
+def test_an_unknown_optimizer_is_an_error_not_rmsprop():
+    from ganbench.training.models import make_optimizer
+
+    spec = load_model("dcgan").optim_g
+    assert isinstance(make_optimizer([torch.nn.Parameter(torch.ones(1))], spec), torch.optim.Adam)
+    with pytest.raises(GanbenchError, match="unknown optimizer 'sgd'; available: adam, rmsprop"):
+        make_optimizer([torch.nn.Parameter(torch.ones(1))], dataclasses.replace(spec, name="sgd"))
