@@ -4,12 +4,22 @@ real cache (datasets, Inception weights, reference statistics) that `ganbench da
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 import torch
 
 from ganbench.core.assets import cache_root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def interruptible():
+    """A suite started in the background by a non-interactive shell (``cmd &``) inherits SIGINT ignored, and
+    so would every process it starts: the Ctrl-C tests would send a signal nobody receives. Python's own
+    handler is put back, which the test subprocesses then get at their start, as from a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
