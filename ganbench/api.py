@@ -346,7 +346,11 @@ def assert_no_regression(runs: RunRefs, baseline: str | Path, *, confidence: flo
                          tracking_uri: str | None = None) -> CheckResult:
     """For a pytest test: raise AssertionError, with the gate's table, when a metric of ``runs`` (e.g. a new
     ``evaluate(..., track=True)``) is worse than ``baseline`` allows or a run did not finish."""
-    result = check(runs, baseline, confidence=confidence, tracking_uri=tracking_uri)
+    return raise_on_regression(check(runs, baseline, confidence=confidence, tracking_uri=tracking_uri), baseline)
+
+
+def raise_on_regression(result: CheckResult, baseline: str | Path) -> CheckResult:
+    """The check's result, or AssertionError with its table when a row failed (the pytest assertions)."""
     if not result.ok:
         raise AssertionError(f"quality regression against {baseline}:\n{result.table()}")
     return result

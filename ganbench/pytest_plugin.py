@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ganbench.pipeline.run import run_protocol
+from ganbench.api import raise_on_regression
 from ganbench.reporting.gate import check
 
 
@@ -39,10 +40,7 @@ class GanbenchRuns:
     def assert_no_regression(self, baseline: str | Path, confidence: float | None = None,
                              allow_protocol_change: bool = False):
         """Fail with the check's table when a metric regressed or a run did not finish (see ``ganbench check``)."""
-        result = self.check(baseline, confidence, allow_protocol_change)
-        if not result.ok:
-            raise AssertionError(f"quality regression against {baseline}:\n{result.table()}")
-        return result
+        return raise_on_regression(self.check(baseline, confidence, allow_protocol_change), baseline)
 
 
 def pytest_addoption(parser):

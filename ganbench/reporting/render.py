@@ -118,6 +118,11 @@ def model_costs(protocol: str, model: str) -> tuple[int, int, int, int] | None:
     return spec.protocol.train.batch_size, spec.model.n_critic, count(G), count(D)
 
 
+def g_steps(costs: tuple[int, int, int, int] | None, images: float) -> float | None:
+    """G steps of a run from the images it saw (each G step follows D's steps on one batch each)."""
+    return None if costs is None or math.isnan(images) else images / (costs[0] * costs[1])
+
+
 def _share(share: float) -> str:
     return "n/a" if math.isnan(share) else f"{share:.0%}" + (" (shared)" if share < SHARED_BELOW else "")
 
@@ -132,8 +137,8 @@ def budget_rows(board: Board, devices: dict[str, str] | None = None) -> tuple[li
             "images seen", "device", "checkpoint", "identity"]
     rows = []
     for r in sorted(board.rows, key=lambda r: r.model):
-        costs, images = model_costs(board.protocol, r.model), r.compute["images_seen"].mean
-        steps = None if costs is None or math.isnan(images) else images / (costs[0] * costs[1])
+        costs = model_costs(board.protocol, r.model)
+        steps = g_steps(costs, r.compute["images_seen"].mean)
         rows.append([r.model, str(len(r.seeds)), f"{r.healthy}/{r.runs}",
                      fmt(steps, 6) if steps is not None else "n/a",
                      fmt(steps * costs[1], 6) if steps is not None else "n/a",

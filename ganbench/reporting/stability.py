@@ -24,7 +24,7 @@ from ganbench.diagnosis.tracked import DIAGNOSIS_FILE
 from ganbench.reporting import figures as F
 from ganbench.reporting import pages as P
 from ganbench.reporting.leaderboard import SIGNIFICANCE, Board, Comparison, build_boards, compare, metric_direction
-from ganbench.reporting.render import fmt, model_costs
+from ganbench.reporting.render import fmt, g_steps, model_costs
 from ganbench.reporting.stats import spread_test
 
 PAIR = ("dcgan", "wgan-gp")  # the comparison users ask for: the non-saturating DCGAN and its WGAN-GP counterpart
@@ -126,10 +126,10 @@ def budget_note(protocol: str, c: Comparison, curves: pd.DataFrame) -> str:
     still improving when training stopped: a number of an unconverged model says so beside it."""
     parts = []
     for r in (c.a, c.b):
-        costs, images = model_costs(protocol, r.model), r.compute["images_seen"].mean
-        if costs is not None and not math.isnan(images):
-            g_steps = images / (costs[0] * costs[1])
-            parts.append(f"{r.model} {g_steps:,.0f} G steps and {g_steps * costs[1]:,.0f} D steps")
+        costs = model_costs(protocol, r.model)
+        steps = g_steps(costs, r.compute["images_seen"].mean)
+        if steps is not None:
+            parts.append(f"{r.model} {steps:,.0f} G steps and {steps * costs[1]:,.0f} D steps")
     text = f"Budget: {' vs '.join(parts)}, the same images seen." if len(parts) == 2 else ""
     metrics = sorted(curves["metric"].unique()) if len(curves) else []
     for r in (c.a, c.b):
