@@ -131,19 +131,21 @@ def budget_rows(board: Board, devices: dict[str, str] | None = None) -> tuple[li
     """What each model's numbers cost and where they come from, so that budgets are compared as such: seeds,
     healthy runs, G and D steps (from the images seen, the batch size and D's steps per G step), parameters of G
     and D, training wall time and the share of its cores the run had (CPU time / (wall time x threads); "shared"
-    below SHARED_BELOW: the wall time then measures the machine's load too), images seen, device, the checkpoint measured (the final one) and the training
-    identity hash (protocol and card)."""
+    below SHARED_BELOW: the wall time then measures the machine's load too), images seen, device, the checkpoint
+    measured (the final one) and the training identity hash (protocol and card)."""
     head = ["model", "seeds", "healthy runs", "G steps", "D steps", "G / D parameters", "wall time (s)", "CPU share",
             "images seen", "device", "checkpoint", "identity"]
     rows = []
     for r in sorted(board.rows, key=lambda r: r.model):
         costs = model_costs(board.protocol, r.model)
-        steps = g_steps(costs, r.compute["images_seen"].mean)
+        images = r.compute["images_seen"].mean
+        steps = g_steps(costs, images)
         rows.append([r.model, str(len(r.seeds)), f"{r.healthy}/{r.runs}",
                      fmt(steps, 6) if steps is not None else "n/a",
                      fmt(steps * costs[1], 6) if steps is not None else "n/a",
                      f"{costs[2] / 1e6:.2f}M / {costs[3] / 1e6:.2f}M" if costs else "n/a",
-                     mean_std(r.compute["wall_time_s"]), _share(r.compute["cpu_share"].mean), fmt(images, 6), (devices or {}).get(r.model, "n/a"), "final",
+                     mean_std(r.compute["wall_time_s"]), _share(r.compute["cpu_share"].mean), fmt(images, 6),
+                     (devices or {}).get(r.model, "n/a"), "final",
                      f"`{r.identity[:IDENTITY_CHARS]}`"])
     return head, rows
 
