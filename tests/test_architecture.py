@@ -62,3 +62,102 @@ def test_functions_are_short():
     long = [f"{path.relative_to(PACKAGE.parent)}:{fn.lineno} {fn.name} ({fn.end_lineno - fn.lineno + 1} lines)"
             for path, fn in _functions() if fn.end_lineno - fn.lineno + 1 > LONGEST_FUNCTION]
     assert not long, "\n".join(long)
+
+
+def _module_name(package: Path, path: Path) -> str:
+    parts = list(path.relative_to(package.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imported(name: str, path: Path, modules: set[str]) -> set[str]:
+    """The package modules one module names in its imports (``from pkg import sub`` names ``pkg.sub`` when ``sub``
+    is a module, else ``pkg``: so a child that imports its own package's ``__init__`` counts)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name in modules}
+        elif isinstance(node, ast.ImportFrom):
+            base = name.split(".")[:len(name.split(".")) - node.level + (path.name == "__init__.py")]
+            module = ".".join(base + [node.module or ""]).strip(".") if node.level else node.module
+            found |= {f"{module}.{a.name}" if f"{module}.{a.name}" in modules else module for a in node.names}
+    return (found & modules) - {name}
+
+
+def modules_in_import_cycles(package: Path) -> list[list[str]]:
+    """The strongly connected components (more than one module) of a package's module import graph."""
+    files = {_module_name(package, p): p for p in package.rglob("*.py")}
+    graph = {m: _imported(m, p, set(files)) for m, p in files.items()}
+    order, low, stack, cycles = {}, {}, [], []
+
+    def visit(v):  # Tarjan's algorithm
+        order[v] = low[v] = len(order)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in order:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], order[w])
+        if low[v] == order[v]:
+            component = stack[stack.index(v):]
+            del stack[stack.index(v):]
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in order:
+            visit(v)
+    return cycles
+
+
+def test_no_module_is_in_an_import_cycle_package_inits_included():
+    """Registries are filled by a package ``__init__`` that lists its plug-in modules; none of them imports the
+    package back (they import its ``base`` module), so no module is in an import cycle."""
+    assert modules_in_import_cycles(PACKAGE) == []
+
+
+def test_the_cycle_count_sees_a_child_importing_its_package(tmp_path):
+    copy = tmp_path / "ganbench"
+    subprocess.run(["cp", "-r", str(PACKAGE), str(copy)], check=True)
+    mlp = copy / "nets" / "mlp.py"
+    mlp.write_text(mlp.read_text() + "\nfrom ganbench.nets import initialise  # noqa\n")
+    cycles = modules_in_import_cycles(copy)
+    assert len(cycles) == 1 and {"ganbench.nets", "ganbench.nets.mlp"} <= set(cycles[0])
+
+
+HOOKS = ("set_progress", "phase_index", "progress_info", "translate", "reconstruct", "init_embeddings", "init_weights",
+         "materialise")
+
+
+def test_optional_interfaces_are_declared_not_probed_with_hasattr():
+    """The engines ask ``isinstance(x, <Protocol in ganbench.core.hooks>)``, never ``hasattr(x, "<hook>")``, and no
+    module names a dataset to decide what to do with it (datasets carry ``mixture`` and ``stacked_from``)."""
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("hasattr", "getattr") \
+                    and len(node.args) > 1 and getattr(node.args[1], "value", None) in HOOKS:
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.args[1].value}")
+            if isinstance(node, ast.Compare) and any(getattr(c, "value", None) in ("stacked-mnist", "ring8", "grid25")
+                                                     for c in node.comparators):
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} compares with a dataset name")
+    assert not bad, "\n".join(bad)
+
+
+def _string_constants(path: Path) -> set[str]:
+    return {node.value for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+
+
+def test_validation_and_identity_name_no_plug_in():
+    """What a name may be, the registries say: spec validation and identity name no dataset, architecture,
+    initialisation, loss, optimizer, metric, extractor or conditioning input (the dataclasses of spec/types.py
+    may still give one as a field's default)."""
+    from ganbench.core import registry
+
+    names = {*registry.DATASETS, *registry.NETS, *registry.INITS, *registry.LOSSES, *registry.OPTIMIZERS,
+             *registry.METRICS, *registry.EXTRACTORS, *(v for vs in registry.CONDITIONAL_INPUTS.values() for v in vs)}
+    assert {"adam", "bce", "fid", "memorisation", "stacked-mnist", "projection"} <= names  # the registries are full
+    named = {f"{path.name}: {s!r}" for path in (PACKAGE / "spec" / "protocol.py", PACKAGE / "spec" / "identity.py")
+             for s in _string_constants(path) if s in names}
+    assert not named, sorted(named)

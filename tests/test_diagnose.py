@@ -15,7 +15,7 @@ from torch import nn
 from ganbench import diagnosis as dg
 from ganbench.core.errors import GanbenchError
 from ganbench.data import DATASETS, load_split
-from ganbench.data.synthetic import MIXTURES
+from ganbench.data import get_dataset
 from ganbench.extractors import domain
 from ganbench.pipeline.run import training_images
 from ganbench.spec.protocol import load_protocol, resolve
@@ -432,7 +432,7 @@ class RingG(nn.Module):
         self.modes = torch.tensor(modes)
 
     def forward(self, z):
-        mix = MIXTURES["ring8"]()
+        mix = get_dataset("ring8").mixture
         k = self.modes[(z[:, 0].abs() * 1000).long() % len(self.modes)]
         return mix.centers[k].float() + mix.sigma * z[:, 1:3] + 0 * self.w
 
@@ -440,7 +440,7 @@ class RingG(nn.Module):
 def test_mode_collapse_from_modes_covered_on_a_mixture_protocol():
     space = dg.feature_space("ring8", "pixels")
     assert space.modes is not None and dg.feature_space("fashion-mnist", "pixels").modes is None
-    real = MIXTURES["ring8"]().sample(128, torch.Generator().manual_seed(1)).images
+    real = get_dataset("ring8").mixture.sample(128, torch.Generator().manual_seed(1)).images
     mon = dg.ProbeMonitor(torch.randn(128, 3, generator=torch.Generator().manual_seed(0)), real, space, as_uint8=False)
     every, opposite = list(range(8)), [0, 4]  # from step 80: two opposite modes left (diversity stays high)
     for step, modes in zip(range(10, 110, 10), [every] * 7 + [opposite] * 3):

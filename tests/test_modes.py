@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ganbench.data import load_data, load_split
-from ganbench.data.synthetic import MIXTURES, StackedView, grid25, ring8, stacked_mnist
+from ganbench.data import DATASETS, get_dataset, load_data, load_split
+from ganbench.data.synthetic import StackedView, grid25, ring8, stacked_mnist
 from ganbench.metrics.modes import (NUM_MODES, THRESHOLDS, confusion_explained, em_mode_counts, excess_p_values,
                                     kl_to_uniform, mixture_modes, mode_of, mode_statistics, triple_confusion)
 from ganbench.spec.protocol import DataSpec
@@ -66,7 +66,8 @@ def test_stacked_mnist_is_a_view_of_index_triples():
 def test_mixture_protocols_load():
     d = load_data(DataSpec(dataset="ring8", subset=512, image_size=0, channels=2), "train")
     assert d.images.shape == (512, 2) and d.images.dtype == torch.float32 and set(d.labels.tolist()) <= set(range(8))
-    assert set(MIXTURES) == {"ring8", "grid25"}
+    assert {n for n, ds in DATASETS.items() if ds.mixture is not None} == {"ring8", "grid25"}
+    assert torch.equal(get_dataset("grid25").mixture.centers, grid25().centers) and get_dataset("stacked-mnist").stacked_from == "mnist"
 
 
 @pytest.mark.slow
@@ -328,14 +329,13 @@ def test_2d_mixture_metrics_carry_the_true_mixtures_floor():
     """ring8 and grid25 publish a real-data floor: the true mixture's own points through the same metrics. Within
     PacGAN's 3-sigma radius lie 1 - exp(-9/2) = 98.9% of a 2D Gaussian's points (closed form): the floor's
     high-quality share is that, within binomial noise, with every mode present."""
-    from ganbench.data.synthetic import MIXTURES
     from ganbench.metrics import evaluate, metric_name
     from ganbench.spec.protocol import load_protocol
 
     for name, modes in (("ring8", 8), ("grid25", 25)):
         proto = load_protocol(name)
         n = proto.eval.num_samples
-        fake = MIXTURES[name]().sample(n, torch.Generator().manual_seed(1)).images * 0.5  # a shrunken mixture
+        fake = get_dataset(name).mixture.sample(n, torch.Generator().manual_seed(1)).images * 0.5  # a shrunken mixture
         res = {r.name: r for r in evaluate(fake, proto, torch.device("cpu")).values()}
         hq, count = res[metric_name("hq_share", n)], res[metric_name("modes_hq", n)]
         expected = 1 - math.exp(-4.5)

@@ -111,14 +111,14 @@ def test_format_1_baseline_is_migrated_when_its_hash_holds_and_refused_otherwise
     import dataclasses
 
     from ganbench.extractors import inception_weights
+    from ganbench.spec.identity import model_fields
     from ganbench.spec.protocol import content_hash, load_model, to_plain
-    from ganbench.spec.protocol import _model_for_hash
 
     proto = load_protocol("fashion-smoke")
     legacy = to_plain(dataclasses.replace(proto, eval=dataclasses.replace(
         proto.eval, extractor_weights_sha256=inception_weights().features_sha256)))
     legacy.pop("seeds"), legacy.pop("description"), legacy.pop("report")  # fields the old formula never had
-    legacy["models"] = {m: _model_for_hash(load_model(m)) for m in proto.models}
+    legacy["models"] = {m: model_fields(load_model(m)) for m in proto.models}
     models = {m: {"seeds": [0, 1], "run_ids": ["a", "b"],
                   "metrics": {"fid_256_test": {"higher_is_better": False, "values": [400.0 + i, 410.0 + i]}}}
               for i, m in enumerate(proto.models)}

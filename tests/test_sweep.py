@@ -27,7 +27,8 @@ from mlflow.tracking import MlflowClient
 
 from ganbench.cli import main
 from ganbench.core.errors import GanbenchError
-from ganbench.pipeline.run import run_dir_for, run_protocol, training_images
+from ganbench.pipeline.run import run_protocol, training_images
+from ganbench.training import run_dir_for
 from ganbench.pipeline.sweep import expand, run_group, sweep, tasks, why_not_together
 from ganbench.core.track import TAG_MODEL, TAG_PROTOCOL_HASH, TAG_SEED, TAG_STATUS, Tracker, tracking_uri
 

@@ -176,5 +176,5 @@ def test_an_unknown_optimizer_is_an_error_not_rmsprop():
 
     spec = load_model("dcgan").optim_g
     assert isinstance(make_optimizer([torch.nn.Parameter(torch.ones(1))], spec), torch.optim.Adam)
-    with pytest.raises(GanbenchError, match="unknown optimizer 'sgd'; available: adam, rmsprop"):
+    with pytest.raises(GanbenchError, match="Unknown optimizer 'sgd'. Available: adam, rmsprop"):
         make_optimizer([torch.nn.Parameter(torch.ones(1))], dataclasses.replace(spec, name="sgd"))

@@ -55,9 +55,20 @@ class Plugin:
         return dataclasses.asdict(self.options(raw))
 
 
+@dataclass(frozen=True)
+class LossPlugin(Plugin):
+    """A registered loss: ``targets`` when D regresses or classifies towards per-sample targets (real/fake labels),
+    which the label tricks (label noise, label flipping) change."""
+
+    targets: bool = False
+
+
 NETS: Registry[Plugin] = Registry("architecture")  # entries: ganbench.nets.Architecture
 INITS: Registry[Callable] = Registry("initialisation")  # (module, torch.Generator) -> None; ganbench.nets.inits
-LOSSES: Registry[Plugin] = Registry("loss")
+LOSSES: Registry[LossPlugin] = Registry("loss")
+OPTIMIZERS: Registry[Callable] = Registry("optimizer")  # (params, OptimSpec) -> torch optimizer; ganbench.training.models
+# "g_input" / "d_input" -> the ways a conditional model feeds labels to G / D (ganbench.nets.layers)
+CONDITIONAL_INPUTS: dict[str, tuple[str, ...]] = {}
 DATASETS: Registry[Any] = Registry("dataset")  # entries: ganbench.data.Dataset
 EXTRACTORS: Registry[Any] = Registry("feature extractor")  # entries: ganbench.extractors.Extractor
 METRICS: Registry[Any] = Registry("metric")  # entries: ganbench.metrics.MetricDef

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -40,13 +40,19 @@ class ImageSet:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A registry entry. ``image_size`` 0 means 2D points (``channels`` is then their dimension, 2)."""
+    """A registry entry. ``image_size`` 0 means 2D points (``channels`` is then their dimension, 2).
+
+    What the metrics and probes read off a dataset, it says itself: ``mixture`` (a 2D Gaussian mixture: its modes'
+    centres and spread, for PacGAN's mode counts) and ``stacked_from`` (stacked images: the dataset whose domain
+    classifier reads each channel's mode)."""
 
     name: str
     image_size: int
     channels: int
     num_classes: int  # label classes; 0 for unlabelled data
     splits: tuple[str, ...] = SPLITS
+    mixture: Any = field(default=None, repr=False)  # ganbench.data.synthetic.Mixture
+    stacked_from: str = ""
 
     @property
     def points(self) -> bool:
@@ -121,12 +127,12 @@ def register_dataset(ds: Dataset) -> Dataset:
 
 
 def dataset(name: str, *, image_size: int, channels: int, num_classes: int = 0, default_size: int = 100_000,
-            reads: tuple[str, ...] = ()) -> Callable:
+            reads: tuple[str, ...] = (), mixture: Any = None, stacked_from: str = "") -> Callable:
     """Register a drawn dataset by decorating its ``draw(split, n, generator, data_root) -> ImageSet``."""
 
     def register(draw: Callable[..., ImageSet]) -> Callable[..., ImageSet]:
-        register_dataset(DrawnDataset(name, image_size, channels, num_classes, draw=draw, default_size=default_size,
-                                      reads=reads))
+        register_dataset(DrawnDataset(name, image_size, channels, num_classes, mixture=mixture,
+                                      stacked_from=stacked_from, draw=draw, default_size=default_size, reads=reads))
         return draw
 
     return register

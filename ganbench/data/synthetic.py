@@ -41,15 +41,12 @@ def grid25() -> Mixture:
     return Mixture("grid25", torch.cartesian_prod(axis, axis), 0.05)
 
 
-MIXTURES = {"ring8": ring8, "grid25": grid25}
-
-
-@dataset("ring8", image_size=0, channels=2, num_classes=8)
+@dataset("ring8", image_size=0, channels=2, num_classes=8, mixture=ring8())
 def draw_ring8(split: str, n: int, gen: torch.Generator, data_root=None) -> ImageSet:
     return ring8().sample(n, gen)
 
 
-@dataset("grid25", image_size=0, channels=2, num_classes=25)
+@dataset("grid25", image_size=0, channels=2, num_classes=25, mixture=grid25())
 def draw_grid25(split: str, n: int, gen: torch.Generator, data_root=None) -> ImageSet:
     return grid25().sample(n, gen)
 
@@ -89,7 +86,8 @@ def stacked_mnist(n: int, split: str, seed: int, data_root=None) -> ImageSet:
     return draw_stacked_mnist(split, n, torch.Generator().manual_seed(seed), data_root)
 
 
-@dataset("stacked-mnist", image_size=28, channels=3, num_classes=1000, default_size=128_000, reads=("mnist",))
+@dataset("stacked-mnist", image_size=28, channels=3, num_classes=1000, default_size=128_000, reads=("mnist",),
+         stacked_from="mnist")
 def draw_stacked_mnist(split: str, n: int, gen: torch.Generator, data_root=None) -> ImageSet:
     mnist = load_split("mnist", split, data_root)
     triples = torch.randint(len(mnist.images), (n, 3), generator=gen)

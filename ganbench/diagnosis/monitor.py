@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ganbench.core.assets import atomic_path
 from ganbench.core.errors import GanbenchError
+from ganbench.core.hooks import Growing, RoundTrip
 from ganbench.diagnosis.detectors import diagnose
 from ganbench.diagnosis.findings import SEVERITIES, Diagnosis
 from ganbench.diagnosis.probes import FeatureSpace, feature_space, sample_statistics
@@ -86,7 +87,7 @@ class ProbeMonitor:
         """The real reference at the resolution G draws now. A growing G (ProGAN-lite: ``progress_info``) at 8x8
         is compared with the real images at 8x8 (average-pooled, then upsampled by nearest neighbour as G's
         output is), not with full-resolution ones, whose finer detail is more diverse than any 8x8 image."""
-        if self.real_images is None or not hasattr(G, "progress_info"):
+        if self.real_images is None or not isinstance(G, Growing):
             return self.real
         size, res = self.real_images.shape[-1], int(G.progress_info()["resolution"])
         if res >= size:
@@ -130,9 +131,9 @@ def translation_probe(G, translations: torch.Tensor, sources: torch.Tensor, trut
     own sources, of the truth to the sources and to its mean image (the trivial answer), and of CycleGAN's
     round trip F(G(a)) to the sources, as it is and with faint noise on G(a) (:data:`PROBE_NOISE`)."""
     nan = float("nan")
-    cycle = cycle_error(sources, translate(G, sources, seed=seed, cycle="a")) if hasattr(G, "reconstruct") else nan
+    cycle = cycle_error(sources, translate(G, sources, seed=seed, cycle="a")) if isinstance(G, RoundTrip) else nan
     noisy = (cycle_error(sources, translate(G, sources, seed=seed, cycle="a", noise=PROBE_NOISE))
-             if hasattr(G, "reconstruct") else nan)
+             if isinstance(G, RoundTrip) else nan)
     mean = truths.double().mean(0, keepdim=True).round().to(torch.uint8).expand_as(truths)
     return {"truth_l1": mean_l1(translations, truths), "identity_l1": mean_l1(translations, sources),
             "target_identity_l1": mean_l1(truths, sources), "trivial_l1": mean_l1(mean, truths), "cycle_l1": cycle,

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from ganbench.core.errors import GanbenchError
-from ganbench.data.synthetic import MIXTURES
+from ganbench.data import get_dataset
 from ganbench.extractors import domain
 from ganbench.extractors.domain import has_domain_classifier
 from ganbench.metrics.modes import classify_channels, mixture_modes, mode_of
@@ -58,11 +58,12 @@ def mode_counter(dataset: str, device: torch.device | str = "cpu") -> Callable[[
     real data and a handful for a collapsed G. The confusion-corrected count of the evaluation needs tens of
     samples per mode to tell a mode from a misread digit; on 128 real samples it read 2 to 19 modes from
     batch to batch, which the collapse rule took for collapses."""
-    if dataset in MIXTURES:
-        mix = MIXTURES[dataset]()
+    ds = get_dataset(dataset)
+    if ds.mixture is not None:
+        mix = ds.mixture
         return lambda points: int(mixture_modes(points, mix.centers, mix.sigma)["modes"])
-    if dataset == "stacked-mnist":
-        clf = domain.domain_classifier("mnist", device=device)
+    if ds.stacked_from:
+        clf = domain.domain_classifier(ds.stacked_from, device=device)
         return lambda images: int(torch.unique(mode_of(classify_channels(images, clf)[0])).numel())
     return None
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.core.registry import LOSSES, Plugin
+from ganbench.core.registry import LOSSES, LossPlugin
 from ganbench.spec.seeds import rand
 
 Stats = dict[str, torch.Tensor]
@@ -259,11 +259,11 @@ class HingeLoss(Loss):
         return -out, {"d_fake_g": out}
 
 
-LOSSES.register("bce", Plugin("bce", BCEOptions, BCELoss))
-LOSSES.register("wgan-gp", Plugin("wgan-gp", WGANGPOptions, WGANGPLoss))
-LOSSES.register("wgan", Plugin("wgan", WGANOptions, WGANLoss))
-LOSSES.register("ls", Plugin("ls", LSOptions, LSLoss))
-LOSSES.register("hinge", Plugin("hinge", HingeOptions, HingeLoss))
+LOSSES.register("bce", LossPlugin("bce", BCEOptions, BCELoss, targets=True))
+LOSSES.register("wgan-gp", LossPlugin("wgan-gp", WGANGPOptions, WGANGPLoss))
+LOSSES.register("wgan", LossPlugin("wgan", WGANOptions, WGANLoss))
+LOSSES.register("ls", LossPlugin("ls", LSOptions, LSLoss, targets=True))
+LOSSES.register("hinge", LossPlugin("hinge", HingeOptions, HingeLoss))
 
 
 @dataclass(frozen=True)
@@ -317,4 +317,4 @@ class NSR1Loss(Loss):
         return self.mean(F.softplus(-out)), {"d_fake_g": self.mean(torch.sigmoid(out))}
 
 
-LOSSES.register("ns-r1", Plugin("ns-r1", NSR1Options, NSR1Loss))
+LOSSES.register("ns-r1", LossPlugin("ns-r1", NSR1Options, NSR1Loss))

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.core.registry import LOSSES, Plugin
+from ganbench.core.registry import LOSSES, LossPlugin
 from ganbench.losses.adversarial import Loss, Stats
 from ganbench.losses.history import DEFAULT_SIZE, HistoryPool
 
@@ -127,5 +127,5 @@ class CycleGANLoss(Loss):
                 pool.load_state_dict(state[side])
 
 
-LOSSES.register("pix2pix", Plugin("pix2pix", Pix2PixOptions, Pix2PixLoss))
-LOSSES.register("cyclegan", Plugin("cyclegan", CycleGANOptions, CycleGANLoss))
+LOSSES.register("pix2pix", LossPlugin("pix2pix", Pix2PixOptions, Pix2PixLoss))
+LOSSES.register("cyclegan", LossPlugin("cyclegan", CycleGANOptions, CycleGANLoss))

@@ -93,6 +93,10 @@ class MetricDef:
     quantities: dict[str, bool] = field(default_factory=dict)
     # quantities read otherwise than by a direction (target, test) or bounded shares -> their Kind
     kinds: dict[str, Kind] = field(default_factory=dict)
+    # a distance of the samples alone to the reference, cheap in a small extractor: allowed in a per-epoch curve
+    curve: bool = False
+    # it compares the samples with the training split (copies): the reference split must be another one
+    held_out: bool = False
 
     def __post_init__(self):
         if not self.quantities:
@@ -102,19 +106,20 @@ class MetricDef:
         return self.kinds.get(quantity) or (HIGHER if self.quantities[quantity] else LOWER)
 
 
-
-
-
 def register_metric(name: str, higher_is_better: bool, reads: Callable[[str, str], tuple[str, ...]] = reads_extractor,
-                    quantities: dict[str, bool] | None = None, kinds: dict[str, Kind] | None = None):
+                    quantities: dict[str, bool] | None = None, kinds: dict[str, Kind] | None = None,
+                    curve: bool = False, held_out: bool = False):
     """Register ``fn(ctx, extractor) -> list[MetricResult]`` under the name protocols list (``eval.metrics``);
     ``reads`` says which networks' weights it reads (part of a run's identity); ``quantities`` maps each
     quantity its results are named after to whether higher is better (``pr`` -> precision, recall), so a
     result name alone tells its direction (:func:`quantity_direction`); ``kinds`` declares the quantities
-    that are targets, tests or bounded shares (:class:`Kind`, :func:`quantity_kind`)."""
+    that are targets, tests or bounded shares (:class:`Kind`, :func:`quantity_kind`); ``curve``: it may be a
+    per-epoch curve metric (``eval.curve``); ``held_out``: it reads the training split, so a protocol's reference
+    split must differ from ``data.split``."""
 
     def wrap(fn: Callable[..., list[MetricResult]]):
-        METRICS.register(name, MetricDef(name, higher_is_better, fn, reads, dict(quantities or {}), dict(kinds or {})))
+        METRICS.register(name, MetricDef(name, higher_is_better, fn, reads, dict(quantities or {}), dict(kinds or {}),
+                                           curve, held_out))
         return fn
 
     return wrap

@@ -23,7 +23,7 @@ def frechet_distance(stat_1: dict[str, np.ndarray], stat_2: dict[str, np.ndarray
                                           {"mu": stat_2["mu"], "sigma": stat_2["sigma"]}, verbose=False)[KEY_METRIC_FID])
 
 
-@register_metric("fid", higher_is_better=False)
+@register_metric("fid", higher_is_better=False, curve=True)
 def fid(ctx, extractor: str) -> list[MetricResult]:
     def compute(side: dict, ref: dict) -> dict:
         return {"fid": (frechet_distance(ctx.statistics(side), ctx.statistics(ref)), None)}

@@ -99,7 +99,7 @@ def kernel_inception_distance(features_1: torch.Tensor, features_2: torch.Tensor
     return out[KEY_METRIC_KID_MEAN], math.sqrt(var_full + out[KEY_METRIC_KID_STD] ** 2 / subsets)
 
 
-@register_metric("kid", higher_is_better=False)
+@register_metric("kid", higher_is_better=False, curve=True)
 def kid(ctx, extractor: str) -> list[MetricResult]:
     def compute(side: dict, ref: dict) -> dict:
         return {"kid": kernel_inception_distance(side["features"], ref["features"])}

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from scipy.stats import binomtest, rankdata
 
 from ganbench.core.errors import GanbenchError
+from ganbench.core.hooks import materialised
 from ganbench.data import load_data
 from ganbench.extractors.domain import has_domain_classifier
 from ganbench.metrics.base import Kind, MetricResult, metric_name, register_metric
@@ -284,7 +285,7 @@ def _reads(extractor: str, dataset: str) -> tuple[str, ...]:
     return ("domain",) if has_domain_classifier(dataset) else ()
 
 
-@register_metric("memorisation", higher_is_better=False, reads=_reads,
+@register_metric("memorisation", higher_is_better=False, reads=_reads, held_out=True,
                  quantities={"copies_l1": False, "copies": False, "copying_ct": True, "nn_l1": True},
                  kinds={"copies_l1": Kind("test", None, "share of samples closer to a training image than the calibrated "
                                           "threshold, tested against its real-vs-real floor", unit_range=True),
@@ -302,8 +303,7 @@ def memorisation(ctx, extractor: str) -> list[MetricResult]:
     check_calibration_split(searched, ctx.reference_split)
     train = load_data(ctx.protocol.data, searched, ctx.data_root).images
     test = load_data(ctx.protocol.data, ctx.reference_split, ctx.data_root).images
-    train = train.materialise() if hasattr(train, "materialise") else train
-    test = test.materialise() if hasattr(test, "materialise") else test
+    train, test = materialised(train), materialised(test)
     # Enough k-means cells for a fine partition, few enough that each holds ~2x the minimum count of samples.
     cells = max(1, min(20, len(ctx.samples) // (2 * THRESHOLDS["ct_min_cell_count"])))
     held_out = test[: max(len(ctx.samples), 1000)]  # the calibration images (also the floor's, split in halves)

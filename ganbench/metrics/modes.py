@@ -46,7 +46,8 @@ import torch
 from scipy.stats import false_discovery_control, nbinom, poisson
 
 from ganbench.core.errors import GanbenchError
-from ganbench.data.synthetic import MIXTURES, stacked_mnist
+from ganbench.core.hooks import materialised
+from ganbench.data import DATASETS, get_dataset
 from ganbench.extractors.domain import domain_classifier, held_out_confusion
 from ganbench.metrics.base import SHARE_HIGHER, MetricResult, metric_name, reads_nothing, register_metric
 
@@ -233,9 +234,10 @@ def modes2d(ctx, extractor: str) -> list[MetricResult]:
     """PacGAN's 2D-mixture metrics (needs a ring8/grid25 protocol): ``modes_hq`` (modes hit by a high-quality
     sample), ``hq_share`` and ``reverse_kl``."""
 
-    if ctx.dataset not in MIXTURES:
-        raise GanbenchError(f"metric 'modes2d' needs a 2D-mixture dataset ({', '.join(MIXTURES)}), not {ctx.dataset!r}")
-    mix = MIXTURES[ctx.dataset]()
+    mix = get_dataset(ctx.dataset).mixture
+    if mix is None:
+        mixtures = ", ".join(name for name, ds in sorted(DATASETS.items()) if ds.mixture is not None)
+        raise GanbenchError(f"metric 'modes2d' needs a 2D-mixture dataset ({mixtures}), not {ctx.dataset!r}")
     m = mixture_modes(ctx.samples, mix.centers, mix.sigma)
     real = mixture_modes(mix.sample(ctx.num_samples, torch.Generator().manual_seed(FLOOR_SEED)).images, mix.centers,
                          mix.sigma)
@@ -246,21 +248,27 @@ def modes2d(ctx, extractor: str) -> list[MetricResult]:
                     f"{ctx.num_samples} points of the true {ctx.dataset} mixture (seed {FLOOR_SEED})")
 
 
-@register_metric("mode_coverage", higher_is_better=True, reads=lambda extractor, dataset: ("domain:mnist",),
+def _stacked_reads(extractor: str, dataset: str) -> tuple[str, ...]:
+    """The domain classifier that reads a stacked dataset's channels (none for another dataset: the metric refuses it)."""
+    stacked_from = get_dataset(dataset).stacked_from
+    return (f"domain:{stacked_from}",) if stacked_from else ()
+
+
+@register_metric("mode_coverage", higher_is_better=True, reads=_stacked_reads,
                  quantities={"modes_pacgan": True, "modes_confident": True, "modes_corrected": True, "mode_kl": False,
                              "confident_channels": True})
 def mode_coverage(ctx, extractor: str) -> list[MetricResult]:
     """Stacked-MNIST modes under the MNIST domain classifier (needs a stacked-mnist protocol): PacGAN's count,
     the confident count, the count corrected for the classifier's confusion, PacGAN's KL, confident channels."""
 
-    if ctx.dataset != "stacked-mnist" or ctx.samples.shape[1] != 3:
+    ds = get_dataset(ctx.dataset)
+    if not ds.stacked_from or ctx.samples.shape[1] != 3:
         raise GanbenchError(f"metric 'mode_coverage' needs stacked-MNIST samples (N x 3 x 28 x 28), not {ctx.dataset!r}")
-    clf = domain_classifier("mnist", device=ctx.device)
+    clf = domain_classifier(ds.stacked_from, device=ctx.device)
     confusion = held_out_confusion(clf, ctx.data_root)
     m = stacked_modes(ctx.samples, clf, confusion)
-    real_images = stacked_mnist(ctx.num_samples, ctx.reference_split, FLOOR_SEED, ctx.data_root).images
-    real = stacked_modes(real_images.materialise() if hasattr(real_images, "materialise") else real_images, clf,
-                         confusion)
+    real_images = ds.load(ctx.reference_split, ctx.num_samples, FLOOR_SEED, ctx.data_root).images
+    real = stacked_modes(materialised(real_images), clf, confusion)
     ctx.extras["mode_histogram"] = m["histogram"].tolist()
     ctx.extras["mode_histogram_corrected"] = [round(float(v), 3) for v in m["estimated_histogram"]]
     keys = {"modes_pacgan": "modes_pacgan", "modes_confident": "modes_confident", "modes_corrected": "modes_corrected",

@@ -24,6 +24,7 @@ import torch_fidelity
 
 from ganbench.core.assets import atomic_write_bytes, cache_dir
 from ganbench.core.errors import GanbenchError
+from ganbench.core.hooks import materialised
 from ganbench.data import ImageSet, get_dataset
 from ganbench.spec.protocol import DataSpec, content_hash
 
@@ -39,9 +40,9 @@ def reference_images(data: DataSpec | str, split: str, num_samples: int, seed: i
     if num_samples > len(images):
         raise GanbenchError(f"{spec.dataset}/{split} has {len(images)} images; the protocol asks for {num_samples}")
     if num_samples == len(images):
-        return _materialised(images)
+        return materialised(images)
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    return _materialised(images[order[:num_samples]])
+    return materialised(images[order[:num_samples]])
 
 
 def reference_labels(data: DataSpec | str, split: str, num_samples: int, seed: int, data_root=None) -> torch.Tensor:
@@ -59,11 +60,6 @@ def _data_spec(data: DataSpec | str) -> DataSpec:
 
 def _whole(spec: DataSpec, split: str, data_root) -> ImageSet:
     return get_dataset(spec.dataset).whole_split(spec, split, data_root)
-
-
-def _materialised(images) -> torch.Tensor:
-    """A tensor, also for lazy views (stacked MNIST gathers its channels on demand)."""
-    return images.materialise() if hasattr(images, "materialise") else images
 
 
 def manifest(dataset: str, split: str, num_samples: int, seed: int, source) -> dict:

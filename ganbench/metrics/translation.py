@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ganbench.core.errors import GanbenchError
+from ganbench.core.hooks import RoundTrip
 from ganbench.data import ImageSet, get_dataset, load_data
 from ganbench.data.translation import TranslationDataset
 from ganbench.extractors.domain import domain_classifier
@@ -248,7 +249,7 @@ def cycle(ctx, extractor: str) -> list[MetricResult]:
     """CycleGAN's cycle consistency on the test split, both ways (Zhu et al. eq. 2), mean L1 in grey levels:
     F(G(a)) against the sources a, G(F(b)) against the true targets b. Floor: 0 (a perfect round trip)."""
     G = ctx.generator.G if ctx.generator is not None else None
-    if _task(ctx) is None or G is None or not hasattr(G, "reconstruct"):
+    if _task(ctx) is None or G is None or not isinstance(G, RoundTrip):
         why = NOT_A_TRANSLATION if _task(ctx) is None else "needs a generator with both directions (CycleGAN)"
         return [_result(ctx, q, False, None, unavailable=why) for q in ("cycle_aba", "cycle_bab")]
     truth, sources = _truth_and_sources(ctx)

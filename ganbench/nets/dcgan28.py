@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.nets import NETS, Architecture
+from ganbench.nets.base import NETS, Architecture
 from ganbench.nets.layers import SequentialCritic
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ganbench.core.registry import INITS
+from ganbench.core.hooks import OwnInit
 
 Init = Callable[[nn.Module, torch.Generator], None]
 
@@ -32,7 +33,7 @@ def register_init(name: str) -> Callable[[Init], Init]:
 def _own_or(module: nn.Module, gen: torch.Generator, plain: Init) -> None:
     """``plain`` for every layer, except those with their own ``init_weights`` (see the module docstring)."""
     for m in module.modules():
-        if hasattr(m, "init_weights"):
+        if isinstance(m, OwnInit):
             m.init_weights(gen)
         else:
             plain(m, gen)

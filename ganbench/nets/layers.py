@@ -22,6 +22,12 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganbench.core.errors import GanbenchError
+from ganbench.core.registry import CONDITIONAL_INPUTS
+
+# How a conditional model feeds its labels: to G as a one-hot code or a learnt embedding appended to z; to D as
+# label planes appended to the image channels, an embedding appended to a flat input, or a projection (Miyato &
+# Koyama 2018). Validation of a card's [conditional] table reads them from the registry.
+CONDITIONAL_INPUTS.update(g_input=("onehot", "embedding"), d_input=("planes", "embedding", "projection"))
 
 
 class SequentialCritic(nn.Module):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ganbench.nets import NETS, Architecture
+from ganbench.nets.base import NETS, Architecture
 from ganbench.nets.layers import SequentialCritic
 
 
@@ -92,6 +92,6 @@ def build_mlp2d_d(o: MLP2DDOptions, *, z_dim: int, channels: int, image_size: in
 
 
 NETS.register("mlp-g", Architecture("mlp-g", MLPGOptions, build_mlp_g, init="dcgan"))
-NETS.register("mlp-d", Architecture("mlp-d", MLPDOptions, build_mlp_d, init="dcgan"))
+NETS.register("mlp-d", Architecture("mlp-d", MLPDOptions, build_mlp_d, init="dcgan", flat_input=True))
 NETS.register("mlp2d-g", Architecture("mlp2d-g", MLP2DGOptions, build_mlp2d_g, init="dcgan"))
-NETS.register("mlp2d-d", Architecture("mlp2d-d", MLP2DDOptions, build_mlp2d_d, init="dcgan"))
+NETS.register("mlp2d-d", Architecture("mlp2d-d", MLP2DDOptions, build_mlp2d_d, init="dcgan", flat_input=True))

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.nets import NETS, Architecture, register_pair_check
+from ganbench.nets.base import NETS, Architecture, register_pair_check
 from ganbench.nets.karras import SQRT2, EqualConv2d, EqualLinear, check_size, lrelu, minibatch_std_map, pixel_norm
 
 

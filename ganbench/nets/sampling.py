@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
+from ganbench.core.hooks import RoundTrip, Translator
 from ganbench.spec.seeds import fixed_labels
 
 SAMPLE_BATCH = 500  # samples per forward pass: bounds memory for 10k-sample evaluations, no effect on values
@@ -70,7 +71,7 @@ def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, 
 
 def is_translator(G: nn.Module) -> bool:
     """An image-to-image generator (``ganbench.nets.translation``): it takes source images, not z."""
-    return hasattr(G, "translate")
+    return isinstance(G, Translator)
 
 
 @torch.no_grad()
@@ -84,7 +85,7 @@ def translate(G: nn.Module, sources: torch.Tensor, *, seed: int = 0, batch_size:
     state, so the same sources give the same translations and the caller's random state is left alone."""
     if not is_translator(G):
         raise GanbenchError("this generator maps z to images; translations need an image-to-image model")
-    if cycle is not None and not hasattr(G, "reconstruct"):
+    if cycle is not None and not isinstance(G, RoundTrip):
         raise GanbenchError("round trips need a model with both directions (CycleGAN); this one translates A -> B only")
     device = next(G.parameters(), torch.empty(0)).device  # a model without weights runs on the CPU
     was_training = G.training
@@ -113,6 +114,6 @@ def triplets(G: nn.Module, sources: torch.Tensor, targets: torch.Tensor, *, seed
     source | translation | reconstruction F(G(a)) instead, the round trip it is trained on), interleaved,
     with the number of columns to lay them out in."""
     out = translate(G, sources, seed=seed)
-    third = translate(G, sources, seed=seed, cycle="a") if hasattr(G, "reconstruct") else targets
+    third = translate(G, sources, seed=seed, cycle="a") if isinstance(G, RoundTrip) else targets
     images = torch.stack([sources, out, third], 1).flatten(0, 1)
     return images, 3 * TRIPLETS_PER_ROW

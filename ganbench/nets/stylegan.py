@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.nets import NETS, Architecture
+from ganbench.nets.base import NETS, Architecture
 from ganbench.nets.karras import SQRT2, EqualConv2d, EqualLinear, check_size, lrelu, minibatch_std_map, pixel_norm
 
 NOISE_CONST_SEED = 0  # the fixed eval-mode noise: the same for every run of an architecture

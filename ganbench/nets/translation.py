@@ -46,7 +46,7 @@ from torch import nn
 
 from ganbench.core.errors import GanbenchError
 from ganbench.core.registry import NETS
-from ganbench.nets import Architecture
+from ganbench.nets.base import Architecture
 
 LRELU_SLOPE = 0.2  # Isola et al. appendix 6.1.1; Zhu et al. appendix 7.2 (discriminator)
 MAX_WIDTH_FACTOR = 8  # widths double per level up to 8x the first (pix2pix's C64-...-C512)

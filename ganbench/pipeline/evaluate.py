@@ -21,7 +21,7 @@ from ganbench.core import track
 from ganbench.core.errors import GanbenchError
 from ganbench.metrics import MetricResult, Sampler, evaluate, mlflow_metrics, mlflow_tags, parse_metric
 from ganbench.metrics.samples import load_generator, load_samples, samples_from_generator
-from ganbench.pipeline.run import resolve_device, versions
+from ganbench.core.device import resolve_device, versions
 from ganbench.spec.protocol import Identity, Protocol, identity, load_protocol, to_plain, with_assets
 GENERATOR_RANGE = "--range describes the pixels of --samples; a --generator's outputs are read as [-1, 1]"
 

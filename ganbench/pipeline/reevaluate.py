@@ -25,7 +25,9 @@ import torch
 from ganbench.core import track
 from ganbench.core.assets import atomic_write_bytes
 from ganbench.core.errors import GanbenchError
-from ganbench.pipeline.run import evaluate_final, resolve_device, run_dir_for
+from ganbench.core.device import resolve_device
+from ganbench.pipeline.run import evaluate_final
+from ganbench.training import run_dir_for
 from ganbench.pipeline.use import load_generator_from_run
 from ganbench.spec.protocol import RunSpec, load_protocol, resolve
 

@@ -27,7 +27,9 @@ import pandas as pd
 from ganbench.core import track
 from ganbench.core.errors import GanbenchError
 from ganbench.pipeline.reevaluate import is_stale, reevaluate_run
-from ganbench.pipeline.run import resolve_device, run_dir_for, training_images
+from ganbench.core.device import resolve_device
+from ganbench.pipeline.run import training_images
+from ganbench.training import run_dir_for
 from ganbench.pipeline.sweep import (TRAINING_ELSEWHERE, CellResult, SweepResult, inspect_cell, of_cell, run_group,
                                      tasks)
 from ganbench.spec.protocol import RunSpec, load_protocol, resolve

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import platform
 import sys
 import time
 import traceback
@@ -19,27 +18,25 @@ from pathlib import Path
 
 import torch
 
-import mlflow
-import torch_fidelity
 
 from ganbench.core import track
-from ganbench.core.assets import atomic_torch_save, atomic_write_bytes, ganbench_home
+from ganbench.core.assets import atomic_torch_save, atomic_write_bytes
 from ganbench.core.concurrency import ThreadShare, fixed_threads, training_lock
 from ganbench.core.errors import GanbenchError
 from ganbench.core.plots import loss_plot, save_grid, scatter_2d
-from ganbench.core.version import __version__
-from ganbench.data import ImageSet, is_points, load_data
-from ganbench.data.synthetic import MIXTURES
+from ganbench.core.device import device_name, resolve_device, versions
+from ganbench.data import ImageSet, get_dataset, is_points, load_data
 from ganbench.diagnosis import SAMPLE_STATS_FILE, health_monitor, record_health
 from ganbench.metrics import Sampler, evaluate, mlflow_metrics, mlflow_tags
 from ganbench.metrics.samples import load_tensors
 from ganbench.core.registry import EXTRACTORS
+from ganbench.core.hooks import Growing
 from ganbench.spec.protocol import Protocol, RunSpec, load_protocol, networks_read, resolve
 from ganbench.metrics.translation import task_split, translation_samples
 from ganbench.nets.sampling import TRIPLETS_PER_ROW, generate, is_translator, triplets
 from ganbench.spec.seeds import fixed_labels, fixed_z
-from ganbench.training import (build_models, check_batchable, check_together, checkpoint_path, num_classes,
-                            train_together)
+from ganbench.training import (CHECKPOINT_DIR, FINAL_WEIGHTS, build_models, check_batchable, check_together,
+                               checkpoint_path, num_classes, run_dir_for, train_together)
 
 
 @dataclass(frozen=True)
@@ -53,15 +50,6 @@ class RunOutcome:
     message: str = ""
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GanbenchError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as err:
-        raise GanbenchError(f"--device {device!r}: {err}; use auto, cpu or cuda[:N]") from err
 
 
 def training_images(protocol: Protocol, data_root=None) -> ImageSet:
@@ -84,13 +72,8 @@ def write_extras(extras: dict, folder: Path) -> list[Path]:
     return paths
 
 
-def run_dir_for(spec: RunSpec) -> Path:
-    return ganbench_home() / "runs" / spec.protocol.name / spec.protocol_hash[:12] / spec.model.name / f"seed{spec.seed}"
 
 
-def versions() -> dict[str, str]:
-    return {"ganbench": __version__, "torch": torch.__version__, "torch_fidelity": torch_fidelity.__version__,
-            "mlflow": mlflow.__version__, "python": platform.python_version()}
 
 
 def run_protocol(protocol: str, models: list[str] | None = None, seeds: list[int] | None = None,
@@ -169,7 +152,7 @@ def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: b
                 track.TAG_MODEL: spec.model.name, track.TAG_SEED: str(spec.seed)}
         params = {**spec.to_dict(), "versions": versions(), "device": str(device), "fast_path": fast,
                   "concurrent_seeds": together,
-                  "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"}
+                  "device_name": device_name(device)}
         run_id = tracker.start(track.experiment_name(spec.protocol.name), f"{spec.model.name}-seed{spec.seed}", params, tags)
         id_file.write_text(run_id)
         spec_file = run_dir / "spec.json"  # what `ganbench sample`/`interpolate` rebuild the generator from
@@ -182,13 +165,13 @@ def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: b
     def on_epoch(epoch: int, G, summary: dict) -> None:
         op.monitor.save(run_dir / SAMPLE_STATS_FILE)  # beside the checkpoint just written: a resumed run continues them
         if points:  # 2D mixtures: a scatter of the fixed-z samples over the true modes
-            picture = scatter_2d(generate(G, grid_z, as_uint8=False), MIXTURES[spec.protocol.data.dataset](),
+            picture = scatter_2d(generate(G, grid_z, as_uint8=False), get_dataset(spec.protocol.data.dataset).mixture,
                                  run_dir / "scatter" / f"epoch_{epoch:03d}.png", f"{spec.model.name} epoch {epoch}")
             tracker.log_artifact(run_id, picture, "scatter")
         else:
             tracker.log_artifact(run_id, _save_grid(G, spec, grid_z, run_dir / "grids" / f"epoch_{epoch:03d}.png"), "grids")
         # progressive growing (progan): the resolution and fade-in alpha the epoch's grid was drawn at
-        phase = G.progress_info() if hasattr(G, "progress_info") else {}
+        phase = G.progress_info() if isinstance(G, Growing) else {}
         curve = curve_point(G, spec, device, data_root)
         tracker.log_metrics(run_id, {**{k: v for k, v in summary.items() if k != "epoch"}, **phase, **curve}, step=epoch)
 
@@ -208,13 +191,22 @@ def curve_point(G, spec: RunSpec, device: torch.device, data_root=None) -> dict[
     ev = spec.protocol.eval
     if not ev.curve or is_translator(G):
         return {}
-    classes = num_classes(spec)
-    labels = fixed_labels(ev.curve_samples, classes) if classes else None
-    samples = generate(G, fixed_z(ev.curve_samples, spec.model.z_dim, ev.z_seed), labels=labels,
-                       as_uint8=not is_points(spec.protocol.data.dataset))
+    samples, labels = samples_of(G, spec, ev.curve_samples, data_root)
     protocol = dataclasses.replace(spec.protocol, eval=dataclasses.replace(
         ev, num_samples=ev.curve_samples, metrics=ev.curve, floor=False))
     return mlflow_metrics(list(evaluate(samples, protocol, device, data_root, labels=labels).values()))
+
+
+def samples_of(G, spec: RunSpec, n: int, data_root=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """What the protocol's evaluation measures of G, decided here once: the translations of the first ``n`` test
+    sources (an image-to-image model), else G at the first ``n`` fixed z, with class-balanced labels for a
+    conditional model, as float points (a 2D mixture) or uint8 images; and the labels."""
+    if is_translator(G):
+        return translation_samples(G, spec.protocol, n, data_root), None
+    classes = num_classes(spec)
+    labels = fixed_labels(n, classes) if classes else None
+    z = fixed_z(n, spec.model.z_dim, spec.protocol.eval.z_seed)
+    return generate(G, z, as_uint8=not is_points(spec.protocol.data.dataset), labels=labels), labels
 
 
 def _save_grid(G, spec: RunSpec, grid_z: torch.Tensor, path: Path) -> Path:
@@ -237,13 +229,7 @@ def evaluate_final(G, spec: RunSpec, device: torch.device, tracker: track.Tracke
     Training and re-evaluation (:mod:`ganbench.pipeline.reevaluate`) both measure through it."""
     ev = spec.protocol.eval
     t0, c0 = time.perf_counter(), time.process_time()
-    classes = num_classes(spec)
-    labels = fixed_labels(ev.num_samples, classes) if classes else None  # class-balanced
-    if is_translator(G):
-        samples = translation_samples(G, spec.protocol, ev.num_samples, data_root)
-    else:
-        samples = generate(G, fixed_z(ev.num_samples, spec.model.z_dim, ev.z_seed),
-                           as_uint8=not is_points(spec.protocol.data.dataset), labels=labels)
+    samples, labels = samples_of(G, spec, ev.num_samples, data_root)
     holder: dict = {}
     sampler = Sampler(G, spec.model.z_dim)  # the latent-space metrics (ppl) walk G itself
     results = list(evaluate(samples, spec.protocol, device, data_root, context=holder, labels=labels,
@@ -377,17 +363,17 @@ def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, d
                        images_seen=result.images_seen, epochs_done=result.epochs_done,
                        replayed_steps=result.replayed_steps)  # > 0: the fast path's CUDA graph ran
         if result.first_bad_step is not None:
-            tracker.set_tags(run_id, {"ganbench.first_bad_step": str(result.first_bad_step)})
+            tracker.set_tags(run_id, {track.TAG_FIRST_BAD_STEP: str(result.first_bad_step)})
         if len(result.records):
             record_health(tracker, run_id, run_dir, result, op.monitor, f"{spec.model.name} seed {spec.seed}")
         if status == "finished":
-            final = run_dir / "final.pt"
+            final = run_dir / FINAL_WEIGHTS
             atomic_torch_save({"G": result.G.state_dict(), "D": result.D.state_dict(),
                                **({"G_ema": result.G_ema.state_dict()} if result.G_ema is not None else {})}, final)
-            tracker.log_artifact(run_id, final, "checkpoints")
+            tracker.log_artifact(run_id, final, CHECKPOINT_DIR)
             metrics.update(evaluate_final(result.G_eval, spec, device, tracker, run_id, run_dir, data_root))
-        elif (run_dir / "checkpoints" / "last.pt").is_file():
-            tracker.log_artifact(run_id, run_dir / "checkpoints" / "last.pt", "checkpoints")
+        elif checkpoint_path(run_dir).is_file():
+            tracker.log_artifact(run_id, checkpoint_path(run_dir), CHECKPOINT_DIR)
         tracker.log_metrics(run_id, metrics)
     except BaseException as err:
         return _failed([op], err, metrics, tracker)[0]

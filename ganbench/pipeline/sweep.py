@@ -40,7 +40,9 @@ from ganbench.core import track
 from ganbench.core.assets import atomic_write_bytes, cache_root, ganbench_home
 from ganbench.core.concurrency import training_elsewhere
 from ganbench.core.errors import GanbenchError
-from ganbench.pipeline.run import resolve_device, run_dir_for, run_one, run_together, training_images
+from ganbench.core.device import resolve_device
+from ganbench.pipeline.run import run_one, run_together, training_images
+from ganbench.training import run_dir_for
 from ganbench.spec.protocol import RunSpec, load_protocol, resolve
 from ganbench.training import batch_blockers, build_models, checkpoint_path
 

@@ -27,16 +27,15 @@ from ganbench.core import track
 from ganbench.core.assets import atomic_path
 from ganbench.core.errors import GanbenchError
 from ganbench.core.plots import save_grid, scatter_2d
-from ganbench.data import is_points
-from ganbench.data.synthetic import MIXTURES
+from ganbench.data import get_dataset, is_points
 from ganbench.metrics.samples import load_tensors, load_weights
 from ganbench.nets.stylegan import set_truncation
-from ganbench.pipeline.run import resolve_device, run_dir_for
+from ganbench.core.device import resolve_device
 from ganbench.spec.protocol import Identity, RunSpec, load_protocol, resolve, runspec_from_dict
 from ganbench.metrics.translation import task_split
 from ganbench.nets.sampling import generate, is_translator, triplets
 from ganbench.spec.seeds import fixed_z, slerp
-from ganbench.training import build_models
+from ganbench.training import CHECKPOINT_DIR, FINAL_WEIGHTS, LAST_CHECKPOINT, build_models, run_dir_for
 
 
 # --------------------------------------------------------------------------- locating a run
@@ -118,10 +117,10 @@ def open_run(run: str, tracking_uri: str | None = None) -> RunHandle:
             local = run_dir if id_file.is_file() and id_file.read_text().strip() == run_id else None  # else another run's
         else:
             local = run_dir
-        for name in ("final.pt", "checkpoints/last.pt"):
+        for name in (FINAL_WEIGHTS, LAST_CHECKPOINT):
             if local is not None and (local / name).is_file():
                 return RunHandle(run_id, run_dir, spec, _load_state(local / name), str(local / name))
-        for art in ("checkpoints/final.pt", "checkpoints/last.pt"):
+        for art in (f"{CHECKPOINT_DIR}/{FINAL_WEIGHTS}", LAST_CHECKPOINT):
             if art in mlflow()["arts"]:
                 path = remote["tracker"].download(run_id, art, Path(tmp))
                 return RunHandle(run_id, run_dir, spec, _load_state(path), f"MLflow run {run_id}: {art}")
@@ -211,7 +210,7 @@ def sample(run: str, n: int = 64, label: int | None = None, seed: int | None = N
     dataset = spec.protocol.data.dataset
     if is_points(dataset):
         images = generate(G, z, as_uint8=False, labels=labels)
-        scatter_2d(images, MIXTURES[dataset](), png, f"{spec.model.name} seed {spec.seed}: {n} samples")
+        scatter_2d(images, get_dataset(dataset).mixture, png, f"{spec.model.name} seed {spec.seed}: {n} samples")
     else:
         images = generate(G, z, labels=labels)
         save_grid(images, png, nrow=math.ceil(math.sqrt(n)))

@@ -10,13 +10,24 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ganbench.core.assets import atomic_path, atomic_torch_save
+from ganbench.core.assets import atomic_path, atomic_torch_save, ganbench_home
 from ganbench.core.errors import GanbenchError
 from ganbench.spec.protocol import RunSpec
 
 
+CHECKPOINT_DIR = "checkpoints"  # in the run folder and among the MLflow run's artifacts
+LAST_CHECKPOINT = f"{CHECKPOINT_DIR}/last.pt"  # written after every epoch: what a run resumes from
+FINAL_WEIGHTS = "final.pt"  # a finished run's networks (G, D, G_ema), in the run folder; logged under CHECKPOINT_DIR
+
+
+def run_dir_for(spec: RunSpec) -> Path:
+    """A run's folder: ``<ganbench home>/runs/<protocol>/<identity[:12]>/<model>/seed<k>`` (checkpoints, grids,
+    records)."""
+    return ganbench_home() / "runs" / spec.protocol.name / spec.protocol_hash[:12] / spec.model.name / f"seed{spec.seed}"
+
+
 def checkpoint_path(run_dir: Path) -> Path:
-    return run_dir / "checkpoints" / "last.pt"
+    return run_dir / LAST_CHECKPOINT
 
 
 def write_records(rows: list[dict], path: Path) -> None:

@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ganbench.core.hooks import ProgressAware
 from ganbench.spec.seeds import Generators
 
 WARMUP_STEPS = 3  # eager steps before the capture (cuDNN/cuBLAS set-up, the optimisers' lazy state)
@@ -183,7 +184,7 @@ def replay_blockers(spec, step_dependencies: list[str], loss) -> list[str]:
     G and D draw or schedule on their own (``ganbench.training.models.step_dependencies``)."""
     t = spec.model.tricks
     why = list(step_dependencies)
-    if hasattr(loss, "set_progress"):
+    if isinstance(loss, ProgressAware):
         why.append(f"the {spec.model.loss.name} loss follows a training-progress schedule")
     if loss.translation:
         why.append(f"the image-to-image loss {spec.model.loss.name} trains on (source, target) batches eagerly")

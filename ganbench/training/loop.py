@@ -32,6 +32,7 @@ from torch import nn
 
 from ganbench.core.errors import GanbenchError
 from ganbench.core.registry import LOSSES
+from ganbench.core.hooks import Growing, ProgressAware
 from ganbench.losses import build_loss
 from ganbench.spec.protocol import RunSpec
 from ganbench.spec.seeds import Generators
@@ -301,7 +302,7 @@ def _prepare(specs, run_dirs, calls, gens, data, targets, opts: TrainOptions,
         opt_d.load_state_dict(stack_optimizer_states([d for _, d in opt_states]))
     parts = StepParts(G, D, G_ema, opt_g, opt_d, loss, data, targets, m.tricks, S, specs[0].protocol.train.batch_size,
                       m.z_dim, m.n_critic, num_classes(specs[0]),
-                      hooked=tuple(x for x in (G, D, G_ema, loss) if hasattr(x, "set_progress")),
+                      hooked=tuple(x for x in (G, D, G_ema, loss) if isinstance(x, ProgressAware)),
                       d_trainable=tuple(p for p in D.parameters() if p.requires_grad) if opts.fast else (),
                       sources=sources, precision=specs[0].protocol.train.precision)
     runs = [_Run(s, d, c, st) for s, d, c, st in zip(specs, run_dirs, calls, states)]
@@ -311,7 +312,7 @@ def _prepare(specs, run_dirs, calls, gens, data, targets, opts: TrainOptions,
 def _loop_state(first: dict, G: nn.Module) -> LoopState:
     """The counters where the runs start (0, or their checkpoint's); a growing G's current phase."""
     st = LoopState(first["epoch"], first["step"], first["images_seen"], first["wall_time_s"], first["cpu_time_s"])
-    if hasattr(G, "phase_index"):
+    if isinstance(G, Growing):
         st.phase, st.phase_start = G.phase_index(st.images_seen), st.step
     else:
         st.phase_start = st.step
@@ -399,7 +400,7 @@ def _take_step(ses: _Session, st: LoopState, rows: torch.Tensor) -> None:
 def _end_phase(ses: _Session, st: LoopState) -> None:
     """A growing G that has just entered a new phase: each run reports the phase that ended (``on_phase``)."""
     G = ses.parts.G
-    if not hasattr(G, "phase_index") or G.phase_index(st.images_seen) == st.phase:
+    if not isinstance(G, Growing) or G.phase_index(st.images_seen) == st.phase:
         return
     _flush(ses, st)
     for i in ses.active():

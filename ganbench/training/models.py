@@ -10,10 +10,11 @@ import torch
 from torch import nn
 
 from ganbench.core.errors import GanbenchError
-from ganbench.core.registry import LOSSES
+from ganbench.core.registry import LOSSES, OPTIMIZERS
+from ganbench.core.hooks import ProgressAware, WithEmbeddings
 from ganbench.data import dataset_classes, get_dataset
 from ganbench.losses import Loss
-from ganbench.nets import FLAT_INPUT, NETS, initialise
+from ganbench.nets import NETS, initialise
 from ganbench.nets.layers import ConditionalGenerator, WrappedDiscriminator, apply_spectral_norm
 from ganbench.nets.translation import CycleCritics, CycleTranslator, PairedTranslator
 from ganbench.spec.protocol import NetSpec, OptimSpec, RunSpec
@@ -33,8 +34,9 @@ def _discriminator_context(spec: RunSpec, classes: int) -> dict:
     if cond is not None and cond.d_input == "planes":
         ctx["channels"] = d.channels + classes
     elif cond is not None and cond.d_input == "embedding":
-        if m.discriminator.arch not in FLAT_INPUT:
-            raise GanbenchError(f"conditional d_input 'embedding' needs a flat-input discriminator ({', '.join(FLAT_INPUT)}); "
+        if not NETS.get_or_raise(m.discriminator.arch).flat_input:
+            flat = ", ".join(name for name, arch in sorted(NETS.items()) if arch.flat_input)
+            raise GanbenchError(f"conditional d_input 'embedding' needs a flat-input discriminator ({flat}); "
                                 f"{m.discriminator.arch} takes images: use d_input 'planes' or 'projection'")
         ctx.update(channels=d.channels * max(d.image_size, 1) ** 2 + classes, image_size=0)
     return ctx
@@ -94,23 +96,19 @@ def build_models(spec: RunSpec, device: torch.device, gen: torch.Generator) -> t
     initialise(netG, init_name(m.generator), gen)
     initialise(netD, init_name(m.discriminator), gen)
     for net in (netG, netD):
-        if hasattr(net, "init_embeddings"):
+        if isinstance(net, WithEmbeddings):
             net.init_embeddings(gen)
     if t.spectral_norm:
         apply_spectral_norm(netD)
     return netG.to(device), netD.to(device)
 
 
-OPTIMIZERS = {
-    "adam": lambda params, s: torch.optim.Adam(params, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay),
-    "rmsprop": lambda params, s: torch.optim.RMSprop(params, lr=s.lr, weight_decay=s.weight_decay),
-}
+OPTIMIZERS.register("adam", lambda params, s: torch.optim.Adam(params, lr=s.lr, betas=s.betas, weight_decay=s.weight_decay))
+OPTIMIZERS.register("rmsprop", lambda params, s: torch.optim.RMSprop(params, lr=s.lr, weight_decay=s.weight_decay))
 
 
 def make_optimizer(params, spec: OptimSpec) -> torch.optim.Optimizer:
-    if spec.name not in OPTIMIZERS:  # a card is validated on load; a spec built in code is not
-        raise GanbenchError(f"unknown optimizer {spec.name!r}; available: {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[spec.name](params, spec)
+    return OPTIMIZERS.get_or_raise(spec.name)(params, spec)  # a card is validated on load; a spec built in code is not
 
 
 def fast_layout(G: nn.Module, D: nn.Module, loss: Loss) -> None:
@@ -151,7 +149,7 @@ def step_dependencies(G: nn.Module, D: nn.Module) -> list[str]:
             why.append(f"{name} has dropout (it draws from torch's global generator)")
         if any(getattr(x, "draws_global_rng", False) for x in mods):
             why.append(f"{name} draws noise from torch's global generator")
-        if any(hasattr(x, "set_progress") for x in mods):
+        if any(isinstance(x, ProgressAware) for x in mods):
             why.append(f"{name} follows a training-progress schedule")
     return why
 
