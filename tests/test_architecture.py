@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pyflakes import checker, messages
+
 PACKAGE = Path(__file__).resolve().parent.parent / "ganbench"
 # Optional dependencies a function may import when it needs them, so that ganbench works without them.
 LAZY_ALLOWED = ("ray", "playwright", "safetensors")
@@ -161,3 +163,76 @@ def test_validation_and_identity_name_no_plug_in():
     named = {f"{path.name}: {s!r}" for path in (PACKAGE / "spec" / "protocol.py", PACKAGE / "spec" / "identity.py")
              for s in _string_constants(path) if s in names}
     assert not named, sorted(named)
+
+
+def _undefined_names(source: str, filename: str) -> list[str]:
+    tree = ast.parse(source, filename)
+    return [f"{filename}:{m.lineno} {m.message % m.message_args}" for m in checker.Checker(tree, filename=filename).messages
+            if isinstance(m, (messages.UndefinedName, messages.UndefinedLocal, messages.UndefinedExport))]
+
+
+def test_no_name_is_used_undefined():
+    """Every name the package uses is defined (pyflakes): a NameError on a line only one slow test reaches is
+    found here, by reading."""
+    assert _undefined_names("def f():\n    return images\n", "probe.py")  # the check sees one
+    found = [m for path in sorted(PACKAGE.rglob("*.py")) for m in _undefined_names(path.read_text(), str(path))]
+    assert not found, "\n".join(found)
+
+
+# --------------------------------------------------------------------------- the command line over the API
+
+CLI = PACKAGE / "cli.py"
+OPTION_TABLE = "OPTIONS"  # cli.py's table of the options several subcommands share (added by ``cli.common``)
+
+
+def _is_option(text: str) -> bool:
+    """A long option as argparse is given it: ``--out``, ``--concurrent-seeds`` (not a help text naming one)."""
+    return text.startswith("--") and text[2:3].isalnum() and all(ch.isalnum() or ch == "-" for ch in text[2:])
+
+
+def _imported_modules(node: ast.AST) -> list[str]:
+    """The modules an import statement takes names from (``from ganbench import api`` -> ``ganbench.api``)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    module = ".".join(["ganbench", *([node.module] if node.module else [])]) if node.level else node.module or ""
+    return [f"{module}.{a.name}" for a in node.names] if module == "ganbench" else [module]
+
+
+def cli_breaches(source: str) -> list[str]:
+    """What in the source of cli.py breaks its contract: an import from ganbench other than ``ganbench.api``
+    (a subcommand parses, calls the API and prints: the API is all it needs, ``GanbenchError`` included), or a
+    long option defined in more than one place (an ``add_argument`` call, or the shared table)."""
+    tree = ast.parse(source)
+    bad = [f"line {node.lineno}: imports {m}" for node in ast.walk(tree) for m in _imported_modules(node)
+           if m.split(".")[0] == "ganbench" and m != "ganbench.api"]
+    defined: dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":
+            places = node.args
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == OPTION_TABLE for t in node.targets):
+            places = [node.value]
+        else:
+            continue
+        for c in (c for place in places for c in ast.walk(place)):
+            if isinstance(c, ast.Constant) and isinstance(c.value, str) and _is_option(c.value):
+                defined[c.value] = defined.get(c.value, 0) + 1
+    assert {"--out", "--protocol", "--concurrent-seeds", "--executor"} <= set(defined)  # the scan sees both places
+    return bad + [f"{option} defined {n} times" for option, n in sorted(defined.items()) if n > 1]
+
+
+def test_the_cli_imports_only_the_api_and_defines_each_option_once():
+    assert cli_breaches(CLI.read_text()) == []
+
+
+def test_the_cli_check_catches_a_pipeline_import_and_an_option_defined_twice():
+    source = CLI.read_text()
+    assert cli_breaches(source + "\nfrom ganbench.pipeline.sweep import sweep\n")[-1].endswith(
+        "imports ganbench.pipeline.sweep")
+    assert cli_breaches(source + "\nfrom ganbench import api, reporting\n")[-1].endswith("imports ganbench.reporting")
+    assert cli_breaches(source + "\nfrom .core import errors\n")[-1].endswith("imports ganbench.core")
+    again = source + '\n\ndef _again(p):\n    p.add_argument("--out", help="a second --out")\n'
+    assert cli_breaches(again) == ["--out defined 2 times"]
+    table = source.replace('"seeds": (("--seeds",)', '"seeds": (("--protocol",)', 1)
+    assert table != source and "--protocol defined 2 times" in cli_breaches(table)

@@ -45,6 +45,16 @@ class Rerun:
         return out + 1 if self.corrupt else out  # ... but its numbers are not the eager step's
 
 
+_EAGER: dict = {}  # (model, seeds, subset) -> the eager run: trained once, compared with by several tests
+
+
+def eager_run(tmp_path, tiny_protocol, monkeypatch, model="dcgan", seeds=(0,), subset=320):
+    key = (model, seeds, subset)
+    if key not in _EAGER:
+        _EAGER[key] = run(tmp_path, tiny_protocol, monkeypatch, None, model, seeds, subset, name="eager")
+    return _EAGER[key]
+
+
 def run(tmp_path, tiny_protocol, monkeypatch, backend, model="dcgan", seeds=(0,), subset=320, overrides=None,
         name="run"):
     proto = load_protocol(tiny_protocol(models=[model], subset=subset))
@@ -61,7 +71,7 @@ def run(tmp_path, tiny_protocol, monkeypatch, backend, model="dcgan", seeds=(0,)
 def test_replayed_steps_give_the_eager_steps_numbers_exactly(tmp_path, tiny_protocol, monkeypatch, model, seeds, subset):
     """dcgan: z for D and for G; wgan-gp: five critic steps per G step and the penalty's mixing draws;
     cdcgan: labels (an integer draw); two seeds: per-run draws and rows of stacked runs."""
-    eager = run(tmp_path, tiny_protocol, monkeypatch, None, model, seeds, subset, name="eager")
+    eager = eager_run(tmp_path, tiny_protocol, monkeypatch, model, seeds, subset)
     graph = Rerun()
     replayed = run(tmp_path, tiny_protocol, monkeypatch, graph, model, seeds, subset, name="graph")
     steps = len(eager[0].records)
@@ -80,7 +90,7 @@ def test_a_bad_replay_or_capture_falls_back_to_eager_from_the_same_state(tmp_pat
     """The first replay is checked against the same step run eagerly; a replay that differs (here: its stats
     are off by one) or a capture that fails leaves training eager, from the state before that step:
     weights, optimiser state, generators and D's trainable flags restored, so the run ends as the eager one."""
-    eager = run(tmp_path, tiny_protocol, monkeypatch, None, name="eager")
+    eager = eager_run(tmp_path, tiny_protocol, monkeypatch)
     graph = Rerun(**{fault: True})
     capsys.readouterr()
     bad = run(tmp_path, tiny_protocol, monkeypatch, graph, name="bad")

@@ -306,12 +306,14 @@ def ray_cluster(tmp_path_factory):
         shutil.rmtree(temp, ignore_errors=True)
 
 
-@pytest.fixture
-def ray_and_mlflow(tmp_path, ray_cluster):
-    """(Ray address, tracking URI): the module's Ray head and an MLflow server of this test."""
-    server, uri = start_mlflow_server(tmp_path / "mlflow-server")
+@pytest.fixture(scope="module")
+def ray_and_mlflow(tmp_path_factory, ray_cluster):
+    """(Ray address, tracking URI): the module's Ray head and MLflow server, shared as a team shares them (each
+    test logs to an experiment of its own)."""
+    root = tmp_path_factory.mktemp("mlflow") / "server"
+    server, uri = start_mlflow_server(root)
     try:
-        wait_until(lambda: _healthy(uri), server, tmp_path / "mlflow-server" / "server.log")
+        wait_until(lambda: _healthy(uri), server, root / "server.log")
         yield ray_cluster, uri
     finally:
         end_session(server, grace_s=2)

@@ -25,6 +25,7 @@ the file and the command that repairs it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -279,11 +280,20 @@ def fetch_inception() -> Weights:
 def inception_extractor(weights: Weights, device: torch.device, layers: list[str] | None = None) -> torch.nn.Module:
     """torch-fidelity's InceptionV3 with the given weights, for inference: channels_last and every
     BatchNorm folded into its convolution (together about 2x torch-fidelity's default call on CPU,
-    benchmarks/bench_metrics.py; the features agree to ~2e-5 absolute, float reassociation only)."""
-    model = FeatureExtractorInceptionV3("inception-v3-compat", layers or ["2048"],
-                                        feature_extractor_weights_path=str(weights.path)).eval()
+    benchmarks/bench_metrics.py; the features agree to ~2e-5 absolute, float reassociation only).
+
+    Built once per weights (by their feature hash), device and layers, and shared: it is only ever run in
+    eval mode without gradients, and building it (reading ~100 MB, folding) costs about a second on 2 CPU
+    cores, paid by every evaluation otherwise."""
+    return _built_extractor(str(weights.path), weights.features_sha256, str(torch.device(device)),
+                            tuple(layers or ["2048"]))
+
+
+@functools.lru_cache(maxsize=2)
+def _built_extractor(path: str, features_sha256: str, device: str, layers: tuple[str, ...]) -> torch.nn.Module:
+    model = FeatureExtractorInceptionV3("inception-v3-compat", list(layers), feature_extractor_weights_path=path).eval()
     fold_batchnorm(model)
-    return model.to(device=device, memory_format=torch.channels_last)
+    return model.to(device=device, memory_format=torch.channels_last).requires_grad_(False)
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ A run is trained under a training identity and its numbers are measured under an
 count or reference split, other extractor weights) its finished runs keep their training identity, so they are
 not orphaned: this module evaluates each one's final weights (``final.pt``, from the run folder or else the MLflow
 run's artifacts) under the current evaluation through the one evaluation function training uses
-(:func:`ganbench.pipeline.run.evaluate_final`), logs the numbers to the same MLflow run and rewrites its
+(:func:`ganbench.pipeline.measure.evaluate_final`), logs the numbers to the same MLflow run and rewrites its
 evaluation-identity tags. What the replaced evaluation measured is kept beside it, as the artifact
 ``evaluations/<its evaluation hash[:12]>.json`` (and in MLflow's metric history). The per-epoch curve
 (``eval.curve``) was measured during training and is not measured again.
@@ -26,7 +26,7 @@ from ganbench.core import track
 from ganbench.core.assets import atomic_write_bytes
 from ganbench.core.errors import GanbenchError
 from ganbench.core.device import resolve_device
-from ganbench.pipeline.run import evaluate_final
+from ganbench.pipeline.measure import evaluate_final
 from ganbench.training import run_dir_for
 from ganbench.pipeline.use import load_generator_from_run
 from ganbench.spec.protocol import RunSpec, load_protocol, resolve

@@ -8,6 +8,7 @@ fails keeps every artifact written so far and is tagged with its status.
 from __future__ import annotations
 
 import contextlib
+import functools
 import dataclasses
 import json
 import sys
@@ -27,14 +28,14 @@ from ganbench.core.plots import loss_plot, save_grid, scatter_2d
 from ganbench.core.device import device_name, resolve_device, versions
 from ganbench.data import ImageSet, get_dataset, is_points, load_data
 from ganbench.diagnosis import SAMPLE_STATS_FILE, health_monitor, record_health
-from ganbench.metrics import Sampler, evaluate, mlflow_metrics, mlflow_tags
 from ganbench.metrics.samples import load_tensors
 from ganbench.core.registry import EXTRACTORS
 from ganbench.core.hooks import Growing
 from ganbench.spec.protocol import Protocol, RunSpec, load_protocol, networks_read, resolve
-from ganbench.metrics.translation import task_split, translation_samples
+from ganbench.metrics.translation import task_split
 from ganbench.nets.sampling import TRIPLETS_PER_ROW, generate, is_translator, triplets
-from ganbench.spec.seeds import fixed_labels, fixed_z
+from ganbench.pipeline.measure import curve_point, evaluate_final
+from ganbench.spec.seeds import fixed_z
 from ganbench.training import (CHECKPOINT_DIR, FINAL_WEIGHTS, build_models, check_batchable, check_together,
                                checkpoint_path, num_classes, run_dir_for, train_together)
 
@@ -59,17 +60,6 @@ def training_images(protocol: Protocol, data_root=None) -> ImageSet:
         raise GanbenchError(f"protocol {protocol.name!r}: {err}") from err
 
 
-def write_extras(extras: dict, folder: Path) -> list[Path]:
-    """The metrics' non-scalar by-products as files: image tensors as PNG grids, the rest as JSON."""
-    paths = []
-    for name, value in extras.items():
-        if isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and value.dim() == 4:
-            paths.append(save_grid(value, folder / f"{name}.png", nrow=8))
-        else:
-            path = folder / f"{name}.json"
-            atomic_write_bytes(path, json.dumps(value, indent=1, default=float).encode())
-            paths.append(path)
-    return paths
 
 
 
@@ -123,23 +113,54 @@ INTERRUPTED = "interrupted; `ganbench run` with the same arguments and --resume 
 
 @dataclass
 class _Opened:
-    """A run whose MLflow run and folder exist: what training and evaluation report to."""
+    """A run whose MLflow run and folder exist: what training reports to (``on_epoch``, ``on_phase``: the
+    trainer's callbacks) and what evaluation and the end of the run write to."""
 
     spec: RunSpec
     run_id: str
     run_dir: Path
-    on_epoch: object = None
-    on_phase: object = None
+    tracker: track.Tracker
+    device: torch.device
+    data_root: object = None
     monitor: object = None
+
+    @functools.cached_property
+    def grid_z(self) -> torch.Tensor:
+        """The fixed z of the epoch grids (2D mixtures: of the scatter, eval.num_samples points)."""
+        ev = self.spec.protocol.eval
+        n = ev.num_samples if is_points(self.spec.protocol.data.dataset) else ev.grid_size ** 2
+        return fixed_z(n, self.spec.model.z_dim, ev.z_seed)
+
+    def on_epoch(self, epoch: int, G, summary: dict) -> None:
+        """After each epoch's checkpoint: the health monitor's sample statistics beside it (a resumed run continues
+        them), the epoch's grid (2D mixtures: a scatter over the true modes), the epoch's numbers with the
+        curve point and, for a growing model, the resolution and fade-in the grid was drawn at."""
+        spec, run_dir, tracker = self.spec, self.run_dir, self.tracker
+        self.monitor.save(run_dir / SAMPLE_STATS_FILE)
+        if is_points(spec.protocol.data.dataset):
+            picture = scatter_2d(generate(G, self.grid_z, as_uint8=False), get_dataset(spec.protocol.data.dataset).mixture,
+                                 run_dir / "scatter" / f"epoch_{epoch:03d}.png", f"{spec.model.name} epoch {epoch}")
+            tracker.log_artifact(self.run_id, picture, "scatter")
+        else:
+            tracker.log_artifact(self.run_id, _save_grid(G, spec, self.grid_z, run_dir / "grids" / f"epoch_{epoch:03d}.png"),
+                                 "grids")
+        phase = G.progress_info() if isinstance(G, Growing) else {}
+        curve = curve_point(G, spec, self.device, self.data_root)
+        tracker.log_metrics(self.run_id, {**{k: v for k, v in summary.items() if k != "epoch"}, **phase, **curve}, step=epoch)
+
+    def on_phase(self, k: int, G, info: dict) -> None:
+        """The end of phase k of a growing model: its grid (as drawn then) and its numbers, MLflow step = k."""
+        name = f"phase_{k:02d}_{int(info['resolution'])}px_{'fade' if k % 2 else 'stable'}.png"
+        self.tracker.log_artifact(self.run_id, _save_grid(G, self.spec, self.grid_z, self.run_dir / "grids" / name), "grids")
+        self.tracker.log_metrics(self.run_id, {f"phase_{key}": v for key, v in info.items() if key != "step"}, step=k)
 
 
 def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: bool, fast: bool,
           together: int, data_root=None) -> _Opened:
-    """Start (or on resume reopen) the run's MLflow run and folder; the per-epoch reporting callback."""
+    """Start (or on resume reopen) the run's MLflow run and folder."""
     run_dir = run_dir_for(spec)
     run_dir.mkdir(parents=True, exist_ok=True)
     id_file = run_dir / "mlflow_run_id"
-    ev = spec.protocol.eval
     if resume and id_file.is_file():
         run_id = id_file.read_text().strip()
         if tracker.status(run_id) is None:
@@ -151,62 +172,13 @@ def _open(spec: RunSpec, device: torch.device, tracker: track.Tracker, resume: b
         tags = {track.TAG_PROTOCOL: spec.protocol.name, **track.identity_tags(spec.identity),
                 track.TAG_MODEL: spec.model.name, track.TAG_SEED: str(spec.seed)}
         params = {**spec.to_dict(), "versions": versions(), "device": str(device), "fast_path": fast,
-                  "concurrent_seeds": together,
-                  "device_name": device_name(device)}
+                  "concurrent_seeds": together, "device_name": device_name(device)}
         run_id = tracker.start(track.experiment_name(spec.protocol.name), f"{spec.model.name}-seed{spec.seed}", params, tags)
         id_file.write_text(run_id)
         spec_file = run_dir / "spec.json"  # what `ganbench sample`/`interpolate` rebuild the generator from
         atomic_write_bytes(spec_file, json.dumps(spec.to_dict(), indent=1, sort_keys=True).encode())
         tracker.log_artifact(run_id, spec_file)
-    op = _Opened(spec, run_id, run_dir)
-    points = is_points(spec.protocol.data.dataset)
-    grid_z = fixed_z(ev.num_samples if points else ev.grid_size ** 2, spec.model.z_dim, ev.z_seed)
-
-    def on_epoch(epoch: int, G, summary: dict) -> None:
-        op.monitor.save(run_dir / SAMPLE_STATS_FILE)  # beside the checkpoint just written: a resumed run continues them
-        if points:  # 2D mixtures: a scatter of the fixed-z samples over the true modes
-            picture = scatter_2d(generate(G, grid_z, as_uint8=False), get_dataset(spec.protocol.data.dataset).mixture,
-                                 run_dir / "scatter" / f"epoch_{epoch:03d}.png", f"{spec.model.name} epoch {epoch}")
-            tracker.log_artifact(run_id, picture, "scatter")
-        else:
-            tracker.log_artifact(run_id, _save_grid(G, spec, grid_z, run_dir / "grids" / f"epoch_{epoch:03d}.png"), "grids")
-        # progressive growing (progan): the resolution and fade-in alpha the epoch's grid was drawn at
-        phase = G.progress_info() if isinstance(G, Growing) else {}
-        curve = curve_point(G, spec, device, data_root)
-        tracker.log_metrics(run_id, {**{k: v for k, v in summary.items() if k != "epoch"}, **phase, **curve}, step=epoch)
-
-    def on_phase(k: int, G, info: dict) -> None:
-        """The end of phase k of a growing model: its grid (as drawn then) and its numbers, MLflow step = k."""
-        name = f"phase_{k:02d}_{int(info['resolution'])}px_{'fade' if k % 2 else 'stable'}.png"
-        tracker.log_artifact(run_id, _save_grid(G, spec, grid_z, run_dir / "grids" / name), "grids")
-        tracker.log_metrics(run_id, {f"phase_{key}": v for key, v in info.items() if key != "step"}, step=k)
-
-    op.on_epoch, op.on_phase = on_epoch, on_phase
-    return op
-
-
-def curve_point(G, spec: RunSpec, device: torch.device, data_root=None) -> dict[str, float]:
-    """The protocol's ``eval.curve`` metrics of G now, on its first ``eval.curve_samples`` fixed-z samples (no
-    floor), named by the one naming rule (``domain_fid_2k_test``): the per-epoch curve of a run."""
-    ev = spec.protocol.eval
-    if not ev.curve or is_translator(G):
-        return {}
-    samples, labels = samples_of(G, spec, ev.curve_samples, data_root)
-    protocol = dataclasses.replace(spec.protocol, eval=dataclasses.replace(
-        ev, num_samples=ev.curve_samples, metrics=ev.curve, floor=False))
-    return mlflow_metrics(list(evaluate(samples, protocol, device, data_root, labels=labels).values()))
-
-
-def samples_of(G, spec: RunSpec, n: int, data_root=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """What the protocol's evaluation measures of G, decided here once: the translations of the first ``n`` test
-    sources (an image-to-image model), else G at the first ``n`` fixed z, with class-balanced labels for a
-    conditional model, as float points (a 2D mixture) or uint8 images; and the labels."""
-    if is_translator(G):
-        return translation_samples(G, spec.protocol, n, data_root), None
-    classes = num_classes(spec)
-    labels = fixed_labels(n, classes) if classes else None
-    z = fixed_z(n, spec.model.z_dim, spec.protocol.eval.z_seed)
-    return generate(G, z, as_uint8=not is_points(spec.protocol.data.dataset), labels=labels), labels
+    return _Opened(spec, run_id, run_dir, tracker, device, data_root)
 
 
 def _save_grid(G, spec: RunSpec, grid_z: torch.Tensor, path: Path) -> Path:
@@ -221,25 +193,6 @@ def _save_grid(G, spec: RunSpec, grid_z: torch.Tensor, path: Path) -> Path:
     return save_grid(images, path, nrow=columns)
 
 
-def evaluate_final(G, spec: RunSpec, device: torch.device, tracker: track.Tracker, run_id: str, run_dir: Path,
-                   data_root=None) -> dict[str, float]:
-    """The protocol's evaluation of a run's final generator ``G``: samples at the fixed z (class-balanced
-    labels; an image-to-image model translates the test sources), every metric with its floor, the metrics'
-    provenance tags and by-products (under ``eval/``); returns the MLflow metrics, ``eval_time_s`` included.
-    Training and re-evaluation (:mod:`ganbench.pipeline.reevaluate`) both measure through it."""
-    ev = spec.protocol.eval
-    t0, c0 = time.perf_counter(), time.process_time()
-    samples, labels = samples_of(G, spec, ev.num_samples, data_root)
-    holder: dict = {}
-    sampler = Sampler(G, spec.model.z_dim)  # the latent-space metrics (ppl) walk G itself
-    results = list(evaluate(samples, spec.protocol, device, data_root, context=holder, labels=labels,
-                            generator=sampler).values())
-    metrics = mlflow_metrics(results)  # value, _std, _floor; unavailable ones are left out
-    tracker.set_tags(run_id, mlflow_tags(results))
-    for path in write_extras(holder["ctx"].extras, run_dir / "eval"):
-        tracker.log_artifact(run_id, path, "eval")
-    metrics.update(eval_time_s=time.perf_counter() - t0, eval_cpu_time_s=time.process_time() - c0)
-    return metrics
 
 
 def _failed(ops: list[_Opened], err: BaseException, metrics: dict, tracker: track.Tracker) -> list[RunOutcome]:
@@ -319,7 +272,7 @@ def _train_group(specs: list[RunSpec], data: ImageSet, device: torch.device, tra
                                      sources=getattr(data, "inputs", None))  # image-to-image tasks: the sources
         except BaseException as err:
             return _failed(opened, err, {}, tracker)
-        return [_finish(op, result, device, tracker, data_root) for op, result in zip(opened, results)]
+        return [_finish(op, result) for op, result in zip(opened, results)]
 
 
 def _check_checkpoint(path: Path) -> None:
@@ -343,25 +296,34 @@ def _sharing(monitor, share: ThreadShare):
     return on_check
 
 
-def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, data_root=None) -> RunOutcome:
-    """After training: loss curves, final losses, health findings, and for a finished run the final
-    checkpoint and the protocol's evaluation; the MLflow run ends with the run's status."""
-    spec, run_id, run_dir = op.spec, op.run_id, op.run_dir
+def training_metrics(result) -> dict[str, float]:
+    """What a run's training cost and ended at: final losses (the last epoch's means and the last step's), wall
+    and CPU time, threads and the share of them the run had, images seen, epochs done, CUDA-graph replays."""
+    metrics: dict[str, float] = {}
+    if len(result.records):
+        records = result.records
+        last_epoch = records[records["epoch"] == records["epoch"].max()]
+        metrics.update(final_d_loss=float(last_epoch["d_loss"].mean()), final_g_loss=float(last_epoch["g_loss"].mean()),
+                       last_step_d_loss=float(records["d_loss"].iloc[-1]), last_step_g_loss=float(records["g_loss"].iloc[-1]))
+    threads = torch.get_num_threads()
+    metrics.update(wall_time_s=result.wall_time_s, cpu_time_s=result.cpu_time_s, threads=threads,
+                   cpu_share=result.cpu_time_s / max(result.wall_time_s * threads, 1e-9),
+                   images_seen=result.images_seen, epochs_done=result.epochs_done,
+                   replayed_steps=result.replayed_steps)  # > 0: the fast path's CUDA graph ran
+    return metrics
+
+
+def _finish(op: _Opened, result) -> RunOutcome:
+    """After training: loss curves, training metrics, health findings, and for a finished run the final
+    weights and the protocol's evaluation; the MLflow run ends with the run's status."""
+    spec, run_id, run_dir, tracker = op.spec, op.run_id, op.run_dir, op.tracker
     status, message, metrics = result.status, result.message, {}
     try:
+        metrics.update(training_metrics(result))
         if len(result.records):
             loss_plot(result.records, run_dir / "loss_curves.png", f"{spec.model.name} seed {spec.seed} on {spec.protocol.name}")
             tracker.log_artifact(run_id, run_dir / "loss_curves.png")
             tracker.log_artifact(run_id, run_dir / "records.parquet")
-            last_epoch = result.records[result.records["epoch"] == result.records["epoch"].max()]
-            metrics.update(final_d_loss=float(last_epoch["d_loss"].mean()), final_g_loss=float(last_epoch["g_loss"].mean()),
-                           last_step_d_loss=float(result.records["d_loss"].iloc[-1]),
-                           last_step_g_loss=float(result.records["g_loss"].iloc[-1]))
-        threads = torch.get_num_threads()
-        metrics.update(wall_time_s=result.wall_time_s, cpu_time_s=result.cpu_time_s, threads=threads,
-                       cpu_share=result.cpu_time_s / max(result.wall_time_s * threads, 1e-9),
-                       images_seen=result.images_seen, epochs_done=result.epochs_done,
-                       replayed_steps=result.replayed_steps)  # > 0: the fast path's CUDA graph ran
         if result.first_bad_step is not None:
             tracker.set_tags(run_id, {track.TAG_FIRST_BAD_STEP: str(result.first_bad_step)})
         if len(result.records):
@@ -371,7 +333,7 @@ def _finish(op: _Opened, result, device: torch.device, tracker: track.Tracker, d
             atomic_torch_save({"G": result.G.state_dict(), "D": result.D.state_dict(),
                                **({"G_ema": result.G_ema.state_dict()} if result.G_ema is not None else {})}, final)
             tracker.log_artifact(run_id, final, CHECKPOINT_DIR)
-            metrics.update(evaluate_final(result.G_eval, spec, device, tracker, run_id, run_dir, data_root))
+            metrics.update(evaluate_final(result.G_eval, spec, op.device, tracker, run_id, run_dir, op.data_root))
         elif checkpoint_path(run_dir).is_file():
             tracker.log_artifact(run_id, checkpoint_path(run_dir), CHECKPOINT_DIR)
         tracker.log_metrics(run_id, metrics)
