@@ -7,8 +7,10 @@
     findings = ganbench.diagnose(run)                                    # training-health findings
     board = ganbench.report("fashion-smoke")                             # the leaderboard
 
-Each function is what one subcommand does (``ganbench eval``, ``run``, ``sample``, ``diagnose``,
-``report``), through the same pipeline functions, so Python and the command line give the same numbers.
+Each function is what one subcommand does (``ganbench eval``, ``run``, ``sweep``, ``sample``, ``diagnose``,
+``report``, ``check``, ...), through the same pipeline functions, so Python and the command line give the same
+numbers; the command line (``ganbench.cli``) parses its arguments, calls one function of this module and
+prints what it returns.
 Results are frozen dataclasses with ``to_frame()`` (a pandas DataFrame). Unlike the command line,
 ``evaluate`` logs no MLflow run unless asked (``track=True``): measuring a tensor in a notebook should
 not fill the tracking store; ``train`` always tracks, since a run's artifacts live there.
@@ -17,6 +19,7 @@ not fill the tracking store; ``train`` always tracks, since a run's artifacts li
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,27 +30,37 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ganbench.core import track as tracking
 from ganbench.core.assets import FileCheck, raise_for_bad
 from ganbench.core.errors import GanbenchError
 from ganbench.core.track import Tracker
+from ganbench.data import check_data_root
 from ganbench.diagnosis import Diagnosis, Finding, diagnose_run, format_report
 from ganbench.diagnosis.logs import LOG_SUFFIXES, diagnose_log, parse_map
 from ganbench.diagnosis.watch import Monitor, grad_norm
 from ganbench.extractors import data_names, domain, fetch_named, verify_named
 from ganbench.metrics import MetricResult
 from ganbench.pipeline import reproduce as reproduction
-from ganbench.pipeline.evaluate import evaluate_source
+from ganbench.pipeline.cards import CardUpdate, format_results, update_cards as update_model_cards
+from ganbench.pipeline.evaluate import eval_protocol, evaluate_source
 from ganbench.pipeline.reevaluate import Reevaluated, reevaluate as reevaluate_runs
 from ganbench.pipeline.run import RunOutcome, run_protocol
-from ganbench.pipeline.use import load_generator_from_run
+from ganbench.pipeline.stylemix import style_mix as style_mix_grid
+from ganbench.pipeline.sweep import CellResult, SweepResult, sweep as sweep_grid, to_json as sweep_to_json
+from ganbench.pipeline.use import Samples, interpolate as interpolate_grid, load_generator_from_run, sample as sample_grid
 from ganbench.reporting.leaderboard import Board, Comparison, build_boards, compare as compare_rows
 from ganbench.reporting.publish import Published, publish as publish_reports
-from ganbench.reporting.gate import CheckResult, check as check_runs, save_baseline as save_baseline_runs
-from ganbench.reporting.render import write_report
-from ganbench.spec.protocol import ModelSpec, Protocol, available, load_model, load_protocol
+from ganbench.reporting.gate import (CheckResult, check as check_runs, migrate_baseline as migrate_baseline_file,
+                                     save_baseline as save_baseline_runs)
+from ganbench.reporting.render import comparison_rows, write_report
+from ganbench.spec.protocol import ModelSpec, Protocol, available, load_model, load_protocol, parse_overrides
 
 DATA_NAMES = data_names()  # stored datasets, then extractor weights (domain: the per-dataset classifiers, trained once)
 DEFAULT_PROTOCOL = "fashion-50ep"  # the protocol the zoo's headline numbers are measured under
+# Public here too, for the command line and for scripts that print what it prints: GanbenchError (every error a
+# user can cause), parse_overrides (``KEY=VALUE`` strings, as ``--set``), check_data_root (a data folder checked
+# before any work), format_report (findings as text), format_results (a card's results as lines) and
+# comparison_rows (a comparison as a table).
 
 
 # --------------------------------------------------------------------------- result types
@@ -194,6 +207,23 @@ def _source_label(obj: Any) -> str:
                         f"or a folder of PNGs, or a generator (torch.nn.Module); got {type(obj).__name__}")
 
 
+def evaluate_files(protocol: str = DEFAULT_PROTOCOL, *, samples: str | Path | None = None,
+                   generator: str | None = None, checkpoint: str | Path | None = None, z_dim: int = 100,
+                   device: str = "auto", data_root: str | Path | None = None,
+                   value_range: tuple[float, float] | None = None, track: bool = False,
+                   tracking_uri: str | None = None, name: str | None = None, seed: int | None = None) -> Results:
+    """Measure what files hold, as ``ganbench eval`` names it: ``samples``, an .npz/.npy file or a folder of
+    PNGs (float pixels with their ``value_range``); or ``generator``, a ``module:function`` factory of a
+    ``torch.nn.Module`` (looked up in the current folder, then on the Python path) whose weights are read from
+    ``checkpoint`` (a state_dict, tensors only, or .safetensors). Exactly one of the two. The other arguments
+    are :func:`evaluate`'s; ``ganbench eval`` tracks unless ``--no-track``."""
+    out = eval_protocol(str(protocol), None if samples is None else str(samples), generator,
+                        None if checkpoint is None else str(checkpoint), z_dim, device, tracking_uri, name, track,
+                        data_root, value_range=value_range, seed=seed)
+    proto_name = load_protocol(str(protocol)).name
+    return Results(proto_name, out.identity.eval_hash, out.source, out.results, out.eval_time_s, out.run_id)
+
+
 # --------------------------------------------------------------------------- train / load
 
 
@@ -209,6 +239,34 @@ def train(protocol: str, model: str, seed: int = 0, *, device: str = "auto", res
     (out,) = run_protocol(protocol, [model], [seed], device, resume, tracking_uri, data_root, progress=progress,
                           stop_on=stop_on, overrides=dotted(overrides), fast=fast, threads=threads)
     return as_run(protocol, out)
+
+
+def run(protocol: str, models: Sequence[str] | None = None, seeds: Sequence[int] | None = None, *,
+        device: str = "auto", resume: bool = False, tracking_uri: str | None = None,
+        data_root: str | Path | None = None, progress: bool = False, stop_on: str | None = None,
+        overrides: Mapping[str, Any] | None = None, fast: bool = True, concurrent_seeds: bool = False,
+        threads: int | None = None) -> list[Run]:
+    """Train, evaluate and track every (model, seed) of a protocol, or only ``models`` and ``seeds``, as
+    ``ganbench run``; one Run per (model, seed), diverged and failed ones included (``run.ok`` is False).
+
+    ``overrides``: dotted keys and their values, as ``--set`` gives them (:func:`parse_overrides` reads
+    ``KEY=VALUE`` strings), e.g. ``{"tricks.ema": 0.999}``; a table as a value replaces the whole table. ``fast``: the fast training path (False: the plain one, slower, same losses up to float
+    rounding). ``concurrent_seeds``: each model's seeds train together in one process, batched, each still
+    its own MLflow run. ``threads``: torch threads per run (default: GANBENCH_THREADS, else the cores shared
+    among the ganbench runs alive on this machine). ``stop_on`` ("failure" | "warning"): end a run early when
+    a health finding of that severity starts."""
+    outcomes = run_protocol(protocol, list(models) if models else None, list(seeds) if seeds else None, device,
+                            resume, tracking_uri, data_root, progress=progress, stop_on=stop_on,
+                            overrides=dict(overrides or {}), fast=fast, together=concurrent_seeds, threads=threads)
+    return [as_run(protocol, o) for o in outcomes]
+
+
+def mlflow_ui(tracking_uri: str | None = None) -> str:
+    """How to browse a tracking store: the ``mlflow ui`` command of a local SQLite store, else its URI."""
+    uri = tracking.tracking_uri(tracking_uri)
+    if tracking.sqlite_path(uri) is None:
+        return uri
+    return f"mlflow ui --backend-store-uri {shlex.quote(uri)}  (then open http://127.0.0.1:5000)"
 
 
 def dotted(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -242,6 +300,38 @@ def _run_ref(run: Run | str | Path) -> str:
     if isinstance(run, (str, Path)):
         return str(run)
     raise GanbenchError(f"expected a run: a ganbench.Run, an MLflow run id or a run folder; got {type(run).__name__}")
+
+
+# --------------------------------------------------------------------------- pictures from a trained run
+
+
+def sample(run: Run | str | Path, n: int = 64, *, label: int | None = None, seed: int | None = None,
+           ema: bool = False, npz: bool = False, out: str | Path | None = None, truncation: float | None = None,
+           device: str = "cpu", tracking_uri: str | None = None) -> Samples:
+    """A PNG grid (ceil(sqrt(n)) columns) of ``n`` samples of a run's generator, as ``ganbench sample``; with
+    ``npz``, the uint8 images (and labels) beside it. z is drawn from ``seed``, or is the protocol's fixed z
+    (the run's own grids) without one; ``label``: the class of every sample (conditional models);
+    ``truncation``: psi of the truncation trick (style-based generators). ``out``: the PNG's path (default:
+    ``<run folder>/samples/``). 2D-point protocols get a scatter plot over the true modes instead."""
+    return sample_grid(_run_ref(run), n, label, seed, ema, npz, out, tracking_uri, device, truncation=truncation)
+
+
+def interpolate(run: Run | str | Path, pairs: int = 8, steps: int = 10, *, seed: int = 0, ema: bool = False,
+                label: int | None = None, out: str | Path | None = None, device: str = "cpu",
+                tracking_uri: str | None = None) -> Samples:
+    """A PNG grid of spherical interpolations, as ``ganbench interpolate``: one row per random pair (z0, z1)
+    drawn from ``seed``, ``steps`` columns from z0 to z1; a conditional model keeps one class per row
+    (``label``, else the classes in turn)."""
+    return interpolate_grid(_run_ref(run), pairs, steps, seed, ema, label, out, tracking_uri, device)
+
+
+def style_mix(run: Run | str | Path, rows: int = 4, cols: int = 6, *, seed: int = 0, cutoff: int | None = None,
+              truncation: float | None = None, ema: bool = False, out: str | Path | None = None,
+              device: str = "cpu", tracking_uri: str | None = None) -> Samples:
+    """A PNG style-mixing grid of a run's style-based generator, as ``ganbench style-mix``: ``rows`` + ``cols``
+    random w drawn from ``seed``; the style inputs before ``cutoff`` (default: the layers up to 8x8) come
+    from the row's w, the others from the column's; ``truncation`` truncates every w first."""
+    return style_mix_grid(_run_ref(run), rows, cols, seed, cutoff, truncation, ema, out, tracking_uri, device)
 
 
 # --------------------------------------------------------------------------- diagnose / report / compare
@@ -336,10 +426,18 @@ def save_baseline(runs: RunRefs, out: str | Path, *, model: str | Sequence[str] 
 
 
 def check(runs: RunRefs, baseline: str | Path, *, confidence: float | None = None,
-          tracking_uri: str | None = None) -> CheckResult:
+          tracking_uri: str | None = None, allow_protocol_change: bool = False) -> CheckResult:
     """Gate new runs or evaluations against a baseline, as ``ganbench check``: each metric by its kind, the
-    family-wise false-alarm rate held at 1 - confidence over the rows."""
-    return check_runs(_refs(runs), baseline, tracking_uri, confidence)
+    family-wise false-alarm rate held at 1 - confidence over the rows. A model's runs are gated under the
+    baseline's identity of that model only, unless ``allow_protocol_change``: then its newest other identity
+    (a changed budget, model card or weights) is gated too, and the result says what changed."""
+    return check_runs(_refs(runs), baseline, tracking_uri, confidence, allow_protocol_change)
+
+
+def migrate_baseline(path: str | Path) -> dict:
+    """Rewrite a format-1 baseline (one protocol hash) in place with per-model identities, after checking
+    that its hash still holds, as ``ganbench baseline migrate``; returns what was written."""
+    return migrate_baseline_file(path)
 
 
 def assert_no_regression(runs: RunRefs, baseline: str | Path, *, confidence: float | None = None,
@@ -354,6 +452,32 @@ def raise_on_regression(result: CheckResult, baseline: str | Path) -> CheckResul
     if not result.ok:
         raise AssertionError(f"quality regression against {baseline}:\n{result.table()}")
     return result
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def sweep(protocols: str | Sequence[str], models: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+          *, executor: str = "local", address: str | None = None, device: str = "auto",
+          tracking_uri: str | None = None, data_root: str | Path | None = None, max_retries: int = 3,
+          cpus_per_task: float = 1, concurrent_seeds: bool = False, progress: bool = True,
+          on_cell: Callable[[CellResult], None] | None = None) -> SweepResult:
+    """Every cell (protocol, model, seed) of the grid not finished yet, as ``ganbench sweep``: finished cells
+    are skipped, killed ones continued; one result per cell, in grid order.
+
+    ``executor``: "local" runs the cells here one after another; "ray" runs one Ray task per cell on the
+    cluster at ``address`` (``ray://HOST:PORT`` through Ray Client, ``HOST:PORT`` from a cluster node; None:
+    ``RAY_ADDRESS``, a cluster started here, else a new local one), each reserving ``cpus_per_task`` CPUs and
+    retried up to ``max_retries`` times when its worker dies. ``concurrent_seeds``: the unfinished seeds of
+    each (protocol, model) train together, one task per group. ``on_cell`` is called as each cell ends."""
+    return sweep_grid(protocols, list(models) if models else None, list(seeds) if seeds else None, executor,
+                      address, tracking_uri, device, data_root, max_retries, cpus_per_task, progress=progress,
+                      on_cell=on_cell, concurrent_seeds=concurrent_seeds)
+
+
+def sweep_json(result: SweepResult) -> str:
+    """A sweep's result as JSON: executor, address, tracking URI, counts, and every cell's fields."""
+    return sweep_to_json(result)
 
 
 # --------------------------------------------------------------------------- reproduce the published reports
@@ -458,6 +582,14 @@ def protocols() -> list[Protocol]:
 def models() -> list[ModelSpec]:
     """Every zoo model card (shipped and on GANBENCH_ZOO_PATH)."""
     return [load_model(name) for name in available("zoo")]
+
+
+def update_cards(models: Sequence[str], protocol: str, *, zoo_dir: str | Path | None = None,
+                 tracking_uri: str | None = None) -> list[CardUpdate]:
+    """Write each model's measured results, mean ± std over the finished runs of the protocol's newest hash,
+    into its zoo card's ``[results.<protocol>]``, as ``ganbench card``; cards are ``<zoo_dir>/<model>.toml``,
+    or found as :func:`models` finds them."""
+    return update_model_cards(list(models), protocol, tracking_uri, zoo_dir)
 
 
 def _check_data_names(names: Sequence[str]) -> list[str]:

@@ -1,5 +1,6 @@
-"""The ``ganbench`` command. Subcommands are thin: parse, call one function of ``ganbench.api`` (or the
-pipeline), print.
+"""The ``ganbench`` command. Subcommands are thin: parse the arguments, call one function of ``ganbench.api``,
+print what it returns. Errors of the library name its parameters (``executor='ray'``); the command says them in
+its own options (``--executor ray``).
 
 Exit codes: 0 success, 1 a run failed or diverged, 2 usage errors (bad arguments, unknown names,
 invalid files, missing data), printed without a traceback.
@@ -10,24 +11,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import shlex
 import signal
 import sys
+from collections.abc import Mapping
 
 from ganbench import api
-from ganbench.core import track
-from ganbench.core.errors import GanbenchError
-from ganbench.data import check_data_root
-from ganbench.diagnosis import format_report
-from ganbench.pipeline.cards import format_results, update_cards
-from ganbench.pipeline.evaluate import eval_protocol
-from ganbench.pipeline.run import run_protocol
-from ganbench.pipeline.stylemix import style_mix
-from ganbench.pipeline.sweep import sweep, to_json
-from ganbench.pipeline.use import interpolate, sample
-from ganbench.reporting.gate import check, migrate_baseline, save_baseline
-from ganbench.reporting.render import comparison_rows
-from ganbench.spec.protocol import parse_overrides
 
 DATA_NAMES = api.DATA_NAMES
 RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}  # `eval --range`: float pixel encodings
@@ -37,13 +27,24 @@ RUN_BOOKKEEPING = ("last_step_", "images_seen", "epochs_done", "eval_time_s", "r
 # --------------------------------------------------------------------------- options shared by subcommands
 
 DEVICE_AUTO = "auto (CUDA when available), cpu, cuda, cuda:N"
-COMMON = {  # option -> (flags, argparse keywords): each defined once, added by ``common``
+DEVICE_CPU = dict(default="cpu", help="cpu, cuda, cuda:N (default cpu)")  # pictures of a run: `sample`, `style-mix`, ...
+OPTIONS = {  # option -> (flags, argparse keywords): every option of several subcommands, defined here once
+    "protocol": (("--protocol",), dict(required=True, help="protocol name (see `ganbench list`) or path to a .toml file")),
+    "models": (("--models",), dict(nargs="+", help="only these models (default: the protocol's)")),
+    "seeds": (("--seeds",), dict(nargs="+", type=int, help="only these seeds (default: the protocol's)")),
+    "seed": (("--seed",), dict(type=int, help="seed of z")),
+    "label": (("--label",), dict(type=int, help="class of every sample (conditional models; default: classes in turn)")),
+    "truncation": (("--truncation",), dict(type=float, metavar="PSI", help="truncation trick psi (1 = off)")),
+    "out": (("--out",), dict(default="reports", help="output folder (default: reports)")),
+    "concurrent_seeds": (("--concurrent-seeds",), dict(action=argparse.BooleanOptionalAction, default=False, help=(
+        "train each model's seeds together in one process, batched (fills a GPU that one small GAN leaves idle); "
+        "each seed stays its own MLflow run, with the losses it has alone up to float rounding"))),
+    "confidence": (("--confidence",), dict(type=float, help="one-sided confidence of the gate")),
     "tracking_uri": (("--tracking-uri",), dict(
         help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or the embedded SQLite store)")),
     "data_root": (("--data-root",), dict(help="folder with dataset files (default: GANBENCH_DATA, then the cache)")),
     "json": (("--json",), dict(action="store_true", help="machine-readable output")),
     "device": (("--device",), dict(default="auto", help=DEVICE_AUTO)),
-    "device_cpu": (("--device",), dict(default="cpu", help="cpu, cuda, cuda:N (default cpu)")),
     "ema": (("--ema",), dict(action="store_true", help="use the EMA generator (models trained with tricks.ema > 0)")),
     "run": (("run",), dict(metavar="RUN", help="MLflow run id or run folder")),
     "runs": (("runs",), dict(nargs="+", metavar="RUN_OR_EXPERIMENT",
@@ -51,11 +52,38 @@ COMMON = {  # option -> (flags, argparse keywords): each defined once, added by 
 }
 
 
-def common(p: argparse.ArgumentParser, *names: str, **helps: str) -> None:
-    """Add the shared options ``names`` to ``p``; ``helps`` gives an option a help text of its own."""
+def common(p: argparse.ArgumentParser, *names: str, **changes: str | dict) -> None:
+    """Add the options ``names`` to ``p`` as OPTIONS defines them. ``changes`` gives an option what differs in
+    this subcommand: a help text (a string) or argparse keywords (a dict; a None there drops the shared one)."""
+    assert set(changes) <= set(names), f"changes to options not added: {set(changes) - set(names)}"
     for name in names:
-        flags, kw = COMMON[name]
-        p.add_argument(*flags, **{**kw, **({"help": helps[name]} if name in helps else {})})
+        flags, kw = OPTIONS[name]
+        change = changes.get(name, {})
+        kw = {**kw, **({"help": change} if isinstance(change, str) else change)}
+        p.add_argument(*flags, **{k: v for k, v in kw.items() if v is not None})
+
+
+def option_words(p: argparse.ArgumentParser) -> dict[str, str]:
+    """The options of ``p`` that take a value, by the parameter they fill: ``{"max_retries": "--max-retries"}``
+    (not a one-letter one: ``n=200`` in a metric's recipe is no ``--n``)."""
+    return {a.dest: a.option_strings[-1] for a in p._actions  # argparse's list of the parser's arguments
+            if a.option_strings and a.nargs != 0 and len(a.dest) > 1}
+
+
+def in_command_words(message: str, words: Mapping[str, str]) -> str:
+    """An error of the library said in the command's options: ``executor='ray'`` -> ``--executor ray`` for every
+    option ``words`` names (the library's errors name its parameters, which the options fill)."""
+    if not words:
+        return message
+    names = "|".join(sorted((re.escape(w) for w in words), key=len, reverse=True))
+    pattern = rf"(?<![\w.-])({names})=('[^']*'|\"[^\"]*\"|[^\s,;:()]+)"
+
+    def option(m: re.Match) -> str:
+        value = m.group(2)
+        value = value[1:-1] if value[0] in "'\"" else value
+        return f"{words[m.group(1)]} {shlex.quote(value)}"
+
+    return re.sub(pattern, option, message)
 
 
 # --------------------------------------------------------------------------- the parser, one builder per group
@@ -67,15 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_run, _add_sweep, _add_reproduce, _add_reevaluate, _add_data, _add_lookup, _add_eval, _add_report, _add_gate,
                 _add_use, _add_card):
         add(sub)
+    for command in sub.choices.values():  # what an error of the library is said in (see ``in_command_words``)
+        command.set_defaults(words=option_words(command))
     return p
 
 
 def _add_run(sub) -> None:
     r = sub.add_parser("run", help="train and evaluate a protocol's models and seeds")
-    r.add_argument("--protocol", required=True, help="protocol name (see `ganbench list`) or path to a .toml file")
-    r.add_argument("--models", nargs="+", help="only these models of the protocol")
-    r.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: the protocol's)")
-    common(r, "device")
+    common(r, "protocol", "models", "seeds", "device", models="only these models of the protocol")
     r.add_argument("--resume", action="store_true", help="continue each run from its last checkpoint")
     common(r, "tracking_uri", "data_root")
     r.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides",
@@ -85,10 +112,7 @@ def _add_run(sub) -> None:
                    help="end a run early (status stopped, artifacts kept) when a health finding of this severity starts")
     r.add_argument("--plain", action="store_true",
                    help="train on the plain path instead of the fast one (same losses up to float rounding; slower)")
-    r.add_argument("--concurrent-seeds", action="store_true",
-                   help="train each model's seeds together in one process, batched (fills a GPU that one small "
-                        "GAN leaves idle); each seed stays its own MLflow run, with the losses it has alone up to "
-                        "float rounding")
+    common(r, "concurrent_seeds")
     r.add_argument("--threads", type=int, metavar="N",
                    help="torch threads per run (default: GANBENCH_THREADS, else the cores shared evenly among the "
                         "ganbench runs alive on this machine, so that concurrent runs do not oversubscribe them)")
@@ -97,10 +121,10 @@ def _add_run(sub) -> None:
 def _add_sweep(sub) -> None:
     sw = sub.add_parser("sweep", help="run a grid of protocols x models x seeds here or on a Ray cluster; finished "
                                       "cells are skipped, killed ones continued")
-    sw.add_argument("--protocol", required=True, nargs="+", dest="protocols", metavar="PROTOCOL",
-                    help="protocol names (see `ganbench list`) or paths to .toml files")
-    sw.add_argument("--models", nargs="+", help="only these models (default: each protocol's)")
-    sw.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: each protocol's)")
+    common(sw, "protocol", "models", "seeds",
+           protocol=dict(nargs="+", dest="protocols", metavar="PROTOCOL",
+                         help="protocol names (see `ganbench list`) or paths to .toml files"),
+           models="only these models (default: each protocol's)", seeds="only these seeds (default: each protocol's)")
     sw.add_argument("--executor", choices=("local", "ray"), default="local",
                     help="local: one cell after another in this process (default); ray: one Ray task per cell "
                          "(per model and protocol with --concurrent-seeds)")
@@ -112,12 +136,10 @@ def _add_sweep(sub) -> None:
            device="auto (a GPU per cell when there are GPUs), cpu, cuda (local executor: also cuda:N)")
     sw.add_argument("--max-retries", type=int, default=3, help="Ray: times a cell is retried when its worker dies (default 3)")
     sw.add_argument("--cpus-per-task", type=float, default=1, help="Ray: CPUs reserved by each cell (default 1)")
-    common(sw, "data_root")
-    sw.add_argument("--concurrent-seeds", action="store_true",
-                    help="train the unfinished seeds of each model together, one task (one GPU) per model and "
-                         "protocol; each seed stays its own cell and MLflow run (models that cannot batch their "
-                         "seeds train them one after another)")
-    common(sw, "json", json="machine-readable summary")
+    common(sw, "data_root", "concurrent_seeds", "json", json="machine-readable summary",
+           concurrent_seeds="train the unfinished seeds of each model together, one task (one GPU) per model and "
+                            "protocol; each seed stays its own cell and MLflow run (models that cannot batch their "
+                            "seeds train them one after another)")
 
 
 def _add_reproduce(sub) -> None:
@@ -127,22 +149,19 @@ def _add_reproduce(sub) -> None:
                                                   "the tiers file names them")
     rp.add_argument("--plan", action="store_true",
                     help="print each cell's state (finished, diverged, interrupted, todo) and estimated time, run nothing")
-    rp.add_argument("--out", default="reports", help="where the reports go (default: reports)")
+    common(rp, "out", out="where the reports go (default: reports)")
     rp.add_argument("--no-render", action="store_true", help="run the cells, render nothing")
     rp.add_argument("--tiers", metavar="FILE", help="the tiers file (default: the repository's reports/tiers.toml)")
-    common(rp, "tracking_uri", "device", "data_root")
-    rp.add_argument("--concurrent-seeds", action=argparse.BooleanOptionalAction, default=None,
-                    help="train each model's seeds together in one process (default: as each entry of the tiers "
-                         "file says; the gpu tier does)")
+    common(rp, "tracking_uri", "device", "data_root", "concurrent_seeds",
+           concurrent_seeds=dict(default=None, help="train each model's seeds together in one process (default: as "
+                                                    "each entry of the tiers file says; the gpu tier does)"))
 
 
 def _add_reevaluate(sub) -> None:
     re_ = sub.add_parser("reevaluate", help="measure finished runs again under their protocol's current evaluation "
                                             "(a metric added, other weights): the final weights, nothing trained")
-    re_.add_argument("--protocol", required=True, help="protocol name or .toml path")
-    re_.add_argument("--models", nargs="+", help="only these models (default: the protocol's)")
-    re_.add_argument("--seeds", nargs="+", type=int, help="only these seeds (default: the protocol's)")
-    common(re_, "tracking_uri", "device", "data_root")
+    common(re_, "protocol", "models", "seeds", "tracking_uri", "device", "data_root",
+           protocol="protocol name or .toml path")
 
 
 def _add_data(sub) -> None:
@@ -156,15 +175,15 @@ def _add_data(sub) -> None:
     t = dsub.add_parser("train-domain", help="train a domain classifier anew into a folder (use it with "
                                              "GANBENCH_DOMAIN_WEIGHTS=FOLDER: a new identity); ganbench ships them")
     t.add_argument("dataset", help="mnist or fashion-mnist")
-    t.add_argument("--out", required=True, metavar="FOLDER", help="where domain-<dataset>.pt is written")
-    common(t, "data_root")
+    common(t, "out", "data_root",
+           out=dict(required=True, default=None, metavar="FOLDER", help="where domain-<dataset>.pt is written"))
 
 
 def _add_lookup(sub) -> None:
     """``list``, ``show`` and ``diagnose``: what exists, and what a run holds."""
     ls = sub.add_parser("list", help="list protocols and zoo models")
     ls.add_argument("--protocols", action="store_true", help="protocols only")
-    ls.add_argument("--models", action="store_true", help="models only (with their cards)")
+    common(ls, "models", models=dict(action="store_true", nargs=None, help="models only (with their cards)"))
     s = sub.add_parser("show", help="show one MLflow run: status, parameters, metrics, artifacts")
     s.add_argument("run_id")
     common(s, "tracking_uri", "json")
@@ -181,7 +200,7 @@ def _add_lookup(sub) -> None:
 
 def _add_eval(sub) -> None:
     ev = sub.add_parser("eval", help="measure samples or a generator checkpoint under a protocol's evaluation")
-    ev.add_argument("--protocol", required=True, help="protocol name or path to a .toml file")
+    common(ev, "protocol", protocol="protocol name or path to a .toml file")
     ev.add_argument("--samples", help="an .npz or .npy (uint8 [0, 255], or float with --range; NCHW/NHWC) or a folder "
                                       "of .png images")
     ev.add_argument("--range", choices=tuple(RANGES), dest="value_range",
@@ -191,9 +210,8 @@ def _add_eval(sub) -> None:
     ev.add_argument("--checkpoint", help="generator weights: torch state_dict (loaded weights_only) or .safetensors")
     ev.add_argument("--z-dim", type=int, default=100, help="latent size of the generator (default 100)")
     ev.add_argument("--name", help="label of the MLflow run, the model's name on boards and baselines (default: external)")
-    ev.add_argument("--seed", type=int, help="the training seed of the generator measured (tells a baseline's "
-                                             "replicates apart)")
-    common(ev, "device", "tracking_uri")
+    common(ev, "seed", "device", "tracking_uri",
+           seed="the training seed of the generator measured (tells a baseline's replicates apart)")
     ev.add_argument("--no-track", action="store_true", help="print the results without logging an MLflow run")
     common(ev, "json", "data_root")
 
@@ -201,19 +219,16 @@ def _add_eval(sub) -> None:
 def _add_report(sub) -> None:
     """``report`` and ``compare``: leaderboards of tracked runs."""
     rep = sub.add_parser("report", help="render the leaderboard of a protocol: reports/<protocol>/index.html + README.md")
-    rep.add_argument("--protocol", required=True, help="protocol name or .toml file whose tracked runs to report")
-    rep.add_argument("--out", default="reports", help="output folder (default: reports)")
-    common(rep, "tracking_uri")
+    common(rep, "protocol", "out", "tracking_uri", protocol="protocol name or .toml file whose tracked runs to report")
     pub = sub.add_parser("publish", help="render every listed protocol's report, the index reports/README.md and the "
                                          "DCGAN vs WGAN-GP stability page; protocols without runs are listed as skipped")
     pub.add_argument("protocols", nargs="*", help="protocol names or .toml files (default: every protocol of the catalogue)")
-    pub.add_argument("--out", default="reports", help="output folder (default: reports; literature.toml is read from it)")
-    common(pub, "tracking_uri")
+    common(pub, "out", "tracking_uri", out="output folder (default: reports; literature.toml is read from it)")
     cmp_ = sub.add_parser("compare", help="two models side by side: metric deltas, Welch's t-test over seeds, stability, verdict")
     cmp_.add_argument("model_a")
     cmp_.add_argument("model_b")
-    cmp_.add_argument("--protocol", required=True, help="protocol name whose runs to compare (the newest hash with both models)")
-    common(cmp_, "tracking_uri")
+    common(cmp_, "protocol", "tracking_uri",
+           protocol="protocol name whose runs to compare (the newest hash with both models)")
 
 
 def _add_gate(sub) -> None:
@@ -221,7 +236,7 @@ def _add_gate(sub) -> None:
     chk = sub.add_parser("check", help="quality regression gate: exit 1 when a metric is worse than the baseline's spread allows")
     common(chk, "runs")
     chk.add_argument("--baseline", required=True, help="baseline JSON (see `ganbench baseline save`)")
-    chk.add_argument("--confidence", type=float, help="one-sided confidence of the gate (default: the baseline's)")
+    common(chk, "confidence", confidence="one-sided confidence of the gate (default: the baseline's)")
     chk.add_argument("--allow-protocol-change", action="store_true",
                      help="gate runs made under another identity than the baseline's (changed budget, model card or "
                           "weights); the result says what changed")
@@ -229,9 +244,9 @@ def _add_gate(sub) -> None:
     bl = sub.add_parser("baseline", help="quality baselines for `ganbench check`")
     blsub = bl.add_subparsers(dest="baseline_command", required=True)
     bls = blsub.add_parser("save", help="write a baseline from finished runs of one protocol hash")
-    common(bls, "runs")
-    bls.add_argument("--out", required=True, help="baseline JSON to write, e.g. baselines/<protocol>.json")
-    bls.add_argument("--confidence", type=float, default=0.99, help="one-sided confidence stored with the baseline")
+    common(bls, "runs", "out", "confidence",
+           out=dict(required=True, default=None, help="baseline JSON to write, e.g. baselines/<protocol>.json"),
+           confidence=dict(default=0.99, help="one-sided confidence stored with the baseline"))
     bls.add_argument("--model", dest="models", action="append",
                      help="only this model's runs (repeatable), e.g. the --name of your `ganbench eval` runs")
     common(bls, "tracking_uri")
@@ -245,40 +260,35 @@ def _add_use(sub) -> None:
     sm = sub.add_parser("sample", help="a PNG grid (and optionally .npz) of samples of a trained run's generator")
     common(sm, "run")
     sm.add_argument("--n", type=int, default=64, help="number of samples (default 64; grid of ceil(sqrt(n)) columns)")
-    sm.add_argument("--label", type=int, help="class of every sample (conditional models; default: classes in turn)")
-    sm.add_argument("--seed", type=int, help="seed of z (default: the protocol's fixed z, as in the run's grids)")
-    common(sm, "ema")
+    common(sm, "label", "seed", "ema", seed="seed of z (default: the protocol's fixed z, as in the run's grids)")
     sm.add_argument("--npz", action="store_true", help="also write the uint8 images (and labels) beside the PNG")
-    sm.add_argument("--out", help="PNG path (default: <run folder>/samples/sample_seed<S>[_label<L>].png)")
-    common(sm, "device_cpu", "tracking_uri")
-    sm.add_argument("--truncation", type=float, metavar="PSI",
-                    help="truncation trick psi (style-based generators: w = w_avg + psi (w - w_avg); 1 = off)")
+    common(sm, "out", "device", "tracking_uri", "truncation", device=DEVICE_CPU,
+           out=dict(default=None, help="PNG path (default: <run folder>/samples/sample_seed<S>[_label<L>].png)"),
+           truncation="truncation trick psi (style-based generators: w = w_avg + psi (w - w_avg); 1 = off)")
     smx = sub.add_parser("style-mix", help="style-mixing grid of a style-based generator: rows give coarse styles, "
                                            "columns fine ones")
     common(smx, "run")
     smx.add_argument("--rows", type=int, default=4, help="sources of the coarse styles (default 4)")
     smx.add_argument("--cols", type=int, default=6, help="sources of the fine styles (default 6)")
-    smx.add_argument("--seed", type=int, default=0, help="seed of the rows' and columns' z (default 0)")
+    common(smx, "seed", seed=dict(default=0, help="seed of the rows' and columns' z (default 0)"))
     smx.add_argument("--cutoff", type=int, help="style inputs taken from the row (default: the layers up to 8x8)")
-    smx.add_argument("--truncation", type=float, metavar="PSI", help="truncate every w first (1 = off)")
-    common(smx, "ema")
-    smx.add_argument("--out", help="PNG path (default: <run folder>/samples/style_mix_seed<S>_cut<K>.png)")
-    common(smx, "device_cpu", "tracking_uri")
+    common(smx, "truncation", "ema", "out", "device", "tracking_uri", device=DEVICE_CPU,
+           truncation="truncate every w first (1 = off)",
+           out=dict(default=None, help="PNG path (default: <run folder>/samples/style_mix_seed<S>_cut<K>.png)"))
     ip = sub.add_parser("interpolate", help="spherical interpolation between random latent pairs: one grid row per pair")
     common(ip, "run")
     ip.add_argument("--pairs", type=int, default=8, help="number of (z0, z1) pairs: grid rows (default 8)")
     ip.add_argument("--steps", type=int, default=10, help="interpolation steps from z0 to z1: grid columns (default 10)")
-    ip.add_argument("--seed", type=int, default=0, help="seed of the pairs (default 0)")
-    common(ip, "ema")
-    ip.add_argument("--label", type=int, help="class of every row (conditional models; default: classes in turn)")
-    ip.add_argument("--out", help="PNG path (default: <run folder>/samples/interpolate_seed<S>[_label<L>].png)")
-    common(ip, "device_cpu", "tracking_uri")
+    common(ip, "seed", "ema", "label", "out", "device", "tracking_uri", device=DEVICE_CPU,
+           seed=dict(default=0, help="seed of the pairs (default 0)"),
+           label="class of every row (conditional models; default: classes in turn)",
+           out=dict(default=None, help="PNG path (default: <run folder>/samples/interpolate_seed<S>[_label<L>].png)"))
 
 
 def _add_card(sub) -> None:
     cd = sub.add_parser("card", help="write measured results into zoo cards: [results.<protocol>] from finished runs")
     cd.add_argument("models", nargs="+", metavar="MODEL", help="zoo model names")
-    cd.add_argument("--protocol", required=True, help="protocol name whose finished runs to summarise (newest hash)")
+    common(cd, "protocol", protocol="protocol name whose finished runs to summarise (newest hash)")
     cd.add_argument("--zoo-dir", help="folder of the cards to update (default: where `ganbench list` finds them)")
     common(cd, "tracking_uri")
 
@@ -287,59 +297,58 @@ def _add_card(sub) -> None:
 
 
 def cmd_eval(args) -> int:
-    out = eval_protocol(args.protocol, args.samples, args.generator, args.checkpoint, args.z_dim, args.device,
-                        args.tracking_uri, args.name, not args.no_track, args.data_root,
-                        value_range=RANGES[args.value_range] if args.value_range else None, seed=args.seed)
+    res = api.evaluate_files(args.protocol, samples=args.samples, generator=args.generator, checkpoint=args.checkpoint,
+                             z_dim=args.z_dim, device=args.device, data_root=args.data_root,
+                             value_range=RANGES[args.value_range] if args.value_range else None,
+                             track=not args.no_track, tracking_uri=args.tracking_uri, name=args.name, seed=args.seed)
     if args.json:
-        print(json.dumps({"run_id": out.run_id, "eval_time_s": out.eval_time_s, "source": out.source,
-                          "results": {k: dataclasses.asdict(r) for k, r in out.results.items()}}, indent=2))
+        print(json.dumps({"run_id": res.run_id, "eval_time_s": res.eval_time_s, "source": res.source,
+                          "results": {k: dataclasses.asdict(r) for k, r in res.metrics.items()}}, indent=2))
         return 0
-    for r in out.results.values():
+    for r in res.metrics.values():
         if r.value is None:
             print(f"{r.name:28s} unavailable: {r.unavailable}")
             continue
         std = f" ± {r.std:.4g}" if r.std is not None else ""
         floor = f"   (real-vs-real floor {r.floor:.4g})" if r.floor is not None else ""
         print(f"{r.name:28s} {r.value:.6g}{std}{floor}")
-    print(f"evaluated {out.source} in {out.eval_time_s:.1f}s" + (f"; MLflow run {out.run_id}" if out.run_id else ""))
+    print(f"evaluated {res.source} in {res.eval_time_s:.1f}s" + (f"; MLflow run {res.run_id}" if res.run_id else ""))
     return 0
 
 
 def cmd_diagnose(args) -> int:
     diag = api.diagnose(args.run_id, map=",".join(args.mapping or []) or None, tracking_uri=args.tracking_uri).diagnosis
-    print(json.dumps(diag.to_dict(), indent=2, sort_keys=True) if args.json else format_report(diag, f"run {args.run_id}  "))
+    print(json.dumps(diag.to_dict(), indent=2, sort_keys=True) if args.json
+          else api.format_report(diag, f"run {args.run_id}  "))
     return 0
 
 
 def cmd_run(args) -> int:
-    outcomes = run_protocol(args.protocol, args.models, args.seeds, args.device, args.resume,
-                            args.tracking_uri, args.data_root, progress=True, stop_on=args.stop_on,
-                            overrides=parse_overrides(args.overrides), fast=not args.plain,
-                            together=args.concurrent_seeds, threads=args.threads)
-    for o in outcomes:
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in o.metrics.items()
+    runs = api.run(args.protocol, args.models, args.seeds, device=args.device, resume=args.resume,
+                   tracking_uri=args.tracking_uri, data_root=args.data_root, progress=True, stop_on=args.stop_on,
+                   overrides=api.parse_overrides(args.overrides), fast=not args.plain,
+                   concurrent_seeds=args.concurrent_seeds, threads=args.threads)
+    for r in runs:
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in r.metrics.items()
                           if not k.startswith(RUN_BOOKKEEPING) and not k.endswith(("_std", "_floor")))
-        print(f"{o.model:10s} seed {o.seed}  {o.status:9s} run {o.run_id}  {shown}")
-        if o.message:
-            print(f"    {o.message}")
-        print(f"    artifacts: {o.run_dir}")
-    if outcomes:
-        print(where_to_look(args.protocol, outcomes, args.tracking_uri))
-    return 0 if all(o.status == "finished" for o in outcomes) else 1
+        print(f"{r.model:10s} seed {r.seed}  {r.status:9s} run {r.run_id}  {shown}")
+        if r.message:
+            print(f"    {r.message}")
+        print(f"    artifacts: {r.run_dir}")
+    if runs:
+        print(where_to_look(args.protocol, runs, args.tracking_uri))
+    return 0 if all(r.ok for r in runs) else 1
 
 
-def where_to_look(protocol: str, outcomes, tracking_uri: str | None) -> str:
+def where_to_look(protocol: str, runs: list[api.Run], tracking_uri: str | None) -> str:
     """Where a run's pictures and numbers are: the newest grid of each run, the report command, the MLflow UI."""
     lines = ["where to look:"]
-    for o in outcomes:
-        pictures = sorted(o.run_dir.glob("grids/*.png")) or sorted(o.run_dir.glob("scatter/*.png"))
+    for r in runs:
+        pictures = sorted(r.run_dir.glob("grids/*.png")) or sorted(r.run_dir.glob("scatter/*.png"))
         if pictures:
-            lines.append(f"  {o.model} seed {o.seed}, last grid: {pictures[-1]}")
+            lines.append(f"  {r.model} seed {r.seed}, last grid: {pictures[-1]}")
     lines.append(f"  leaderboard: ganbench report --protocol {protocol}  (writes reports/<protocol>/index.html)")
-    uri = track.tracking_uri(tracking_uri)
-    ui = f"mlflow ui --backend-store-uri {shlex.quote(uri)}  (then open http://127.0.0.1:5000)" \
-        if track.sqlite_path(uri) is not None else uri
-    lines.append(f"  MLflow UI: {ui}")
+    lines.append(f"  MLflow UI: {api.mlflow_ui(tracking_uri)}")
     return "\n".join(lines)
 
 
@@ -349,10 +358,11 @@ def _show_cell(args):
 
 
 def cmd_sweep(args) -> int:
-    result = sweep(args.protocols, args.models, args.seeds, args.executor, args.address, args.tracking_uri,
-                   args.device, args.data_root, args.max_retries, args.cpus_per_task, progress=not args.json,
-                   on_cell=_show_cell(args), concurrent_seeds=args.concurrent_seeds)
-    print(to_json(result) if args.json else "\n" + result.table())
+    result = api.sweep(args.protocols, args.models, args.seeds, executor=args.executor, address=args.address,
+                       device=args.device, tracking_uri=args.tracking_uri, data_root=args.data_root,
+                       max_retries=args.max_retries, cpus_per_task=args.cpus_per_task,
+                       concurrent_seeds=args.concurrent_seeds, progress=not args.json, on_cell=_show_cell(args))
+    print(api.sweep_json(result) if args.json else "\n" + result.table())
     return 0 if result.ok else 1
 
 
@@ -407,7 +417,7 @@ def cmd_list(args) -> int:
             print(f"  {m.name:20s} loss {m.loss.name}, G {m.generator.arch}, D {m.discriminator.arch}, n_critic {m.n_critic}")
             if args.models:
                 print(f"      paper: {m.paper}")
-                lines = format_results(m.results) or ["(not measured yet)"]
+                lines = api.format_results(m.results) or ["(not measured yet)"]
                 print(f"      results: {lines[0]}" + "".join(f"\n               {x}" for x in lines[1:]))
     return 0
 
@@ -447,7 +457,7 @@ def cmd_publish(args) -> int:
 
 def cmd_compare(args) -> int:
     c = api.compare(args.protocol, args.model_a, args.model_b, tracking_uri=args.tracking_uri)
-    head, rows = comparison_rows(c)
+    head, rows = api.comparison_rows(c)
     widths = [max(len(x) for x in col) for col in zip(head, *rows)]
     print(f"{c.protocol} (hash {c.protocol_hash[:12]})")
     for row in [head, *rows]:
@@ -458,46 +468,49 @@ def cmd_compare(args) -> int:
 
 
 def cmd_check(args) -> int:
-    result = check(args.runs, args.baseline, args.tracking_uri, args.confidence, args.allow_protocol_change)
+    result = api.check(args.runs, args.baseline, confidence=args.confidence, tracking_uri=args.tracking_uri,
+                       allow_protocol_change=args.allow_protocol_change)
     print(result.table())
     return 0 if result.ok else 1
 
 
 def cmd_baseline(args) -> int:
     if args.baseline_command == "migrate":
-        data = migrate_baseline(args.path)
+        data = api.migrate_baseline(args.path)
         print(f"{args.path}: format {data['format']}, " + ", ".join(
             f"{m} identity {v['identity'][:12]}" for m, v in data["models"].items()))
         return 0
-    data = save_baseline(args.runs, args.out, args.tracking_uri, args.confidence, args.models)
+    data = api.save_baseline(args.runs, args.out, model=args.models, confidence=args.confidence,
+                             tracking_uri=args.tracking_uri)
     seeds = ", ".join(f"{m} {len(v['seeds'])} seeds" for m, v in data["models"].items())
     print(f"wrote {args.out}: {data['protocol']} ({data['protocol_hash'][:12]}), {seeds}")
     return 0
 
 
 def cmd_sample(args) -> int:
-    out = sample(args.run, args.n, args.label, args.seed, args.ema, args.npz, args.out, args.tracking_uri, args.device,
-                 truncation=args.truncation)
+    out = api.sample(args.run, args.n, label=args.label, seed=args.seed, ema=args.ema, npz=args.npz, out=args.out,
+                     truncation=args.truncation, device=args.device, tracking_uri=args.tracking_uri)
     print("\n".join(str(p) for p in (out.png, out.npz) if p is not None))
     return 0
 
 
 def cmd_interpolate(args) -> int:
-    out = interpolate(args.run, args.pairs, args.steps, args.seed, args.ema, args.label, args.out, args.tracking_uri,
-                      args.device)
+    out = api.interpolate(args.run, args.pairs, args.steps, seed=args.seed, ema=args.ema, label=args.label,
+                          out=args.out, device=args.device, tracking_uri=args.tracking_uri)
     print(out.png)
     return 0
 
 
 def cmd_card(args) -> int:
-    for u in update_cards(args.models, args.protocol, args.tracking_uri, args.zoo_dir):
-        print(f"{u.path} [results.{u.protocol}]: {format_results({u.protocol: u.table})[0]}")
+    for u in api.update_cards(args.models, args.protocol, zoo_dir=args.zoo_dir, tracking_uri=args.tracking_uri):
+        print(f"{u.path} [results.{u.protocol}]: {api.format_results({u.protocol: u.table})[0]}")
     return 0
 
 
 def cmd_style_mix(args) -> int:
-    out = style_mix(args.run, args.rows, args.cols, args.seed, args.cutoff, args.truncation, args.ema, args.out,
-                    args.tracking_uri, args.device)
+    out = api.style_mix(args.run, args.rows, args.cols, seed=args.seed, cutoff=args.cutoff,
+                        truncation=args.truncation, ema=args.ema, out=args.out, device=args.device,
+                        tracking_uri=args.tracking_uri)
     print(out.png)
     return 0
 
@@ -557,10 +570,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _interrupt)
     try:
         if getattr(args, "data_root", None):  # a mistyped folder is an error before any work starts
-            check_data_root(args.data_root)
+            api.check_data_root(args.data_root)
         return HANDLERS[args.command](args)
-    except GanbenchError as err:
-        print(f"ganbench: error: {err}", file=sys.stderr)
+    except api.GanbenchError as err:
+        print(f"ganbench: error: {in_command_words(str(err), args.words)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nganbench: {interrupted(args.command, argv)}", file=sys.stderr)

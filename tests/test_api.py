@@ -183,3 +183,36 @@ def test_api_functions_and_stage_packages_have_distinct_names():
 
     assert ganbench.train is ganbench.api.train and ganbench.diagnose is ganbench.api.diagnose
     assert ganbench.report is ganbench.api.report
+
+
+# --------------------------------------------------------------------------- what the other commands do
+
+
+def test_evaluate_files_is_ganbench_eval_and_evaluate(eval_protocol, images, tmp_path):
+    """Files as `ganbench eval` names them give the numbers of the same images in memory; exactly one source."""
+    proto = eval_protocol(n=200, metrics=("fid",), name="apifiles")
+    npz = tmp_path / "s.npz"
+    np.savez(npz, samples=images.numpy())
+    from_file = ganbench.api.evaluate_files(proto, samples=npz, device="cpu")
+    in_memory = ganbench.evaluate(images, proto, device="cpu")
+    assert from_file["domain_fid_200_test"] == in_memory["domain_fid_200_test"]
+    assert from_file.identity == in_memory.identity and from_file.run_id is None  # not tracked unless asked
+    assert from_file.source == f"samples:{npz}" and from_file.protocol == "apifiles"
+    with pytest.raises(GanbenchError, match="exactly one of"):
+        ganbench.api.evaluate_files(proto, device="cpu")
+
+
+def test_run_sample_and_interpolate_are_the_commands(run, tmp_path, capsys):
+    """`ganbench run` is ``api.run`` (a finished run again: left as it is by --resume), and `ganbench sample` /
+    `interpolate` are ``api.sample`` / ``api.interpolate``: the same samples and errors from a Run or its id."""
+    (again,) = ganbench.api.run(run.protocol, ["gan-mlp2d"], [0], device="cpu", resume=True,
+                                overrides={"optim_d.lr": LR})
+    assert again.ok and again.run_id == run.cli_runs[0]
+    assert main(["sample", run.cli_runs[0], "--n", "16", "--seed", "3", "--npz", "--out", str(tmp_path / "c.png")]) == 0
+    got = ganbench.api.sample(again, 16, seed=3, npz=True, out=tmp_path / "a.png")
+    assert np.array_equal(np.load(got.npz)["points"], np.load(tmp_path / "c.npz")["points"])
+    capsys.readouterr()
+    assert main(["interpolate", run.cli_runs[0]]) == 2  # a 2D mixture has no image grid to interpolate in
+    assert "interpolate draws image grids" in capsys.readouterr().err
+    with pytest.raises(GanbenchError, match="interpolate draws image grids"):
+        ganbench.api.interpolate(again)

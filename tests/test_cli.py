@@ -1,12 +1,18 @@
-"""The ganbench command: exit codes 0 / 1 / 2 and readable errors, through a real subprocess."""
+"""The ganbench command: exit codes 0 / 1 / 2 and readable errors. Most cases call ``main(argv)`` in this process
+(an interpreter start-up with torch and MLflow costs seconds); a few go through a real subprocess, where the
+process is what is tested: the exit code a shell sees, ``--help``, Ctrl-C, the current folder."""
 
 import os
+import re
 import subprocess
 import sys
+import warnings
 
 import pytest
 
-from ganbench.cli import main
+from ganbench import api
+from ganbench.cli import build_parser, in_command_words, main
+from ganbench.core.errors import GanbenchError
 from test_cli_eval import GEN_MODULE  # the same tiny generator module
 
 
@@ -15,16 +21,28 @@ def ganbench(*args, env=None):
                           env={**os.environ, **(env or {})})
 
 
-def test_help_everywhere():
+def exit_code(argv: list[str]) -> int | str | None:
+    """The code argparse exits with (``--help``, bad arguments), which ``main`` does not return."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    return exit_.value.code
+
+
+def test_help_from_the_shell():
+    res = ganbench("--help")
+    assert res.returncode == 0 and "usage: ganbench" in res.stdout
+
+
+def test_help_everywhere(capsys):
     for args in ([], ["run"], ["data"], ["data", "fetch"], ["list"], ["show"], ["sweep"], ["reproduce"]):
-        res = ganbench(*args, "--help")
-        assert res.returncode == 0 and "usage: ganbench" in res.stdout
+        assert exit_code([*args, "--help"]) == 0
+        assert "usage: ganbench" in capsys.readouterr().out
 
 
-def test_list_shows_protocols_and_models():
-    res = ganbench("list")
-    assert res.returncode == 0
-    assert "fashion-50ep" in res.stdout and "fashion-smoke" in res.stdout and "wgan-gp" in res.stdout
+def test_list_shows_protocols_and_models(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "fashion-50ep" in out and "fashion-smoke" in out and "wgan-gp" in out
 
 
 @pytest.mark.parametrize("args, message", [
@@ -39,15 +57,49 @@ def test_list_shows_protocols_and_models():
     (["run", "--protocol", "fashion-smoke", "--set", "tricks.emma=0.9"], "unknown key 'emma'"),
     (["run", "--protocol", "fashion-smoke", "--threads", "-1"], "--threads -1: expected a positive number of threads"),
 ])
-def test_user_errors_exit_2_without_traceback(args, message):
-    res = ganbench(*args)
+def test_user_errors_exit_2_without_traceback(args, message, capsys):
+    code = main(args)  # an exception other than GanbenchError would end the test with its traceback
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_user_error_exits_2_from_the_shell_without_traceback():
+    """What a shell sees: ``sys.exit(main())`` gives it the exit code, and stderr the message alone."""
+    res = ganbench("run", "--protocol", "nope")
     assert res.returncode == 2, res.stderr
-    assert message in res.stderr and "Traceback" not in res.stderr
+    assert "Unknown protocol 'nope'. Available:" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_bad_arguments_exit_2():
-    assert ganbench("run").returncode == 2  # --protocol is required
-    assert ganbench("frobnicate").returncode == 2
+def test_bad_arguments_exit_2(capsys):
+    assert exit_code(["run"]) == 2  # --protocol is required
+    assert exit_code(["frobnicate"]) == 2
+
+
+def test_errors_of_the_library_are_said_in_the_options_of_the_command(capsys):
+    """The pipeline names its parameters (``executor='ray'``); the command says them as its options."""
+    with pytest.raises(GanbenchError, match=re.escape("address='127.0.0.1:1' names a Ray cluster: use it with "
+                                                      "executor='ray'")):
+        api.sweep("ring8", address="127.0.0.1:1")
+    assert main(["sweep", "--protocol", "ring8", "--address", "127.0.0.1:1"]) == 2
+    assert "error: --address 127.0.0.1:1 names a Ray cluster: use it with --executor ray" in capsys.readouterr().err
+    assert main(["sweep", "--protocol", "ring8", "--max-retries", "-1"]) == 2
+    assert "--max-retries -1, --cpus-per-task 1: expected retries >= 0" in capsys.readouterr().err
+    words = {"device": "--device", "seed": "--seed", "address": "--address"}
+    said = in_command_words("--set tricks.seed=3 and d_loss=lossD stay; device='cuda:1' with address='a b'", words)
+    assert said == "--set tricks.seed=3 and d_loss=lossD stay; --device cuda:1 with --address 'a b'"
+
+
+def test_concurrent_seeds_is_one_option_of_one_form():
+    """``--concurrent-seeds`` / ``--no-concurrent-seeds`` wherever seeds can train together; ``reproduce`` leaves it
+    unset (None: each entry of the tiers file says) unless given."""
+    parse = build_parser().parse_args
+    for command in (["run", "--protocol", "p"], ["sweep", "--protocol", "p"], ["reproduce", "--tier", "cpu"]):
+        assert parse([*command, "--concurrent-seeds"]).concurrent_seeds is True
+        assert parse([*command, "--no-concurrent-seeds"]).concurrent_seeds is False
+    assert parse(["run", "--protocol", "p"]).concurrent_seeds is False
+    assert parse(["sweep", "--protocol", "p"]).concurrent_seeds is False
+    assert parse(["reproduce", "--tier", "cpu"]).concurrent_seeds is None
 
 
 def test_finished_run_exits_0_and_show_reads_it(tiny_protocol, capsys):
@@ -191,14 +243,22 @@ def _bad_input(kind: str, tmp_path, protocol: str) -> tuple[list[str], str, str]
 
 @pytest.mark.parametrize("kind", ["empty-npz", "unreadable-png", "png-size", "garbage-npz", "eval-garbage", "eval-pickle", "sample-pickle",
                                   "sample-not-ganbench", "sample-wrong-weights", "interpolate-garbage"])
-def test_bad_files_exit_2_naming_the_file(kind, tmp_path, eval_protocol):
+def test_bad_files_exit_2_naming_the_file(kind, tmp_path, eval_protocol, capsys, monkeypatch):
     """Each used to end in a raw traceback with exit 1 (torch's advice to load with weights_only=False
     included); now exit 2 with a message that names the file and says what was expected."""
     args, name, what = _bad_input(kind, tmp_path, eval_protocol(n=200, metrics=("fid",), name="files"))
-    res = subprocess.run([sys.executable, "-m", "ganbench.cli", *args], capture_output=True, text=True, cwd=tmp_path)
-    assert res.returncode == 2, res.stderr[-3000:]
-    assert name in res.stderr and what in res.stderr, res.stderr
-    assert "Traceback" not in res.stderr and "weights_only" not in res.stderr
+    monkeypatch.chdir(tmp_path)  # run from there, as a user would: `mygen` is looked up in the current folder
+    monkeypatch.setattr(sys, "path", list(sys.path))  # which that lookup appends to the path: undone after the test
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # what a terminal would show on stderr
+            warnings.simplefilter("always")
+            code = main(args)
+    finally:
+        sys.modules.pop("mygen", None)
+    stderr = capsys.readouterr().err + "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)
+    assert code == 2, stderr[-3000:]
+    assert name in stderr and what in stderr, stderr
+    assert "Traceback" not in stderr and "weights_only" not in stderr
 
 
 def test_generator_module_in_the_current_folder_needs_no_pythonpath(tmp_path, eval_protocol):

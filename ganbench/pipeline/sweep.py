@@ -326,15 +326,16 @@ def sweep(protocols: str | Sequence[str], models: list[str] | None = None, seeds
     one task (and one GPU) per group instead of per cell (:func:`run_group`); each seed stays its own
     cell and MLflow run."""
     if executor not in EXECUTORS:
-        raise GanbenchError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+        raise GanbenchError(f"executor={executor!r}: expected one of {', '.join(EXECUTORS)}")
     if max_retries < 0 or cpus_per_task <= 0:
-        raise GanbenchError("--max-retries must be >= 0 and --cpus-per-task > 0")
+        raise GanbenchError(f"max_retries={max_retries}, cpus_per_task={cpus_per_task}: expected retries >= 0 and "
+                            "CPUs per task > 0")
     if address is not None and executor != "ray":
-        raise GanbenchError("--address names a Ray cluster: use it with --executor ray")
+        raise GanbenchError(f"address={address!r} names a Ray cluster: use it with executor='ray'")
     if executor == "ray":  # fail before any work: Ray missing, a device Ray cannot give, nothing at the address
         _import_ray()
         if device not in ("auto", "cpu", "cuda"):
-            raise GanbenchError(f"--device {device!r} with --executor ray: Ray gives each task its own GPU; "
+            raise GanbenchError(f"device={device!r} with executor='ray': Ray gives each task its own GPU; "
                                 "use auto, cuda or cpu")
         if address not in (None, "auto", "local"):
             host = parse_address(address)[0]
@@ -392,8 +393,8 @@ def _import_ray():
     try:
         import ray  # an optional extra (ganbench[ray]): only the Ray executor needs it
     except ImportError as err:
-        raise GanbenchError("--executor ray needs Ray, an optional extra: pip install 'ganbench[ray]' "
-                            "(or use --executor local)") from err
+        raise GanbenchError("executor='ray' needs Ray, an optional extra: pip install 'ganbench[ray]' "
+                            "(or use executor='local')") from err
     return ray
 
 
@@ -405,7 +406,7 @@ def parse_address(address: str) -> tuple[str, int]:
     if not sep:
         host, port = hostport, str(RAY_CLIENT_PORT if client else RAY_GCS_PORT)
     if not port.isdigit() or not host:
-        raise GanbenchError(f"--address {address!r}: expected ray://HOST:PORT (Ray Client) or HOST:PORT (the GCS "
+        raise GanbenchError(f"address={address!r}: expected ray://HOST:PORT (Ray Client) or HOST:PORT (the GCS "
                             "address `ray start --head` prints), or auto")
     return host.strip("[]"), int(port)
 
@@ -423,7 +424,7 @@ def refuse_local_store(uri: str, where: str) -> None:
     if local_store(uri):
         raise GanbenchError(f"the tracking store {uri} is a local file, but {where} cannot write to it: run an MLflow "
                             "server (mlflow server --backend-store-uri ... --artifacts-destination ...) and pass "
-                            "--tracking-uri http://HOST:PORT")
+                            "tracking_uri='http://HOST:PORT'")
 
 
 def local_store(uri: str) -> bool:
@@ -466,10 +467,10 @@ def _run_ray(units: list[dict[int, RunSpec]], tracker, address, device, data_roo
             refuse_local_store(tracker.uri, f"the Ray cluster's nodes on other hosts ({', '.join(remote_nodes)})")
         gpus = ray.cluster_resources().get("GPU", 0)
         if device == "cuda" and not gpus:
-            raise GanbenchError("--device cuda: the Ray cluster has no GPUs; use --device auto or cpu")
+            raise GanbenchError("device='cuda': the Ray cluster has no GPUs; use device='auto' or device='cpu'")
         use_gpu = bool(gpus) and device != "cpu"
         if max((n.get("Resources", {}).get("CPU", 0) for n in nodes), default=0) < cpus_per_task:
-            raise GanbenchError(f"--cpus-per-task {cpus_per_task}: no node of the Ray cluster has that many CPUs")
+            raise GanbenchError(f"cpus_per_task={cpus_per_task}: no node of the Ray cluster has that many CPUs")
         # A manifest in the ganbench home: tasks refuse to run where it is not visible (home not shared).
         manifest = ganbench_home() / "sweeps" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
         atomic_write_bytes(manifest, json.dumps({
