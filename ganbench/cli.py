@@ -65,9 +65,9 @@ def common(p: argparse.ArgumentParser, *names: str, **changes: str | dict) -> No
 
 def option_words(p: argparse.ArgumentParser) -> dict[str, str]:
     """The options of ``p`` that take a value, by the parameter they fill: ``{"max_retries": "--max-retries"}``
-    (not a one-letter one: ``n=200`` in a metric's recipe is no ``--n``)."""
+    (per command: ``sample``'s ``n=0`` is its ``--n 0``)."""
     return {a.dest: a.option_strings[-1] for a in p._actions  # argparse's list of the parser's arguments
-            if a.option_strings and a.nargs != 0 and len(a.dest) > 1}
+            if a.option_strings and a.nargs != 0}
 
 
 def in_command_words(message: str, words: Mapping[str, str]) -> str:

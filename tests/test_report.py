@@ -74,10 +74,10 @@ def store(tmp_path_factory):
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         uri = f"sqlite:///{root / 'home' / 'mlflow.db'}"
         runs = {}
-        for o in run_protocol(str(files[EPOCHS]), ["dcgan"], [0, 1, 2], "cpu", tracking_uri=uri, progress=False):
-            runs[f"dcgan{o.seed}"] = o
-        for o in run_protocol(str(files[EPOCHS]), ["wgan-gp"], [0, 1], "cpu", tracking_uri=uri, progress=False):
-            runs[f"wgan{o.seed}"] = o
+        for model, key, seeds in (("dcgan", "dcgan", [0, 1, 2]), ("wgan-gp", "wgan", [0, 1])):  # seeds together
+            for o in run_protocol(str(files[EPOCHS]), [model], seeds, "cpu", tracking_uri=uri, progress=False,
+                                  together=True):
+                runs[f"{key}{o.seed}"] = o
         (runs["short"],) = run_protocol(str(files[1]), ["dcgan"], [0], "cpu", tracking_uri=uri, progress=False)
         forward = dcgan28.Generator28.forward
         noise = torch.Generator().manual_seed(0)  # induced failure: the generator's output is replaced by fixed-seed noise

@@ -14,6 +14,7 @@ import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
+import ganbench.pipeline.measure as measure_module
 import ganbench.pipeline.run as run_module
 from ganbench import api
 from ganbench.cli import main
@@ -165,13 +166,13 @@ def test_a_killed_cell_is_continued_from_its_checkpoint_and_ends_as_an_uninterru
 def test_a_failed_cell_exits_1_still_renders_and_is_run_again_next_time(tmp_path, monkeypatch, capsys):
     path = ring(tmp_path, "rep-fail")
     tiers = tiers_file(tmp_path, f'protocol = "{path.name}"\nwhy = "one cell fails once"')
-    evaluate = run_module.evaluate
+    evaluate = measure_module.evaluate
 
     def broken_once(*args, **kwargs):  # an induced fault in the first cell's evaluation
-        monkeypatch.setattr(run_module, "evaluate", evaluate)
+        monkeypatch.setattr(measure_module, "evaluate", evaluate)
         raise RuntimeError("induced evaluation fault")
 
-    monkeypatch.setattr(run_module, "evaluate", broken_once)
+    monkeypatch.setattr(measure_module, "evaluate", broken_once)
     out = tmp_path / "reports"
     args = ["reproduce", "--tier", "cpu", "--tiers", str(tiers), "--out", str(out), "--device", "cpu"]
     assert main(args) == 1

@@ -140,11 +140,11 @@ def load_generator(factory: str | Callable[[], torch.nn.Module], checkpoint: str
     if isinstance(factory, str):
         module_name, _, fn_name = factory.partition(":")
         if not module_name or not fn_name:
-            raise GanbenchError(f"--generator {factory!r}: expected module:function, e.g. mypkg.models:make_generator")
+            raise GanbenchError(f"generator={factory!r}: expected module:function, e.g. mypkg.models:make_generator")
         try:
             factory = getattr(_import_from_cwd(module_name), fn_name)
         except (ImportError, AttributeError) as err:
-            raise GanbenchError(f"--generator {module_name}:{fn_name}: {err} (modules are looked up in the current "
+            raise GanbenchError(f"generator={module_name}:{fn_name}: {err} (modules are looked up in the current "
                                 "folder, then on the Python path)") from err
     G = factory()
     if not isinstance(G, torch.nn.Module):
@@ -243,5 +243,5 @@ def load_samples(source, protocol: Protocol, value_range: tuple[float, float] | 
     if path.suffix == ".npy" and path.is_file():
         return load_npy(path, c, s, value_range)
     if not path.exists():
-        raise GanbenchError(f"--samples {path}: no such file or folder")
-    raise GanbenchError(f"--samples {path}: expected an .npz or .npy file or a folder of .png images")
+        raise GanbenchError(f"samples={path}: no such file or folder")
+    raise GanbenchError(f"samples={path}: expected an .npz or .npy file or a folder of .png images")

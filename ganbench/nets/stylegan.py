@@ -239,10 +239,10 @@ def truncate(w: torch.Tensor, w_avg: torch.Tensor, psi: float) -> torch.Tensor:
 def set_truncation(G: nn.Module, psi: float) -> nn.Module:
     """Sample ``G`` with the truncation trick at ``psi`` (1 = off); style-based generators only."""
     if not isinstance(G, StyleGenerator):
-        raise GanbenchError(f"--truncation {psi}: the truncation trick needs a style-based generator with a mapping "
+        raise GanbenchError(f"truncation={psi}: the truncation trick needs a style-based generator with a mapping "
                             f"network (stylegan-g); this generator is a {type(G).__name__}")
     if not math.isfinite(psi):
-        raise GanbenchError(f"--truncation: psi must be a finite number, got {psi}")
+        raise GanbenchError(f"truncation={psi}: expected a finite psi")
     G.truncation_psi = float(psi)
     return G
 
@@ -252,7 +252,7 @@ def style_mix_ws(G: StyleGenerator, w_rows: torch.Tensor, w_cols: torch.Tensor, 
     """ws of a style-mixing grid (2019, Fig. 3), row-major: cell (i, j) takes the styles of layers
     [0, cutoff) ('coarse') from w_rows[i] and [cutoff, num_ws) ('fine') from w_cols[j]."""
     if not 0 < cutoff < G.num_ws:
-        raise GanbenchError(f"--cutoff {cutoff}: expected 1..{G.num_ws - 1} "
+        raise GanbenchError(f"cutoff={cutoff}: expected 1..{G.num_ws - 1} "
                             f"(the generator has {G.num_ws} style inputs)")
     r, c = len(w_rows), len(w_cols)
     ws = w_cols.unsqueeze(0).unsqueeze(2).expand(r, c, G.num_ws, -1).clone()

@@ -43,7 +43,7 @@ def style_mix(run: str, rows: int = 4, cols: int = 6, seed: int = 0, cutoff: int
     """A PNG style-mixing grid of a run's style-based generator: ``rows`` + ``cols`` random w (from ``seed``),
     coarse styles (style inputs [0, cutoff)) from the row's w, fine ones from the column's."""
     if rows < 1 or cols < 1:
-        raise GanbenchError(f"--rows {rows} --cols {cols}: expected at least one row and one column")
+        raise GanbenchError(f"rows={rows}, cols={cols}: expected at least one row and one column")
     handle = open_run(run, tracking_uri)
     G = _generator(handle, ema, device)
     if not isinstance(G, StyleGenerator):

@@ -164,11 +164,11 @@ def _labels(G: nn.Module, spec: RunSpec, n: int, label: int | None, per: int = 1
     """Labels of a conditional model (``label`` for all, else classes in turn, each ``per`` times)."""
     if spec.model.conditional is None:
         if label is not None:
-            raise GanbenchError(f"--label: model {spec.model.name!r} is unconditional; it takes no class label")
+            raise GanbenchError(f"label={label}: model {spec.model.name!r} is unconditional; it takes no class label")
         return None
     k = int(G.num_classes)
     if label is not None and not 0 <= label < k:
-        raise GanbenchError(f"--label {label}: model {spec.model.name!r} has classes 0..{k - 1}")
+        raise GanbenchError(f"label={label}: model {spec.model.name!r} has classes 0..{k - 1}")
     if label is not None:
         return torch.full((n,), label, dtype=torch.int64)
     return (torch.arange(n) // per) % k
@@ -194,7 +194,7 @@ def sample(run: str, n: int = 64, label: int | None = None, seed: int | None = N
     the run logged). 2D-point protocols get a scatter plot over the true modes instead of a grid.
     ``truncation``: psi of the truncation trick (style-based generators, ``ganbench.nets.stylegan``)."""
     if n < 1:
-        raise GanbenchError(f"--n {n}: expected a positive number of samples")
+        raise GanbenchError(f"n={n}: expected a positive number of samples")
     handle = open_run(run, tracking_uri)
     spec, G = handle.spec, _generator(handle, ema, device)
     if is_translator(G):
@@ -239,7 +239,7 @@ def interpolate(run: str, pairs: int = 8, steps: int = 10, seed: int = 0, ema: b
     """A grid with one row per random pair (z0, z1) and ``steps`` columns of ``slerp(z0, z1, t)``,
     t evenly spaced in [0, 1]. A conditional model keeps one class per row (``label``, else 0, 1, ...)."""
     if pairs < 1 or steps < 2:
-        raise GanbenchError(f"--pairs {pairs} --steps {steps}: expected at least 1 pair and 2 steps")
+        raise GanbenchError(f"pairs={pairs}, steps={steps}: expected at least 1 pair and 2 steps")
     handle = open_run(run, tracking_uri)
     spec = handle.spec
     if is_points(spec.protocol.data.dataset):
