@@ -1,7 +1,9 @@
 """The architecture's measurable shape: modules in import cycles, function-local imports, longest functions.
 
 Usage: python scripts/arch_stats.py [package_dir]   (default: ganbench)
-Every import counts, module-level or inside a function, since a function-local import still ties the modules.
+Every import counts, module-level or inside a function, since a function-local import still ties the modules;
+a module that names its own package (``from ganbench.nets import Architecture`` in ``ganbench.nets.mlp``) imports
+that package's ``__init__``, which makes a cycle when the ``__init__`` imports it back.
 """
 
 from __future__ import annotations
@@ -49,7 +51,10 @@ def scan(root: Path):
             for name in imported(node, mod, is_pkg):
                 while name and name not in modules:
                     name = name.rpartition(".")[0]
-                # importing a.b.c runs a/__init__ and a/b/__init__ first: the parents are imported too
+                if name and name != mod:  # what it names, its own package's __init__ included (a back-import)
+                    edges[mod].add(name)
+                # importing a.b.c runs a/__init__ and a/b/__init__ first: the parents are imported too (a module's
+                # own ancestors are running already when it runs: not an edge)
                 while name:
                     if name != mod and not mod.startswith(name + "."):
                         edges[mod].add(name)
@@ -95,10 +100,15 @@ def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def modules_in_cycles(root: Path) -> list[list[str]]:
+    """The import cycles (strongly connected components of more than one module) of a package, sorted."""
+    return sorted(sorted(c) for c in strongly_connected(scan(root)[1]) if len(c) > 1)
+
+
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "ganbench")
     modules, edges, local_imports, functions = scan(root)
-    cycles = [c for c in strongly_connected(edges) if len(c) > 1]
+    cycles = modules_in_cycles(root)
     in_cycles = sum(len(c) for c in cycles)
     print(f"modules: {len(modules)}")
     print(f"modules in import cycles: {in_cycles}")

@@ -2,6 +2,7 @@
 functions are only the optional heavy dependencies, each with its reason, and functions stay short."""
 
 import ast
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -66,50 +67,16 @@ def test_functions_are_short():
     assert not long, "\n".join(long)
 
 
-def _module_name(package: Path, path: Path) -> str:
-    parts = list(path.relative_to(package.parent).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _imported(name: str, path: Path, modules: set[str]) -> set[str]:
-    """The package modules one module names in its imports (``from pkg import sub`` names ``pkg.sub`` when ``sub``
-    is a module, else ``pkg``: so a child that imports its own package's ``__init__`` counts)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name in modules}
-        elif isinstance(node, ast.ImportFrom):
-            base = name.split(".")[:len(name.split(".")) - node.level + (path.name == "__init__.py")]
-            module = ".".join(base + [node.module or ""]).strip(".") if node.level else node.module
-            found |= {f"{module}.{a.name}" if f"{module}.{a.name}" in modules else module for a in node.names}
-    return (found & modules) - {name}
+def _arch_stats():
+    """scripts/arch_stats.py, the script that counts the modules in import cycles (not a package: loaded by path)."""
+    spec = importlib.util.spec_from_file_location("arch_stats", PACKAGE.parent / "scripts" / "arch_stats.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def modules_in_import_cycles(package: Path) -> list[list[str]]:
-    """The strongly connected components (more than one module) of a package's module import graph."""
-    files = {_module_name(package, p): p for p in package.rglob("*.py")}
-    graph = {m: _imported(m, p, set(files)) for m, p in files.items()}
-    order, low, stack, cycles = {}, {}, [], []
-
-    def visit(v):  # Tarjan's algorithm
-        order[v] = low[v] = len(order)
-        stack.append(v)
-        for w in graph[v]:
-            if w not in order:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in stack:
-                low[v] = min(low[v], order[w])
-        if low[v] == order[v]:
-            component = stack[stack.index(v):]
-            del stack[stack.index(v):]
-            if len(component) > 1:
-                cycles.append(sorted(component))
-
-    for v in sorted(graph):
-        if v not in order:
-            visit(v)
-    return cycles
+    return _arch_stats().modules_in_cycles(package)
 
 
 def test_no_module_is_in_an_import_cycle_package_inits_included():

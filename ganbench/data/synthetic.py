@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ganbench.data import idx  # noqa: F401  (stacked MNIST reads MNIST's stored files)
+import ganbench.data.idx  # noqa: F401  (stacked MNIST reads MNIST's stored files)
 from ganbench.data.base import ImageSet, dataset, load_split
 
 

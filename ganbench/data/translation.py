@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ganbench.core.errors import GanbenchError
 from ganbench.data.base import DrawnDataset, ImageSet, load_split, register_dataset
-from ganbench.data import idx  # noqa: F401  (the tasks read MNIST's and Fashion-MNIST's stored files)
+import ganbench.data.idx  # noqa: F401  (the tasks read MNIST's and Fashion-MNIST's stored files)
 
 # Sobel & Feldman 1968 (see Gonzalez & Woods, Digital Image Processing, sec. 10.2): a central difference
 # across the edge, smoothed by [1, 2, 1] along it.

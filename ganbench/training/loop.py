@@ -37,7 +37,7 @@ from ganbench.losses import build_loss
 from ganbench.spec.protocol import RunSpec
 from ganbench.spec.seeds import Generators
 from ganbench.training.stack import SeedStack, optimizer_state_of, seed_state, stack_optimizer_states, unstack
-from ganbench.training import cudagraph
+import ganbench.training.cudagraph as cudagraph
 from ganbench.training.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint, write_records
 from ganbench.training.models import (build_models, check_batchable, check_together, fast_layout, make_optimizer, num_classes,
                                    step_dependencies)
